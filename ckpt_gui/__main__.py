@@ -1,0 +1,3 @@
+from ckpt_gui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,177 @@
+"""PyTorch pickles (.bin/.pt/.pth/.ckpt), zip and legacy format, never executed.
+
+The pickle's globals are listed first (without unpickling); anything the
+weights-only loader would refuse is reported by name and the file is not
+loaded. Otherwise ``torch.load(weights_only=True, map_location="meta")`` gives
+shapes and dtypes without reading tensor data.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ckpt_gui.core.dtypes import nbytes_for, torch_dtype_name
+from ckpt_gui.core.errors import CheckpointError, UnsafePickleError
+from ckpt_gui.core.model import Checkpoint, FileInfo, TensorInfo
+from ckpt_gui.core.pickle_scan import classify, scan_file, weights_only_allowed_names
+
+NAME = "pytorch"
+ZIP_MAGIC = b"PK\x03\x04"
+
+# Where training frameworks keep the model weights, most specific first.
+STATE_DICT_KEYS = (
+    "state_dict",
+    "model_state_dict",
+    "model",
+    "module",
+    "net",
+    "network",
+    "model_ema",
+    "ema",
+    "weights",
+    "params",
+)
+
+
+def sniff(head: bytes) -> bool:
+    """Zip archives (torch >= 1.6) or a pickle protocol-2+ stream (legacy)."""
+    return head.startswith(ZIP_MAGIC) or (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5)
+
+
+def read(path: Path, root: Path | None = None) -> Checkpoint:
+    base = root or path.parent
+    relative = path.relative_to(base).as_posix()
+    tensors, metadata, pickle_globals, kind = read_file(path, relative)
+    return Checkpoint(
+        source=str(path),
+        format=f"{NAME}-{kind}",
+        tensors=tuple(tensors),
+        files=(FileInfo(relative, path.stat().st_size),),
+        root=base,
+        metadata=metadata,
+        pickle_globals=tuple(pickle_globals),
+    )
+
+
+def read_file(path: Path, relative: str) -> tuple[list[TensorInfo], dict[str, Any], list[Any], str]:
+    """Tensors, metadata, pickle globals and "zip"/"legacy" for one pickle file."""
+    kind = "zip" if zipfile.is_zipfile(path) else "legacy"
+    allowed = weights_only_allowed_names()
+    pickle_globals = [classify(name, allowed) for name in scan_file(path)]
+    refused = [g.name for g in pickle_globals if not g.allowed]
+    if refused:
+        raise UnsafePickleError(path, refused)
+    loaded = _load_meta(path)
+    state_dict, location, metadata = find_state_dict(loaded, path)
+    tensors = [_tensor_info(key, value, relative) for key, value in state_dict.items()]
+    if location:
+        metadata["state_dict_key"] = location
+    return tensors, metadata, pickle_globals, kind
+
+
+def _load_meta(path: Path) -> Any:
+    import torch
+
+    try:
+        # Always explicit: an environment variable can flip the default.
+        return torch.load(path, map_location="meta", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first_line = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unpickling failed"
+        raise CheckpointError(path, f"refuses to load safely: {first_line[:200]}") from None
+    except (RuntimeError, ValueError, EOFError, OSError, KeyError, IndexError) as exc:
+        message = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise CheckpointError(path, f"corrupted or truncated PyTorch file ({message})") from None
+
+
+def _is_tensor(value: Any) -> bool:
+    import torch
+
+    return isinstance(value, torch.Tensor)
+
+
+def _is_state_dict(value: Any) -> bool:
+    return (
+        isinstance(value, Mapping)
+        and len(value) > 0
+        and all(isinstance(k, str) for k in value)
+        and all(_is_tensor(v) for v in value.values())
+    )
+
+
+def find_state_dict(loaded: Any, path: Path) -> tuple[Mapping[str, Any], str, dict[str, Any]]:
+    """Find the weights inside a (possibly nested) training checkpoint.
+
+    Returns the state dict, the dotted key path where it was found ("" at top
+    level) and a summary of the other top-level entries as metadata.
+    """
+    if _is_state_dict(loaded):
+        return loaded, "", {}
+    if not isinstance(loaded, Mapping):
+        raise CheckpointError(path, f"contains a {type(loaded).__name__}, not a state dict")
+    location = _search(loaded, depth=0)
+    if location is None:
+        if len(loaded) == 0:
+            raise CheckpointError(path, "contains an empty dict: no tensors")
+        raise CheckpointError(path, "no state dict found (no entry holds a dict of tensors)")
+    node: Any = loaded
+    for part in location:
+        node = node[part]
+    metadata = {str(k): summarize(v) for k, v in loaded.items() if k != location[0]}
+    return node, ".".join(location), metadata
+
+
+def _search(mapping: Mapping[Any, Any], depth: int) -> list[str] | None:
+    if depth > 3:
+        return None
+    keys = [k for k in STATE_DICT_KEYS if k in mapping] + [
+        k for k in mapping if isinstance(k, str) and k not in STATE_DICT_KEYS
+    ]
+    for key in keys:
+        value = mapping[key]
+        if _is_state_dict(value):
+            return [key]
+        if isinstance(value, Mapping) and key in STATE_DICT_KEYS:
+            inner = _search(value, depth + 1)
+            if inner is not None:
+                return [key, *inner]
+    return None
+
+
+def summarize(value: Any) -> Any:
+    """A short, JSON-friendly description of a non-weight checkpoint entry."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value if not isinstance(value, str) or len(value) < 500 else value[:500] + "..."
+    if _is_tensor(value):
+        return f"tensor {list(value.shape)} {torch_dtype_name(value.dtype)}"
+    if isinstance(value, Mapping):
+        if "param_groups" in value and "state" in value:
+            return f"optimizer state ({len(value['param_groups'])} parameter groups)"
+        if (
+            all(isinstance(v, bool | int | float | str | None) for v in value.values())
+            and len(value) <= 50
+        ):
+            return {str(k): summarize(v) for k, v in value.items()}
+        return f"dict with {len(value)} entries"
+    if isinstance(value, list | tuple):
+        return f"{type(value).__name__} of {len(value)} items"
+    return type(value).__name__
+
+
+def _tensor_info(name: str, tensor: Any, relative: str) -> TensorInfo:
+    dtype = torch_dtype_name(tensor.dtype)
+    shape = tuple(int(d) for d in tensor.shape)
+    parameters = 1
+    for dim in shape:
+        parameters *= dim
+    return TensorInfo(name, dtype, shape, _nbytes(dtype, parameters, tensor), relative, None)
+
+
+def _nbytes(dtype: str, parameters: int, tensor: Any) -> int:
+    try:
+        return nbytes_for(dtype, parameters)
+    except KeyError:
+        return int(parameters * tensor.element_size())

@@ -1,0 +1,164 @@
+"""Safetensors: header-only parse, no torch.
+
+Layout: 8-byte little-endian header length N, N bytes of JSON, then the data.
+Every problem is reported in words that say what is wrong, rather than the
+library's catch-all "invalid JSON in header".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from pathlib import Path
+from typing import Any
+
+from ckpt_gui.core.dtypes import BITS_PER_ELEMENT, nbytes_for
+from ckpt_gui.core.errors import CheckpointError
+from ckpt_gui.core.model import Checkpoint, FileInfo, TensorInfo
+
+NAME = "safetensors"
+MAX_HEADER_BYTES = 100_000_000
+
+
+def sniff(head: bytes) -> bool:
+    """A safetensors file starts with a plausible length and a JSON object."""
+    if len(head) < 9:
+        return False
+    (length,) = struct.unpack("<Q", head[:8])
+    return 2 <= length <= MAX_HEADER_BYTES and head[8:9] in (b"{", b" ")
+
+
+def read_header(path: Path, display: str | None = None) -> tuple[dict[str, Any], int, int]:
+    """Return (header JSON, data start offset, file size), validated for size sanity."""
+    name = display or str(path)
+    with path.open("rb") as stream:
+        size = path.stat().st_size
+        prefix = stream.read(8)
+        if len(prefix) < 8:
+            raise CheckpointError(name, f"file is {size} bytes, too short for a safetensors header")
+        (length,) = struct.unpack("<Q", prefix)
+        if length > MAX_HEADER_BYTES:
+            raise CheckpointError(
+                name, f"header length {length:,} bytes exceeds the 100 MB safetensors limit"
+            )
+        if 8 + length > size:
+            raise CheckpointError(
+                name,
+                f"header length {length:,} bytes runs past the end of the file ({size:,} bytes)",
+            )
+        raw = stream.read(length)
+    return parse_header_bytes(raw, name), 8 + length, size
+
+
+def parse_header_bytes(raw: bytes, name: str) -> dict[str, Any]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CheckpointError(name, f"header is not UTF-8 (byte {exc.start})") from None
+    try:
+        header = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(
+            name, f"header is not valid JSON ({exc.msg} at byte {exc.pos})"
+        ) from None
+    except RecursionError:
+        raise CheckpointError(name, "header JSON is nested too deeply") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(name, f"header is a JSON {type(header).__name__}, not an object")
+    return header
+
+
+def tensors_from_header(
+    header: dict[str, Any], data_start: int, data_size: int, name: str, file: str
+) -> tuple[list[TensorInfo], dict[str, str]]:
+    """Validate a parsed header against the data section and describe its tensors."""
+    metadata = header.get("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise CheckpointError(name, "__metadata__ must map strings to strings")
+    tensors: list[TensorInfo] = []
+    spans: list[tuple[int, int, str]] = []
+    for key, entry in header.items():
+        if key == "__metadata__":
+            continue
+        dtype, shape, begin, end = _validate_entry(key, entry, name)
+        expected = nbytes_for(dtype, math.prod(shape))
+        if end - begin != expected:
+            raise CheckpointError(
+                name,
+                f"tensor '{key}' is {dtype} {list(shape)} ({expected:,} bytes) "
+                f"but its offsets span {end - begin:,} bytes",
+            )
+        if end > data_size:
+            raise CheckpointError(
+                name,
+                f"header says tensor '{key}' ends at byte {end:,} of the data "
+                f"but the data section has only {data_size:,} bytes",
+            )
+        spans.append((begin, end, key))
+        tensors.append(TensorInfo(key, dtype, shape, expected, file, data_start + begin))
+    _check_tiling(spans, data_size, name)
+    return tensors, metadata
+
+
+def _validate_entry(key: str, entry: Any, name: str) -> tuple[str, tuple[int, ...], int, int]:
+    if not isinstance(entry, dict):
+        raise CheckpointError(name, f"entry for tensor '{key}' is not an object")
+    dtype = entry.get("dtype")
+    if dtype not in BITS_PER_ELEMENT:
+        raise CheckpointError(name, f"tensor '{key}' has unknown dtype {dtype!r}")
+    shape = entry.get("shape")
+    if not isinstance(shape, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    ):
+        raise CheckpointError(name, f"tensor '{key}' has an invalid shape {shape!r}")
+    offsets = entry.get("data_offsets")
+    if (
+        not isinstance(offsets, list)
+        or len(offsets) != 2
+        or not all(isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in offsets)
+        or offsets[0] > offsets[1]
+    ):
+        raise CheckpointError(name, f"tensor '{key}' has invalid data_offsets {offsets!r}")
+    return dtype, tuple(shape), offsets[0], offsets[1]
+
+
+def _check_tiling(spans: list[tuple[int, int, str]], data_size: int, name: str) -> None:
+    """Tensors must cover the data section exactly: no gap, no overlap, no trailing bytes."""
+    position = 0
+    for begin, end, key in sorted(spans):
+        if begin < position:
+            raise CheckpointError(name, f"tensor '{key}' overlaps the previous tensor's data")
+        if begin > position:
+            raise CheckpointError(name, f"gap of {begin - position:,} bytes before tensor '{key}'")
+        position = end
+    if position != data_size:
+        raise CheckpointError(
+            name,
+            f"{data_size - position:,} bytes after the last tensor are not described by the header",
+        )
+
+
+def read(path: Path, root: Path | None = None) -> Checkpoint:
+    """Describe one safetensors file; ``root`` makes its file path relative."""
+    base = root or path.parent
+    relative = path.relative_to(base).as_posix()
+    tensors, metadata, size = read_file(path, relative)
+    return Checkpoint(
+        source=str(path),
+        format=NAME,
+        tensors=tuple(tensors),
+        files=(FileInfo(relative, size),),
+        root=base,
+        metadata=metadata,
+    )
+
+
+def read_file(path: Path, relative: str) -> tuple[list[TensorInfo], dict[str, str], int]:
+    header, data_start, size = read_header(path, str(path))
+    tensors, metadata = tensors_from_header(
+        header, data_start, size - data_start, str(path), relative
+    )
+    return tensors, metadata, size

@@ -1,0 +1,150 @@
+"""Immutable descriptions of a checkpoint: what is in it, never the weights themselves."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+
+def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value or {}))
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor as the file describes it.
+
+    ``file`` is relative to the checkpoint's root folder; ``offset`` is the absolute
+    byte position of the tensor's data in that file, when the format makes it known.
+    """
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    nbytes: int
+    file: str
+    offset: int | None = None
+
+    @property
+    def parameters(self) -> int:
+        return math.prod(self.shape)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "dtype": self.dtype,
+            "shape": list(self.shape),
+            "parameters": self.parameters,
+            "nbytes": self.nbytes,
+            "file": self.file,
+            "offset": self.offset,
+        }
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """A file that belongs to the checkpoint, relative to the checkpoint's root."""
+
+    path: str
+    size: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "size": self.size}
+
+
+@dataclass(frozen=True)
+class PickleGlobal:
+    """A global a pickle imports (``module.name``) and whether the safe loader allows it."""
+
+    name: str
+    allowed: bool
+    reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "allowed": self.allowed, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Everything known about a checkpoint without reading its weights.
+
+    ``source`` is what the user named (a path or a repo id); ``root`` the local folder
+    that ``TensorInfo.file`` paths are relative to (None for remote checkpoints).
+    """
+
+    source: str
+    format: str
+    tensors: tuple[TensorInfo, ...]
+    files: tuple[FileInfo, ...]
+    root: Path | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    config: Mapping[str, Any] | None = None
+    pickle_globals: tuple[PickleGlobal, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metadata", _frozen_mapping(self.metadata))
+        if self.config is not None:
+            object.__setattr__(self, "config", _frozen_mapping(self.config))
+
+    @property
+    def total_parameters(self) -> int:
+        return sum(t.parameters for t in self.tensors)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(t.nbytes for t in self.tensors)
+
+    @property
+    def parameters_by_dtype(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for tensor in self.tensors:
+            counts[tensor.dtype] = counts.get(tensor.dtype, 0) + tensor.parameters
+        return dict(sorted(counts.items(), key=lambda item: -item[1]))
+
+    def tensor(self, name: str) -> TensorInfo:
+        return self.tensor_map[name]
+
+    @property
+    def tensor_map(self) -> dict[str, TensorInfo]:
+        cached: dict[str, TensorInfo] | None = self.__dict__.get("_tensor_map")
+        if cached is None:
+            cached = {t.name: t for t in self.tensors}
+            object.__setattr__(self, "_tensor_map", cached)
+        return cached
+
+    def path_of(self, tensor: TensorInfo) -> Path:
+        """Local path of the file holding ``tensor``."""
+        if self.root is None:
+            raise ValueError(f"{self.source}: checkpoint is not on local disk")
+        return self.root / tensor.file
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "format": self.format,
+            "files": [f.to_json() for f in self.files],
+            "total_parameters": self.total_parameters,
+            "total_bytes": self.total_bytes,
+            "parameters_by_dtype": self.parameters_by_dtype,
+            "tensors": [t.to_json() for t in self.tensors],
+            "metadata": _jsonable(dict(self.metadata)),
+            "warnings": list(self.warnings),
+            "config": _jsonable(dict(self.config)) if self.config is not None else None,
+            "pickle_globals": [g.to_json() for g in self.pickle_globals],
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    """Metadata may hold anything a pickle held; keep JSON output total."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return repr(value)
