@@ -39,8 +39,12 @@ def test_safetensors_offsets_point_at_the_tensor_bytes(llama_dir: Path, llama_st
 
     checkpoint = open_checkpoint(llama_dir / "model.safetensors")
     tensor = checkpoint.tensor("model.norm.weight")
-    raw = (llama_dir / "model.safetensors").read_bytes()[tensor.offset : tensor.offset + tensor.nbytes]
-    assert np.array_equal(np.frombuffer(raw, dtype=np.float32), llama_state_dict["model.norm.weight"].numpy())
+    raw = (llama_dir / "model.safetensors").read_bytes()[
+        tensor.offset : tensor.offset + tensor.nbytes
+    ]
+    assert np.array_equal(
+        np.frombuffer(raw, dtype=np.float32), llama_state_dict["model.norm.weight"].numpy()
+    )
 
 
 def test_folder_reads_config_and_weights(llama_dir: Path, llama_model) -> None:
@@ -74,7 +78,9 @@ def test_pytorch_file(tmp_path: Path, llama_state_dict, legacy: bool) -> None:
     assert any(g.name == "torch._utils._rebuild_tensor_v2" for g in checkpoint.pickle_globals)
 
 
-def test_pytorch_bin_folder_and_shards(llama_bin_dir: Path, llama_bin_sharded_dir: Path, llama_state_dict) -> None:
+def test_pytorch_bin_folder_and_shards(
+    llama_bin_dir: Path, llama_bin_sharded_dir: Path, llama_state_dict
+) -> None:
     single = open_checkpoint(llama_bin_dir)
     sharded = open_checkpoint(llama_bin_sharded_dir)
     assert single.format == "pytorch-zip"
@@ -135,7 +141,9 @@ def test_hf_cache_snapshot(tmp_path: Path, llama_dir: Path) -> None:
     assert any("refs/main" in w for w in open_checkpoint(repo).warnings)
 
 
-def test_sharded_safetensors_in_cache_with_symlinked_shards(tmp_path: Path, llama_sharded_dir: Path) -> None:
+def test_sharded_safetensors_in_cache_with_symlinked_shards(
+    tmp_path: Path, llama_sharded_dir: Path
+) -> None:
     """Shards that are symlinks out of the snapshot folder are fine (they live in blobs/)."""
     blobs = tmp_path / "blobs"
     snapshot = tmp_path / "snap"

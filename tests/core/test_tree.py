@@ -8,7 +8,9 @@ def tensor(name: str, shape: tuple[int, ...], dtype: str = "F32") -> TensorInfo:
     size = 1
     for d in shape:
         size *= d
-    return TensorInfo(name, dtype, shape, size * (2 if dtype == "BF16" else 4), "model.safetensors", 0)
+    return TensorInfo(
+        name, dtype, shape, size * (2 if dtype == "BF16" else 4), "model.safetensors", 0
+    )
 
 
 def test_tree_aggregates_and_orders_numerically() -> None:
