@@ -7,6 +7,7 @@ user sees which imports a safe load refuses, and why.
 
 from __future__ import annotations
 
+import _compat_pickle
 import io
 import pickletools
 import zipfile
@@ -43,6 +44,14 @@ _LEGACY_PICKLE_COUNT = 5
 _MAX_PICKLE_BYTES = 512 * 1024 * 1024
 
 
+def normalise(module: str, qualname: str) -> str:
+    """Protocol-2 pickles use Python 2 names (``__builtin__.eval``); map them as the unpickler does."""
+    if (module, qualname) in _compat_pickle.NAME_MAPPING:
+        module, qualname = _compat_pickle.NAME_MAPPING[(module, qualname)]
+    module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+    return f"{module}.{qualname}"
+
+
 def classify(name: str, allowed_names: frozenset[str]) -> PickleGlobal:
     if name in allowed_names:
         return PickleGlobal(name, True, "")
@@ -67,7 +76,7 @@ def globals_in_pickle(stream: IO[bytes]) -> list[str]:
         name = opcode.name
         if name == "GLOBAL" or name == "INST":
             module, _, qualname = str(arg).partition(" ")
-            found.append(f"{module}.{qualname}")
+            found.append(normalise(module, qualname))
         elif name in ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"):
             recent_strings.append(str(arg))
         elif name == "MEMOIZE":
@@ -80,7 +89,7 @@ def globals_in_pickle(stream: IO[bytes]) -> list[str]:
         elif name in ("BINGET", "LONG_BINGET", "GET") and int(str(arg)) in memo:
             recent_strings.append(memo[int(str(arg))])
         elif name == "STACK_GLOBAL" and len(recent_strings) >= 2:
-            found.append(f"{recent_strings[-2]}.{recent_strings[-1]}")
+            found.append(normalise(recent_strings[-2], recent_strings[-1]))
         if name == "STOP":
             break
     return found

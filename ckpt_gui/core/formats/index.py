@@ -61,16 +61,19 @@ def read(path: Path, root: Path | None = None) -> Checkpoint:
                     path, f"tensor '{tensor.name}' is in both {seen_in[tensor.name]} and {shard}"
                 )
             seen_in[tensor.name] = shard
-            listed = weight_map.get(tensor.name)
-            if listed is None:
-                raise CheckpointError(
-                    path, f"shard {shard} holds '{tensor.name}', which the index does not list"
-                )
-            if listed != shard:
-                raise CheckpointError(
-                    path, f"index puts '{tensor.name}' in {listed} but it is in {shard}"
-                )
-            tensors.append(tensor)
+        tensors.extend(shard_tensors)
+    # Checked after every shard was read, so that a duplicate is named as such.
+    for tensor in tensors:
+        listed = weight_map.get(tensor.name)
+        if listed is None:
+            raise CheckpointError(
+                path,
+                f"shard {seen_in[tensor.name]} holds '{tensor.name}', which the index does not list",
+            )
+        if listed != seen_in[tensor.name]:
+            raise CheckpointError(
+                path, f"index puts '{tensor.name}' in {listed} but it is in {seen_in[tensor.name]}"
+            )
     absent = [key for key in weight_map if key not in seen_in]
     if absent:
         more = f" (and {len(absent) - 1} more)" if len(absent) > 1 else ""
