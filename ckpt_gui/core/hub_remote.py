@@ -162,8 +162,9 @@ def read_torch_zip(
         entry = pickles[0]
         if entry.file_size > MAX_PICKLE_BYTES:
             raise CheckpointError(name, f"pickle is {entry.file_size:,} bytes: too large")
-        # Local header (30 bytes + name + extra, which torch pads to 64-byte alignment) + data.
-        remote.prefetch(entry.header_offset, 30 + len(entry.filename) + 1024 + entry.compress_size)
+        # Local header (30 bytes + name + extra: torch pads to 64-byte alignment, zip64
+        # adds 20) + data. A longer extra field costs one more request, not a failure.
+        remote.prefetch(entry.header_offset, 30 + len(entry.filename) + 128 + entry.compress_size)
         data = archive.read(entry)
     except CheckpointError:
         raise

@@ -17,10 +17,13 @@ import hashlib
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+GOOD_TOKEN = "hf_fixture_token_that_has_access"
 
 
 @dataclass
@@ -58,6 +61,8 @@ class FakeHub:
         self.repos: dict[str, FakeRepo] = {}
         self.log: list[Request] = []
         self.ignore_range = False
+        # Seconds to wait per 4 kB of file body: makes a download slow enough to cancel.
+        self.throttle = 0.0
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -139,11 +144,20 @@ class FakeHub:
         sent = 0
         if not head:
             try:
-                handler.wfile.write(body)
-                sent = len(body)
+                sent = self._write_body(handler, body, throttled="X-Repo-Commit" in headers)
             except (BrokenPipeError, ConnectionResetError):
                 sent = -1
         self._record(Request(handler.command, path, range_header, sent, status))
+
+    def _write_body(self, handler: BaseHTTPRequestHandler, body: bytes, throttled: bool) -> int:
+        if not (throttled and self.throttle):
+            handler.wfile.write(body)
+            return len(body)
+        for start in range(0, len(body), 4096):
+            handler.wfile.write(body[start : start + 4096])
+            handler.wfile.flush()
+            time.sleep(self.throttle)
+        return len(body)
 
     def _route(
         self, handler: BaseHTTPRequestHandler, path: str
