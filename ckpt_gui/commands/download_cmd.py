@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         raise CheckpointError(
             str(ref), f"{human_bytes(plan.total_bytes)} to download: add --yes to go ahead"
         )
-    snapshot = run_with_progress(download_job(plan), in_bytes=True)
+    snapshot = run_with_progress(download_job(plan), in_bytes=True, always=True)
     _report(args, plan.files, plan.total_bytes, snapshot)
     return 0
 

@@ -21,6 +21,8 @@ def run_with_progress(
     """
     out = stream or sys.stderr
     show = always or out.isatty()
+    # A terminal redraws one line; a log file gets a line every few seconds.
+    interval = 0.25 if out.isatty() else 2.0
     last = 0.0
     shown = False
     try:
@@ -31,7 +33,7 @@ def run_with_progress(
                 result: T = stop.value
                 return result
             now = time.monotonic()
-            if show and (now - last > 0.25 or progress.done == progress.total):
+            if show and (now - last > interval or progress.done == progress.total):
                 last = now
                 if in_bytes:
                     amount = f"{human_bytes(progress.done)} / {human_bytes(progress.total)}"
