@@ -9,7 +9,8 @@ Hub on 127.0.0.1 (no internet). Compared, each as a whole process:
 - baseline 2: ``HfApi.get_safetensors_metadata`` (the Hub client's own header reader)
 
 Size: ``CKPT_BENCH_HUB_LAYERS`` (default 16) layers of hidden size
-``CKPT_BENCH_HUB_HIDDEN`` (default 1024), about 0.9 GB in ~500 MB shards at the defaults.
+``CKPT_BENCH_HUB_HIDDEN`` (default 1024), in ``CKPT_BENCH_HUB_SHARD_MB`` (default 100)
+MB shards: about 0.7 GB in 7 shards at the defaults.
 Local loopback is far faster than a real network, so the byte counts matter more than
 the times: on a real link, time scales with bytes for the download baseline.
 """
@@ -18,12 +19,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
+import subprocess
+import urllib.request
 from pathlib import Path
 
 from common import ROOT, Result, measure, python
-
-sys.path.insert(0, str(ROOT / "tests" / "hub"))
 
 
 def build_checkpoint(folder: Path, layers: int, hidden: int) -> None:
@@ -48,7 +48,7 @@ def build_checkpoint(folder: Path, layers: int, hidden: int) -> None:
             p + "post_attention_layernorm.weight": (hidden,),
         }
     tensors |= {"model.norm.weight": (hidden,), "lm_head.weight": (vocab, hidden)}
-    shard_limit = 500_000_000
+    shard_limit = int(os.environ.get("CKPT_BENCH_HUB_SHARD_MB", "100")) * 1_000_000
     shards: list[dict[str, np.ndarray]] = [{}]
     sizes = [0]
     for name, shape in tensors.items():
@@ -70,70 +70,74 @@ def build_checkpoint(folder: Path, layers: int, hidden: int) -> None:
 
 
 def run(workdir: Path) -> list[Result]:
-    from fake_hub import FakeHub, folder_files
-
     layers = int(os.environ.get("CKPT_BENCH_HUB_LAYERS", "16"))
     hidden = int(os.environ.get("CKPT_BENCH_HUB_HIDDEN", "1024"))
     folder = workdir / "model"
     build_checkpoint(folder, layers, hidden)
     weights = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
     shards = len(list(folder.glob("*.safetensors")))
-    hub = FakeHub()
-    hub.add_repo("org/model", folder_files(folder))
-    hub.start()
-    env = {
-        "HF_ENDPOINT": hub.endpoint,
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-        "HF_HOME": str(workdir / "hf-home"),
-    }
+    # Its own process: a server holding the shards in memory must not inflate the
+    # measured processes' peak RSS (forked children start with the parent's pages).
+    server = subprocess.Popen(
+        python(str(ROOT / "tests" / "hub" / "fake_hub.py"), "org/model", str(folder)),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
-        hub.reset_log()
+        assert server.stdout is not None
+        endpoint = server.stdout.readline().strip()
+        env = {
+            "HF_ENDPOINT": endpoint,
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+            "HF_HOME": str(workdir / "hf-home"),
+        }
         ours = measure(
             python("-m", "ckpt_gui", "inspect", "org/model", "--json"),
             env={**env, "HF_HUB_CACHE": str(workdir / "cache-ours")},
         )
-        ours_bytes, ours_requests = _traffic(hub)
+        ours_traffic = _traffic(endpoint)
         download = (
-            "import sys; from huggingface_hub import snapshot_download;"
+            "from huggingface_hub import snapshot_download;"
             "from ckpt_gui.core.formats import open_checkpoint;"
-            f"p = snapshot_download('org/model', endpoint='{hub.endpoint}');"
-            "open_checkpoint(p)"
+            f"open_checkpoint(snapshot_download('org/model', endpoint='{endpoint}'))"
         )
-        hub.reset_log()
         baseline_download = measure(
             python("-c", download), env={**env, "HF_HUB_CACHE": str(workdir / "cache-download")}
         )
-        download_bytes, download_requests = _traffic(hub)
+        download_traffic = _traffic(endpoint)
         metadata = (
             "from huggingface_hub import HfApi;"
-            f"HfApi(endpoint='{hub.endpoint}').get_safetensors_metadata('org/model')"
+            f"HfApi(endpoint='{endpoint}').get_safetensors_metadata('org/model')"
         )
-        hub.reset_log()
         baseline_metadata = measure(
             python("-c", metadata), env={**env, "HF_HUB_CACHE": str(workdir / "cache-meta")}
         )
-        meta_bytes, meta_requests = _traffic(hub)
+        meta_traffic = _traffic(endpoint)
     finally:
-        hub.stop()
+        if server.stdin is not None:
+            server.stdin.close()
+        server.wait(timeout=30)
     size = f"{weights / 1e9:.2f} GB in {shards} shards"
     return [
         Result(
             f"hub inspect vs download ({size})",
             ours,
             baseline_download,
-            note=f"bytes: ours {ours_bytes:,} in {ours_requests} requests; "
-            f"download {download_bytes:,} in {download_requests} requests",
+            note=f"transferred: ours {ours_traffic}; download {download_traffic}",
         ),
         Result(
             "hub inspect vs get_safetensors_metadata",
             ours,
             baseline_metadata,
-            note=f"bytes: ours {ours_bytes:,}; hub client {meta_bytes:,} in {meta_requests} requests",
+            note=f"transferred: ours {ours_traffic}; hub client {meta_traffic}",
         ),
     ]
 
 
-def _traffic(hub: object) -> tuple[int, int]:
-    log = hub.log  # type: ignore[attr-defined]
-    return sum(max(r.sent, 0) for r in log), len(log)
+def _traffic(endpoint: str) -> str:
+    """Bytes and requests the server saw since the last call."""
+    with urllib.request.urlopen(f"{endpoint}/__stats", timeout=10) as response:
+        stats = json.loads(response.read())
+    return f"{stats['bytes']:,} bytes in {stats['requests']} requests"

@@ -19,7 +19,7 @@ from typing import Any
 
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.hub_cache import default_cache_dir, repo_folder
-from ckpt_gui.core.hub_http import HubClient, hub_error
+from ckpt_gui.core.hub_http import HubClient, hub_error, offline_mode
 from ckpt_gui.core.hub_ref import HubRef, hub_endpoint
 from ckpt_gui.core.hub_select import WeightPlan, plan_weights
 from ckpt_gui.core.jobs import Job, Progress
@@ -56,14 +56,27 @@ def plan_download(
     ref: HubRef,
     *,
     all_files: bool = False,
+    files: list[str] | None = None,
     endpoint: str | None = None,
     cache_dir: Path | None = None,
 ) -> DownloadPlan:
-    """Which files a download of ``ref`` fetches and how large they are (one request)."""
+    """Which files a download of ``ref`` fetches and how large they are.
+
+    Default: the weights that ``open_target`` would read, their index and config
+    files; ``all_files``: the whole repo; ``files``: exactly those paths.
+    One request for the listing (two for a sharded repo: the index names the shards).
+    """
     client = HubClient(endpoint or hub_endpoint())
+    if offline_mode():
+        raise CheckpointError(str(ref), "HF_HUB_OFFLINE is set: cannot download")
     info = client.model_info(ref)
     sizes: dict[str, int | None] = {s.rfilename: s.size for s in info.siblings or ()}
-    if all_files:
+    if files is not None:
+        unknown = [f for f in files if f not in sizes]
+        if unknown:
+            raise CheckpointError(str(ref), f"no file {unknown[0]} in the repo")
+        files = sorted(set(files))
+    elif all_files:
         files = sorted(sizes)
     else:
         plan = plan_weights(ref, sizes)
@@ -91,6 +104,22 @@ def _with_index_shards(
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
         raise CheckpointError(f"{ref.repo_id}/{plan.index}", "index has no weight_map object")
     return plan.with_shards(set(weight_map.values()), sizes)
+
+
+def download(
+    repo_id: str,
+    revision: str | None = None,
+    files: list[str] | None = None,
+    *,
+    endpoint: str | None = None,
+    cache_dir: Path | None = None,
+) -> Job[Path]:
+    """Plan and download in one job (for a worker thread): Progress in bytes, cancel = close()."""
+    yield Progress(0, 0, f"asking the Hub about {repo_id}")
+    ref = HubRef(repo_id, revision)
+    plan = plan_download(ref, files=files, endpoint=endpoint, cache_dir=cache_dir)
+    snapshot: Path = yield from download_job(plan)
+    return snapshot
 
 
 def download_job(plan: DownloadPlan) -> Job[Path]:

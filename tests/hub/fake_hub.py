@@ -13,9 +13,11 @@ inspection cost.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -86,6 +88,9 @@ class FakeHub:
             repo.files_by_commit[tag_commit] = tag_files
             repo.refs[tag] = tag_commit
         self.repos[repo_id] = repo
+        for files_at_commit in repo.files_by_commit.values():
+            for body in files_at_commit.values():
+                _etag(body)  # hash once now, not inside a timed request
         return commit
 
     def start(self) -> FakeHub:
@@ -147,7 +152,8 @@ class FakeHub:
                 sent = self._write_body(handler, body, throttled="X-Repo-Commit" in headers)
             except (BrokenPipeError, ConnectionResetError):
                 sent = -1
-        self._record(Request(handler.command, path, range_header, sent, status))
+        if not path.startswith("/__"):
+            self._record(Request(handler.command, path, range_header, sent, status))
 
     def _write_body(self, handler: BaseHTTPRequestHandler, body: bytes, throttled: bool) -> int:
         if not (throttled and self.throttle):
@@ -162,6 +168,11 @@ class FakeHub:
     def _route(
         self, handler: BaseHTTPRequestHandler, path: str
     ) -> tuple[int, dict[str, str], bytes]:
+        if path == "/__stats":  # for the benchmark, which runs the server in its own process
+            with self._lock:
+                stats = {"requests": len(self.log), "bytes": sum(max(r.sent, 0) for r in self.log)}
+                self.log.clear()
+            return 200, {"Content-Type": "application/json"}, json.dumps(stats).encode()
         token = (handler.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
         api = re.match(r"^/api/models/([^/]+/[^/]+)(?:/(revision|tree)/([^/]+)(/.*)?)?$", path)
         if api:
@@ -255,7 +266,9 @@ class FakeHub:
         return 200, headers, body
 
 
+@functools.lru_cache(maxsize=256)
 def _etag(body: bytes) -> str:
+    # Cached: hashing a 500 MB benchmark shard on every request would dominate the timings.
     return hashlib.sha256(body).hexdigest()
 
 
@@ -281,3 +294,18 @@ def _apply_range(
         {**headers, "Content-Range": f"bytes {start}-{end}/{len(body)}"},
         body[start : end + 1],
     )
+
+
+def main() -> None:
+    """``python fake_hub.py REPO_ID FOLDER``: serve one folder until stdin closes."""
+    repo_id, folder = sys.argv[1], Path(sys.argv[2])
+    hub = FakeHub()
+    hub.add_repo(repo_id, folder_files(folder))
+    hub.start()
+    print(hub.endpoint, flush=True)
+    sys.stdin.read()
+    hub.stop()
+
+
+if __name__ == "__main__":
+    main()
