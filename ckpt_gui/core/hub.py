@@ -213,21 +213,33 @@ def _read_remote(
     results: dict[str, FileResult] = {}
     executor = ThreadPoolExecutor(max_workers=PARALLEL_REQUESTS)
     try:
-        futures: dict[Future[FileResult], str] = {
-            executor.submit(_read_one, client, ref, commit, f, sizes, read_ahead): f
-            for f in plan.shards
-        }
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            for future in done:
-                results[futures[future]] = future.result()
-            yield Progress(len(results), len(plan.shards), f"read {len(results)} file headers")
+        # Shards of one checkpoint have headers of similar size: read the first with
+        # the full read-ahead, then ask the others for about what they need.
+        for batch, ahead in ((plan.shards[:1], read_ahead), (plan.shards[1:], None)):
+            if ahead is None:
+                ahead = _read_ahead_after(results, read_ahead)
+            futures: dict[Future[FileResult], str] = {
+                executor.submit(_read_one, client, ref, commit, f, sizes, ahead): f for f in batch
+            }
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                for future in done:
+                    results[futures[future]] = future.result()
+                yield Progress(len(results), len(plan.shards), f"read {len(results)} file headers")
     finally:
         # On cancel (GeneratorExit) or error: drop what has not started; requests in
         # flight end on their own within the timeout.
         executor.shutdown(wait=False, cancel_futures=True)
     return _assemble(ref, plan, sizes, results, weight_map, index_metadata)
+
+
+def _read_ahead_after(results: dict[str, FileResult], read_ahead: int) -> int:
+    """Twice the first header plus 4 kB, never more than ``read_ahead``."""
+    offsets = [t.offset for r in results.values() for t in r[0] if t.offset is not None]
+    if not offsets:
+        return read_ahead
+    return min(read_ahead, 2 * min(offsets) + 4096)
 
 
 def _read_one(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 # The Hub's own rule (huggingface_hub.utils._validators.REPO_ID_REGEX), without
@@ -29,8 +29,11 @@ class HubRef:
     path_in_repo: str | None = None
 
     def __str__(self) -> str:
-        text = self.repo_id if self.revision is None else f"{self.repo_id}@{self.revision}"
-        return text if not self.path_in_repo else f"{text}:{self.path_in_repo}"
+        """What the user would type to get this again (``parse_hub_target`` reads it back)."""
+        if self.path_in_repo:
+            revision = quote(self.revision_or_main, safe="")
+            return f"{DEFAULT_ENDPOINT}/{self.repo_id}/tree/{revision}/{self.path_in_repo}"
+        return self.repo_id if self.revision is None else f"{self.repo_id}@{self.revision}"
 
     @property
     def revision_or_main(self) -> str:

@@ -73,3 +73,17 @@ def test_an_existing_local_folder_wins_over_a_repo_id(
     checkpoint = open_target("org/name")
     assert checkpoint.root is not None
     assert checkpoint.format == "safetensors"
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        HubRef("org/name"),
+        HubRef("org/name", "v1"),
+        HubRef("org/name", "refs/pr/1"),
+        HubRef("org/name", "main", "unet"),
+        HubRef("org/name", "refs/pr/2", "sub/model.safetensors"),
+    ],
+)
+def test_str_of_a_ref_reads_back_as_the_same_ref(ref: HubRef) -> None:
+    assert parse_hub_target(str(ref)) == ref

@@ -69,6 +69,12 @@ def test_sharded_repo_costs_one_request_per_shard(hub: FakeHub, llama_sharded_di
     # Requests scale with shards, not tensors.
     assert len(hub.log) == 1 + 2 + len(shards) < len(checkpoint.tensors)
     assert checkpoint.metadata["hub"]["requests"] == len(hub.log)
+    # The first shard's header sizes the read-ahead for the others.
+    first = 8 + header_length(llama_sharded_dir / shards[0])
+    for shard in shards[1:]:
+        (request,) = hub.requests_for(f"/{shard}")
+        assert request.sent <= 2 * first + 4096
+        assert request.sent >= 8 + header_length(llama_sharded_dir / shard)
 
 
 def test_header_only_inspection_transfers_headers_and_small_json_only(
