@@ -25,6 +25,7 @@ from ckpt_gui.core.hub_ref import HubRef
 from ckpt_gui.core.model import PickleGlobal, TensorInfo
 
 MAX_PICKLE_BYTES = 256 * 1024 * 1024
+MAX_RANGE_BYTES = MAX_PICKLE_BYTES + 1024 * 1024
 # The zip's end record and central directory: 64 kB covers about 600 tensors.
 ZIP_READ_AHEAD = 65_536
 
@@ -97,6 +98,13 @@ class RangedFile(io.RawIOBase):
         return len(data)
 
     def _fetch(self, start: int, end: int) -> None:
+        if end - start > MAX_RANGE_BYTES:
+            # A hostile or broken file (e.g. a zip claiming a 4 GB directory) must not
+            # make us download and hold that much.
+            raise CheckpointError(
+                f"{self._ref.repo_id}/{self._name}",
+                f"would need a {end - start:,}-byte read just to describe the file; refused",
+            )
         data = self._client.read_range(self._ref, self._name, self._commit, start, end - start)
         if len(data) != end - start:
             raise CheckpointError(

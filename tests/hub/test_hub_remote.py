@@ -278,3 +278,13 @@ def test_parse_then_open_hub_is_what_open_target_does(hub: FakeHub) -> None:
     ref = parse_hub_target("org/tiny")
     assert ref is not None
     assert facts(open_hub(ref)) == facts(open_target("org/tiny"))
+
+
+def test_reads_needed_to_describe_a_file_are_capped(
+    hub: FakeHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A zip claiming a huge directory (here: a small cap) is refused, not fetched."""
+    monkeypatch.setattr("ckpt_gui.core.hub_remote.MAX_RANGE_BYTES", 1000)
+    with pytest.raises(CheckpointError, match="just to describe the file; refused"):
+        open_hub(HubRef("org/tiny-bin"), read_ahead=22)
+    assert all(r.sent <= 1000 for r in hub.log if r.path.endswith(".bin"))
