@@ -173,3 +173,15 @@ def test_library_default_folder_follows_the_environment(
     assert default_cache_dir() == tmp_path / "home" / "hub"
     monkeypatch.setenv("HF_HUB_CACHE", os.fspath(tmp_path / "c"))
     assert default_cache_dir() == tmp_path / "c"
+
+
+def test_download_job_for_the_gui_plans_inside_the_job(hub: FakeHub) -> None:
+    from ckpt_gui.core.hub_download import download
+
+    job = download("org/tiny", files=["config.json"])
+    first = next(job)
+    assert first.total == 0 and hub.log == []  # nothing asked before the worker runs it
+    snapshot = run_to_completion(job)
+    assert sorted(p.name for p in snapshot.iterdir()) == ["config.json"]
+    with pytest.raises(CheckpointError, match=r"no file nope\.bin in the repo"):
+        run_to_completion(download("org/tiny", files=["nope.bin"]))

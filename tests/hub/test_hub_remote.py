@@ -210,7 +210,7 @@ def test_repos_without_readable_weights_say_why(hub: FakeHub) -> None:
 
 
 def test_gated_repo_without_access_says_what_to_do(
-    hub: FakeHub, monkeypatch: pytest.MonkeyPatch
+    hub: FakeHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     with pytest.raises(CheckpointError) as anonymous:
         open_target("org/gated")
@@ -225,6 +225,10 @@ def test_gated_repo_without_access_says_what_to_do(
     monkeypatch.setenv("HF_TOKEN", GOOD_TOKEN)
     checkpoint = open_target("org/gated")
     assert checkpoint.metadata["hub"]["gated"] == "manual"
+    assert GOOD_TOKEN not in json.dumps(checkpoint.to_json())
+    # Nothing was written that holds the token (the cache lives under tmp_path).
+    for written in tmp_path.rglob("*"):
+        assert not written.is_file() or GOOD_TOKEN.encode() not in written.read_bytes()
 
 
 def test_private_and_missing_repos(hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
