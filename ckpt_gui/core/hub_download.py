@@ -134,11 +134,17 @@ def download_job(plan: DownloadPlan) -> Job[Path]:
         """Stands in for tqdm inside hf_hub_download: counts bytes, stops on cancel."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
-            pass
+            self.total = kwargs.get("total")
+            self.n = kwargs.get("initial") or 0
+            self.disable = False
+            self.desc = kwargs.get("desc", "")
+            with lock:
+                received[0] += int(self.n)  # a resumed download starts part-way
 
         def update(self, n: int | float | None = 1) -> None:
             if cancel.is_set():
                 raise _Cancelled
+            self.n += int(n or 0)
             with lock:
                 received[0] += int(n or 0)
 

@@ -166,7 +166,6 @@ def hub_error(
     ref: HubRef, exc: BaseException, endpoint: str, filename: str = ""
 ) -> CheckpointError:
     """One line that says what went wrong and what to do; never the token, never a traceback."""
-    import httpx2
     from huggingface_hub import errors
 
     name = str(ref) if not filename else f"{ref.repo_id}/{filename}"
@@ -214,10 +213,24 @@ def hub_error(
                 name, "not authorised (HTTP 401): log in with `hf auth login` or set HF_TOKEN"
             )
         return CheckpointError(name, f"the Hub answered HTTP {status}")
-    if isinstance(exc, httpx2.TransportError | OSError):
+    if isinstance(exc, (*_transport_errors(), OSError)):
         reason = " ".join(str(exc).split())[:120] or type(exc).__name__
         return HubUnreachable(name, f"cannot reach {endpoint} ({reason})")
     detail = " ".join(str(exc).split())[:120]
     return CheckpointError(
         name, f"unexpected answer from {endpoint} ({type(exc).__name__}: {detail})"
     )
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """Connection and timeout errors of the HTTP library huggingface_hub uses (it changed)."""
+    found: list[type[BaseException]] = []
+    for module_name in ("httpx2", "httpx"):
+        try:
+            module = __import__(module_name)
+        except ImportError:
+            continue
+        error = getattr(module, "TransportError", None)
+        if isinstance(error, type) and issubclass(error, BaseException):
+            found.append(error)
+    return tuple(found)
