@@ -22,6 +22,8 @@ TIMEOUT = (10.0, 30.0)
 # The Hub client reads 100 kB for a safetensors header: 97% of headers fit.
 READ_AHEAD = 100_000
 MAX_JSON_BYTES = 64 * 1024 * 1024
+# A server that ignores Range: we read past this much of a file's start, no further.
+MAX_SKIP_BYTES = 1024 * 1024
 _TRUE = {"1", "ON", "YES", "TRUE"}
 
 
@@ -133,6 +135,12 @@ class HubClient:
                     response.read()
                 hf_raise_for_status(response)
                 skip = start if response.status_code == 200 and not whole else 0
+                if skip > MAX_SKIP_BYTES:
+                    raise CheckpointError(
+                        f"{ref.repo_id}/{filename}",
+                        f"{self.endpoint} ignores range requests: describing this file would "
+                        "mean downloading all of it; use `ckpt-gui download` instead",
+                    )
                 buffer = io.BytesIO()
                 for chunk in response.iter_bytes():
                     received += len(chunk)

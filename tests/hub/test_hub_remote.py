@@ -118,11 +118,15 @@ def test_a_header_longer_than_the_read_ahead_costs_exactly_one_more_request(
 
 
 def test_a_server_ignoring_range_still_gives_the_right_answer(
-    hub: FakeHub, llama_dir: Path
+    hub: FakeHub, llama_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hub.ignore_range = True
     checkpoint = open_hub(HubRef("org/tiny"), read_ahead=8)
     assert facts(checkpoint) == facts(open_checkpoint(llama_dir))
+    # Reading a zip's end would mean streaming the whole file: refused instead.
+    monkeypatch.setattr("ckpt_gui.core.hub_http.MAX_SKIP_BYTES", 1000)
+    with pytest.raises(CheckpointError, match="ignores range requests"):
+        open_hub(HubRef("org/tiny-bin"))
 
 
 @pytest.mark.parametrize(
