@@ -104,7 +104,7 @@ def plan_weights(ref: HubRef, sizes: dict[str, int | None]) -> WeightPlan:
         if found:
             return WeightPlan(wanted, None, tuple(found))
     where = f"folder '{wanted}' of the repo" if wanted else "the repo"
-    others = sorted({s for n in names for s, label in _UNSUPPORTED.items() if n.endswith(s)})
+    others = sorted({s for n in names for s in _UNSUPPORTED if n.endswith(s)})
     if others:
         kinds = ", ".join(_UNSUPPORTED[s] for s in others)
         raise CheckpointError(

@@ -13,6 +13,9 @@ from ckpt_gui.core.hub_ref import HubRef, parse_hub_target
 from ckpt_gui.core.jobs import Job, run_to_completion
 from ckpt_gui.core.model import Checkpoint
 
+# Hub answers that may really mean "you mistyped a local path".
+_NOT_FOUND_PROBLEMS = ("repo not found", "not in the local cache")
+
 
 def hub_ref_for(target: str | Path) -> HubRef | None:
     """The Hub reference ``target`` names, or None when it is (or must be) a local path."""
@@ -31,7 +34,8 @@ def open_target_job(target: str | Path) -> Job[Checkpoint]:
     try:
         checkpoint: Checkpoint = yield from inspect_hub_job(ref)
     except CheckpointError as exc:
-        if str(target).startswith(("http://", "https://")) or "repo not found" not in exc.problem:
+        maybe_a_path = not str(target).startswith(("http://", "https://"))
+        if not maybe_a_path or not any(p in exc.problem for p in _NOT_FOUND_PROBLEMS):
             raise
         # The user may have meant a local path: say that there is none either.
         raise CheckpointError(
