@@ -83,3 +83,16 @@ def test_download_then_offline_inspect_and_library(cli_env: dict[str, str]) -> N
     assert model["has_weights"] is True
     text = run_cli("library", "--filter", "nothing-matches", env=cli_env)
     assert text.returncode == 0 and "no cached models" in text.stdout
+
+
+def test_remote_safetensors_inspection_never_imports_torch(cli_env: dict[str, str]) -> None:
+    code = (
+        "import sys; from ckpt_gui.core.targets import open_target;"
+        "c = open_target('org/tiny-sharded'); assert c.tensors;"
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=cli_env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
