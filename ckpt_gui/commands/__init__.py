@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from ckpt_gui.commands import inspect_cmd
+from ckpt_gui.commands import download_cmd, inspect_cmd, library_cmd
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
 VERBS: dict[str, Register] = {
     "inspect": inspect_cmd.register,
+    "library": library_cmd.register,
+    "download": download_cmd.register,
 }

@@ -9,20 +9,24 @@ from typing import Any
 
 from ckpt_gui.core.formatting import human_bytes, human_count
 from ckpt_gui.core.model import Checkpoint
-from ckpt_gui.core.targets import open_target
+from ckpt_gui.core.targets import open_target_job
 from ckpt_gui.core.tree import ModuleNode, build_tree
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = verbs.add_parser("inspect", help="summarise a checkpoint and print its module tree")
-    parser.add_argument("target", help="checkpoint file or folder")
+    parser.add_argument(
+        "target", help="checkpoint file or folder, Hub repo id (org/name[@rev]) or Hub URL"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--depth", type=int, default=None, help="limit the printed tree depth")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    checkpoint = open_target(args.target)
+    from ckpt_gui.commands.progress import run_with_progress
+
+    checkpoint = run_with_progress(open_target_job(args.target))
     if args.json:
         json.dump(checkpoint.to_json(), sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -42,8 +46,13 @@ def render_text(checkpoint: Checkpoint, depth: int | None = None) -> str:
         "  by dtype    "
         + ", ".join(f"{d} {human_count(n)}" for d, n in checkpoint.parameters_by_dtype.items()),
     ]
+    hub = checkpoint.metadata.get("hub")
+    if isinstance(hub, dict):
+        lines += [f"  hub         {key} = {_short(value)}" for key, value in hub.items()]
     lines += [
-        f"  metadata    {key} = {_short(value)}" for key, value in checkpoint.metadata.items()
+        f"  metadata    {key} = {_short(value)}"
+        for key, value in checkpoint.metadata.items()
+        if key != "hub"
     ]
     lines += [f"  warning     {w}" for w in checkpoint.warnings]
     lines.append("")
