@@ -38,8 +38,9 @@ def make_matcher(pattern: str, mode: str) -> Callable[[str], bool]:
         needle = pattern.lower()
         return lambda path: needle in path.lower()
     if mode == "glob":
-        regex = re.compile(r"(?:^|.*\.)(?:" + fnmatch.translate(pattern) + ")", re.I | re.S)
-        return lambda path: regex.match(path) is not None
+        # translate() ends in \Z; searching from any dot keeps the match on a name boundary.
+        regex = re.compile(r"(?:^|\.)(?:" + fnmatch.translate(pattern) + ")", re.I | re.S)
+        return lambda path: regex.search(path) is not None
     if mode == "regex":
         try:
             compiled = re.compile(pattern, re.I)
@@ -53,24 +54,32 @@ def visible_nodes(
     root: ModuleNode,
     matches: Callable[[str], bool] | None,
     predicate: Callable[[ModuleNode], bool] | None = None,
+    nodes: list[ModuleNode] | None = None,
 ) -> set[int] | None:
-    """ids of the nodes to show (None: show all). Matches, their ancestors, and the
-    contents of matched modules."""
+    """ids of the nodes to show (None: show all): matches, their ancestors, and the
+    contents of matched modules. ``nodes`` (``root.walk()`` without the root) may be
+    passed in to save a traversal per keystroke."""
     if matches is None and predicate is None:
         return None
+    if nodes is None:
+        nodes = list(root.walk())[1:]
+    hits = nodes
+    if matches is not None:
+        hits = [n for n in hits if matches(n.path)]
+    if predicate is not None:
+        hits = [n for n in hits if predicate(n)]
     visible: set[int] = set()
-    for node in root.walk():
-        if node is root or id(node) in visible:
-            continue
-        if (matches is None or matches(node.path)) and (predicate is None or predicate(node)):
-            if node.children and matches is not None:
-                visible.update(id(n) for n in node.walk())
-            else:
-                visible.add(id(node))
-            parent = node.parent
-            while parent is not None and id(parent) not in visible:
-                visible.add(id(parent))
-                parent = parent.parent
+    for node in hits:
+        if id(node) in visible:
+            continue  # already inside a matched module
+        if node.children and matches is not None:
+            visible.update(id(n) for n in node.walk())
+        else:
+            visible.add(id(node))
+        parent = node.parent
+        while parent is not None and id(parent) not in visible:
+            visible.add(id(parent))
+            parent = parent.parent
     return visible
 
 
@@ -83,6 +92,7 @@ class TreeFilterProxy(QSortFilterProxyModel):
         self._mode = "contains"
         self._predicate: Callable[[ModuleNode], bool] | None = None
         self._visible: set[int] | None = None
+        self._nodes: list[ModuleNode] | None = None  # flattened tree, built on first filter
         self.error = ""  # set when the pattern is invalid (shown by the view)
 
     # -- public API ------------------------------------------------------------------
@@ -118,15 +128,22 @@ class TreeFilterProxy(QSortFilterProxyModel):
                 matcher = make_matcher(self._pattern, self._mode)
             except ValueError as exc:
                 self.error = str(exc)
+        root = self._tree_root()
+        if self._nodes is None and (matcher is not None or self._predicate is not None):
+            self._nodes = list(root.walk())[1:]
         self.beginFilterChange()
-        self._visible = visible_nodes(self._tree_root(), matcher, self._predicate)
+        self._visible = visible_nodes(root, matcher, self._predicate, self._nodes)
         self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def _source_reset(self) -> None:
+        self._nodes = None
+        self.refilter()
 
     # -- QSortFilterProxyModel ----------------------------------------------------------
     def setSourceModel(self, model: Any) -> None:
         super().setSourceModel(model)
-        model.modelReset.connect(self.refilter)
-        self.refilter()
+        model.modelReset.connect(self._source_reset)
+        self._source_reset()
 
     def filterAcceptsRow(self, source_row: int, source_parent: AnyIndex) -> bool:
         if self._visible is None:
