@@ -106,7 +106,7 @@ class DetailsPanel(QScrollArea):
         _clear_form(self.facts)
         _clear_layout(self.stats_grid)
         self.histogram.clear_plot()
-        self.stats_status.setText("")
+        self._set_status("")
         self.breakdown_box.setVisible(False)
         self.dtype_box.setVisible(False)
         self.stats_box.setVisible(False)
@@ -125,7 +125,7 @@ class DetailsPanel(QScrollArea):
         if node is None or node.tensor is None or checkpoint is None or self._worker:
             return
         if checkpoint.root is None:
-            self.stats_status.setText("Statistics need the checkpoint on local disk.")
+            self._set_status("Statistics need the checkpoint on local disk.")
             return
         tensor = node.tensor
         worker = Worker(lambda: compute_stats(checkpoint, tensor, should_stop=stop_requested))
@@ -135,7 +135,7 @@ class DetailsPanel(QScrollArea):
         worker.finished.connect(lambda: self._stats_finished(worker))
         self._worker = worker
         self.stats_button.setEnabled(False)
-        self.stats_status.setText(f"Reading {human_bytes(tensor.nbytes)}…")
+        self._set_status(f"Reading {human_bytes(tensor.nbytes)}…")
         worker.start()
 
     # -- tensor / module ---------------------------------------------------------------------
@@ -186,7 +186,7 @@ class DetailsPanel(QScrollArea):
         if worker is not self._worker:
             return
         self.last_stats = stats
-        self.stats_status.setText("")
+        self._set_status("")
         rows = [
             ("Min", _number(stats.min)),
             ("Max", _number(stats.max)),
@@ -211,13 +211,17 @@ class DetailsPanel(QScrollArea):
 
     def _stats_error(self, worker: Worker, message: str) -> None:
         if worker is self._worker:
-            self.stats_status.setText(f"Could not compute statistics: {message}")
+            self._set_status(f"Could not compute statistics: {message}")
             self.stats_failed.emit(message)
 
     def _stats_finished(self, worker: Worker) -> None:
         if worker is self._worker:
             self._worker = None
             self.stats_button.setEnabled(self.last_stats is None)
+
+    def _set_status(self, text: str) -> None:
+        self.stats_status.setText(text)
+        self.stats_status.setVisible(bool(text))
 
     def _cancel_stats(self) -> None:
         if self._worker is not None:

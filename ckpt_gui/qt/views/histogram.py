@@ -48,7 +48,7 @@ class HistogramPlot(QWidget):
             import pyqtgraph as pg
 
             plot = pg.PlotWidget(background=self.palette().base().color())
-            plot.setMinimumHeight(170)
+            plot.setFixedHeight(210)
             plot.setMouseEnabled(x=True, y=False)
             plot.hideButtons()
             plot.setMenuEnabled(False)

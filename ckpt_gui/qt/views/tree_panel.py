@@ -62,6 +62,7 @@ class TreePanel(QWidget):
         self.view.setModel(self.proxy)
         self.view.setUniformRowHeights(True)  # essential for 100k rows
         self.view.setAlternatingRowColors(True)
+        self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # shard names differ at the end
         self.view.setSortingEnabled(True)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.view.setItemDelegateForColumn(Column.SIZE, SizeBarDelegate(self.view))
@@ -186,8 +187,8 @@ class TreePanel(QWidget):
         header.setStretchLastSection(True)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         widths = {
-            Column.NAME: 320,
-            Column.SHAPE: metrics.horizontalAdvance("32000 × 8192 ×") + 16,
+            Column.NAME: 250,
+            Column.SHAPE: metrics.horizontalAdvance("152064 × 8192") + 12,
             Column.DTYPE: metrics.horizontalAdvance("F8_E4M3FNUZ") + 12,
             Column.PARAMETERS: metrics.horizontalAdvance("Parameters") + 24,
             Column.SIZE: metrics.horizontalAdvance("1023.9 MiB") + 40,
