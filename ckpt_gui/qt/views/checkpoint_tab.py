@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 from ckpt_gui.core.demo import demo_checkpoint
 from ckpt_gui.core.model import Checkpoint
 from ckpt_gui.core.targets import open_target
-from ckpt_gui.core.tree import build_tree
+from ckpt_gui.core.tree import ModuleNode, build_tree
 from ckpt_gui.qt.views.details import DetailsPanel
 from ckpt_gui.qt.views.summary import SummaryHeader
 from ckpt_gui.qt.views.tree_panel import TreePanel
@@ -101,10 +101,16 @@ class CheckpointTab(QWidget):
         self._loading_label.setText(f"Opening {self.target}…")
         self._stack.setCurrentIndex(0)
         target = self.target
-        loader = self._loader or (open_demo if target == DEMO_TARGET else None)
-        # open_target is looked up at call time, on the worker thread.
-        worker = Worker(loader) if loader else Worker(lambda: open_target(target))
-        worker.returned.connect(self._show_checkpoint)
+        custom = self._loader or (open_demo if target == DEMO_TARGET else None)
+
+        def load() -> tuple[Checkpoint, ModuleNode]:
+            # open_target is looked up at call time; the tree is built here too, since
+            # for 100,000 tensors it takes a second that the GUI thread must not spend.
+            checkpoint = custom() if custom else open_target(target)
+            return checkpoint, build_tree(checkpoint.tensors)
+
+        worker = Worker(load)
+        worker.returned.connect(lambda result: self._show_checkpoint(*result))
         worker.errored.connect(self._show_error)
         worker.finished.connect(self._load_finished)
         self._worker = worker
@@ -165,7 +171,7 @@ class CheckpointTab(QWidget):
         layout.addStretch(2)
         return page
 
-    def _show_checkpoint(self, checkpoint: Checkpoint) -> None:
+    def _show_checkpoint(self, checkpoint: Checkpoint, root: ModuleNode) -> None:
         self.checkpoint, self.error = checkpoint, None
         if self._stack.count() > 2:
             old = self._stack.widget(2)
@@ -173,7 +179,7 @@ class CheckpointTab(QWidget):
             if old is not None:
                 self._stack.removeWidget(old)
                 old.deleteLater()
-        self.tree = TreePanel(build_tree(checkpoint.tensors))
+        self.tree = TreePanel(root)
         self.details.set_checkpoint(checkpoint)
         self.tree.node_selected.connect(self.details.show_node)
         if self._pending_status is not None:

@@ -45,6 +45,7 @@ class DetailsPanel(QScrollArea):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setMinimumWidth(280)
         self._checkpoint: Checkpoint | None = None
         self._node: ModuleNode | None = None
@@ -113,7 +114,8 @@ class DetailsPanel(QScrollArea):
         if node is None:
             self.title.setText("Select a module or tensor")
             return
-        self.title.setText(node.path or "(checkpoint)")
+        # Zero-width spaces after dots let long dotted names wrap instead of widening the panel.
+        self.title.setText((node.path or "(checkpoint)").replace(".", ".\u200b"))
         if node.tensor is not None:
             self._show_tensor(node.tensor)
         else:
