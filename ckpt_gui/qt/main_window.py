@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from ckpt_gui.core.tree_export import FORMATS
-from ckpt_gui.qt.drops import targets_from_mime
+from ckpt_gui.qt.drops import hub_repo_id, targets_from_mime
 from ckpt_gui.qt.views.checkpoint_tab import DEMO_TARGET, CheckpointTab
 from ckpt_gui.qt.views.welcome import WelcomeView
 from ckpt_gui.qt.workers import active_workers, shutdown_workers
@@ -130,6 +130,8 @@ class MainWindow(QMainWindow):
     def close_tab(self, index: int) -> None:
         widget = self.tab_widget.widget(index)
         self.tab_widget.removeTab(index)
+        if isinstance(widget, CheckpointTab):
+            widget.dispose()
         if widget is not None:
             widget.deleteLater()
         self._update_stack()
@@ -159,7 +161,7 @@ class MainWindow(QMainWindow):
     # -- menus --------------------------------------------------------------------------------------
     def _build_menus(self) -> None:
         file_menu = self.menu("&File")
-        self._action(file_menu, "&Open File…", self.open_file_dialog, QKeySequence.StandardKey.Open)
+        self._action(file_menu, "&Open File…", self.open_file_dialog, "Ctrl+O")
         self._action(file_menu, "Open &Folder…", self.open_folder_dialog, "Ctrl+Shift+O")
         self._action(file_menu, "Open from &Hub…", self.open_hub_dialog, "Ctrl+Shift+H")
         self._action(file_menu, "Open &Demo", lambda: self.open_targets([DEMO_TARGET]))
@@ -169,12 +171,12 @@ class MainWindow(QMainWindow):
         for fmt, label in FORMATS.items():
             self._action(save_tree, f"{label}…", lambda fmt=fmt: self.save_tree_dialog(fmt))
         file_menu.addSeparator()
-        self._action(file_menu, "&Reload", self.reload_current, QKeySequence.StandardKey.Refresh)
-        self._action(file_menu, "&Close Tab", self.close_current, QKeySequence.StandardKey.Close)
-        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self._action(file_menu, "&Reload", self.reload_current, "F5")
+        self._action(file_menu, "&Close Tab", self.close_current, "Ctrl+W")
+        self._action(file_menu, "&Quit", self.close, "Ctrl+Q")
 
         edit_menu = self.menu("&Edit")
-        self._action(edit_menu, "&Find…", self.focus_filter, QKeySequence.StandardKey.Find)
+        self._action(edit_menu, "&Find…", self.focus_filter, "Ctrl+F")
         self._action(edit_menu, "Copy &Name", self._on_tree("copy_name"), "Ctrl+Shift+C")
         self._action(edit_menu, "Copy &Selection", self._on_tree("copy_selection"))
 
@@ -233,7 +235,7 @@ class MainWindow(QMainWindow):
             self, "Open from Hub", "Repo id or URL (e.g. meta-llama/Llama-3.2-1B):"
         )
         if ok and text.strip():
-            self.open_targets([text.strip()])
+            self.open_targets([hub_repo_id(text) or text.strip()])
 
     def save_tree_dialog(self, fmt: str) -> None:
         tab = self.current_tab()

@@ -241,3 +241,30 @@ def test_reload_and_extension_points(qtbot, window, llama_dir, tmp_path: Path) -
     dock = QDockWidget("Jobs")
     window.add_dock(dock)
     assert dock.toggleViewAction() in window.menu("&View").actions()
+
+
+def test_closing_a_tab_while_it_loads_is_harmless(qtbot, window, llama_dir, monkeypatch) -> None:
+    release = threading.Event()
+
+    def slow_open(target):
+        release.wait(10)
+        return open_target(target)
+
+    monkeypatch.setattr(checkpoint_tab, "open_target", slow_open)
+    window.open_targets([str(llama_dir)])
+    tab = window.current_tab()
+    assert tab.is_busy and tab._stack.currentIndex() == 0  # the busy page
+    window.close_current()
+    release.set()
+    qtbot.waitUntil(window.is_idle, timeout=30_000)
+    assert window.tabs() == [] and window._stack.currentWidget() is window.welcome
+
+
+def test_standard_shortcuts(window) -> None:
+    shortcuts = {
+        a.text(): a.shortcut().toString() for menu in window._menus.values() for a in menu.actions()
+    }
+    assert shortcuts["&Open File…"] == "Ctrl+O"
+    assert shortcuts["&Close Tab"] == "Ctrl+W"
+    assert shortcuts["&Find…"] == "Ctrl+F"
+    assert shortcuts["&Reload"] == "F5"

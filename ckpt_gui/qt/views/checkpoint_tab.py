@@ -79,6 +79,7 @@ class CheckpointTab(QWidget):
         self._panels = QTabWidget()
         self._panels.setVisible(False)
         self._pending_status: Mapping[str, str] | None = None
+        self._disposed = False
 
         self._stack = QStackedWidget()
         self._stack.addWidget(self._loading_page())
@@ -98,7 +99,11 @@ class CheckpointTab(QWidget):
         """(Re)open the target in the background."""
         if self._worker is not None:
             return
-        self._loading_label.setText(f"Opening {self.target}…")
+        self._loading_label.setText(
+            "Preparing the demo checkpoint (built with torch on first use)…"
+            if self.target == DEMO_TARGET
+            else f"Opening {self.target}…"
+        )
         self._stack.setCurrentIndex(0)
         target = self.target
         custom = self._loader or (open_demo if target == DEMO_TARGET else None)
@@ -110,11 +115,19 @@ class CheckpointTab(QWidget):
             return checkpoint, build_tree(checkpoint.tensors)
 
         worker = Worker(load)
-        worker.returned.connect(lambda result: self._show_checkpoint(*result))
-        worker.errored.connect(self._show_error)
-        worker.finished.connect(self._load_finished)
+        worker.returned.connect(lambda result: self._disposed or self._show_checkpoint(*result))
+        worker.errored.connect(lambda message: self._disposed or self._show_error(message))
+        worker.finished.connect(lambda: self._disposed or self._load_finished())
         self._worker = worker
         worker.start()
+
+    def dispose(self) -> None:
+        """Stop background work before the tab is deleted; late results are dropped."""
+        self._disposed = True
+        if self._worker is not None:
+            self._worker.quit()
+            self._worker = None
+        self.details.cancel()
 
     def set_row_status(self, status: Mapping[str, str]) -> None:
         """Colour rows by status (``ok``/``missing``/``unexpected``/``mismatch``) per path."""

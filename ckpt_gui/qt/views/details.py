@@ -221,6 +221,10 @@ class DetailsPanel(QScrollArea):
             self._worker = None
             self.stats_button.setEnabled(self.last_stats is None)
 
+    def cancel(self) -> None:
+        """Stop a running statistics computation; its result will be ignored."""
+        self._cancel_stats()
+
     def _set_status(self, text: str) -> None:
         self.stats_status.setText(text)
         self.stats_status.setVisible(bool(text))
