@@ -115,9 +115,9 @@ class CheckpointTab(QWidget):
             return checkpoint, build_tree(checkpoint.tensors)
 
         worker = Worker(load)
-        worker.returned.connect(lambda result: self._disposed or self._show_checkpoint(*result))
-        worker.errored.connect(lambda message: self._disposed or self._show_error(message))
-        worker.finished.connect(lambda: self._disposed or self._load_finished())
+        worker.returned.connect(self._on_returned)
+        worker.errored.connect(self._on_errored)
+        worker.finished.connect(self._on_finished)
         self._worker = worker
         worker.start()
 
@@ -184,6 +184,19 @@ class CheckpointTab(QWidget):
         layout.addStretch(2)
         return page
 
+    # A closed tab may still get its worker's last signals: they are dropped.
+    def _on_returned(self, result: tuple[Checkpoint, ModuleNode]) -> None:
+        if not self._disposed:
+            self._show_checkpoint(*result)
+
+    def _on_errored(self, message: str) -> None:
+        if not self._disposed:
+            self._show_error(message)
+
+    def _on_finished(self) -> None:
+        if not self._disposed:
+            self._worker = None
+
     def _show_checkpoint(self, checkpoint: Checkpoint, root: ModuleNode) -> None:
         self.checkpoint, self.error = checkpoint, None
         if self._stack.count() > 2:
@@ -223,6 +236,3 @@ class CheckpointTab(QWidget):
         self.error_label.setText(message)
         self._stack.setCurrentIndex(1)
         self.failed.emit(message)
-
-    def _load_finished(self) -> None:
-        self._worker = None
