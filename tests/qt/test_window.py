@@ -254,7 +254,9 @@ def test_closing_a_tab_while_it_loads_is_harmless(qtbot, window, llama_dir, monk
     window.open_targets([str(llama_dir)])
     tab = window.current_tab()
     assert tab.is_busy and tab._stack.currentIndex() == 0  # the busy page
+    worker = tab._worker
     window.close_current()
+    assert worker.should_stop  # the load was cancelled, its result will be dropped
     release.set()
     qtbot.waitUntil(window.is_idle, timeout=30_000)
     assert window.tabs() == [] and window._stack.currentWidget() is window.welcome
