@@ -46,6 +46,48 @@ def shoot(out: Path, *args: str) -> None:
     print(f"{out.name}: exit {result.returncode} {result.stderr.strip()[:200]}")
 
 
+GROUPED = """
+import sys
+from PySide6.QtWidgets import QApplication
+from ckpt_gui.qt.app import configure_application
+from ckpt_gui.qt.main_window import MainWindow
+app = QApplication([])
+configure_application(app)
+window = MainWindow(settings=None)
+window.show()
+tab = window.open_targets([sys.argv[1]])[0]
+def ready():
+    if not window.is_idle():
+        return
+    timer.stop()
+    tab.tree.set_grouped(True)
+    tab.tree.filter_edit.setText("self_attn")
+    tab.tree.apply_filter()
+    group = tab.tree.model.root.find("model.layers").children[0]
+    tab.tree.select_node(group)
+    app.processEvents()
+    window.grab().save(sys.argv[2], "PNG")
+    app.quit()
+from PySide6.QtCore import QTimer
+timer = QTimer()
+timer.timeout.connect(ready)
+timer.start(50)
+app.exec()
+"""
+
+
+def shoot_grouped(out: Path, target: Path) -> None:
+    """Grouped blocks with a filter: driven through the window's Python API."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "QT_QPA_PLATFORM": "offscreen"}
+    result = subprocess.run(
+        [sys.executable, "-c", GROUPED, str(target), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    print(f"{out.name}: exit {result.returncode}")
+
+
 def main() -> int:
     out_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "docs" / "screenshots"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -55,6 +97,7 @@ def main() -> int:
         shoot(out_dir / "sharded.png", str(samples["sharded"]))
         shoot(out_dir / "error.png", str(samples["broken"]))
         shoot(out_dir / "welcome.png", "--no-demo")
+        shoot_grouped(out_dir / "grouped.png", samples["sharded"])
     return 0
 
 

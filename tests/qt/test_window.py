@@ -270,3 +270,15 @@ def test_standard_shortcuts(window) -> None:
     assert shortcuts["&Close Tab"] == "Ctrl+W"
     assert shortcuts["&Find…"] == "Ctrl+F"
     assert shortcuts["&Reload"] == "F5"
+
+
+def test_group_breakdown_covers_all_blocks(qtbot, window, llama_dir) -> None:
+    window.open_targets([str(llama_dir)])
+    wait_loaded(qtbot, window, 1)
+    tab = window.current_tab()
+    tab.tree.set_grouped(True)
+    group = tab.tree.model.root.find("model.layers").children[0]
+    tab.tree.select_node(group)
+    table = tab.details.breakdown
+    shares = [float(table.item(r, 2).text().rstrip("%")) for r in range(table.rowCount())]
+    assert sum(shares) == pytest.approx(100, abs=0.5)

@@ -165,17 +165,18 @@ class DetailsPanel(QScrollArea):
         if isinstance(node, GroupNode):
             _add_row(self.facts, "Blocks", f"{len(node.members)} identical blocks")
         total = node.parameters or 1
+        # A group's children describe one block: scale them to all of its blocks.
+        repeat = len(node.members) if isinstance(node, GroupNode) else 1
         children = sorted(node.children, key=lambda c: -c.parameters)
         _fill_table(
             self.breakdown,
-            [(c.name, c.parameters, c.parameters / total) for c in children],
+            [(c.name, c.parameters * repeat, c.parameters * repeat / total) for c in children],
         )
         by_dtype: dict[str, int] = {}
         for leaf in node.walk():
             if leaf.tensor is not None:
                 by_dtype[leaf.tensor.dtype] = by_dtype.get(leaf.tensor.dtype, 0) + leaf.parameters
-        if isinstance(node, GroupNode):  # children describe one block of many
-            by_dtype = {k: v * len(node.members) for k, v in by_dtype.items()}
+        by_dtype = {k: v * repeat for k, v in by_dtype.items()}
         _fill_table(
             self.dtype_table,
             [(d, n, n / total) for d, n in sorted(by_dtype.items(), key=lambda kv: -kv[1])],
@@ -250,7 +251,9 @@ def _table(headers: list[str]) -> QTableWidget:
         table.horizontalHeader().setSectionResizeMode(
             column, QHeaderView.ResizeMode.ResizeToContents
         )
-    table.setMaximumHeight(190)
+    rows = table.verticalHeader()
+    rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+    rows.setDefaultSectionSize(table.fontMetrics().height() + 6)
     return table
 
 
@@ -268,8 +271,10 @@ def _fill_table(table: QTableWidget, rows: list[tuple[str, int, float]]) -> None
             if align is not None:
                 item.setTextAlignment(align)
             table.setItem(row, column, item)
-    visible = min(len(rows), 6)
-    table.setFixedHeight(table.horizontalHeader().height() + 2 + visible * 24)
+    visible = min(len(rows), 8)  # longer lists scroll
+    row_height = table.verticalHeader().defaultSectionSize()
+    header_height = table.horizontalHeader().sizeHint().height()
+    table.setFixedHeight(header_height + visible * row_height + 2 * table.frameWidth())
 
 
 def _add_row(form: QFormLayout, label: str, value: str) -> None:
