@@ -171,6 +171,10 @@ class Worker(QObject):
             self.yielded.emit(value)
 
     def _release(self) -> None:
+        # QThread.finished is emitted just before the OS thread ends; wait for the end so
+        # that dropping the last reference can never destroy a running QThread (abort).
+        if self._thread is not None:
+            self._thread.wait()
         with _ACTIVE_LOCK:
             _ACTIVE.discard(self)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -36,11 +37,19 @@ from ckpt_gui.core.model import Checkpoint
 from ckpt_gui.core.targets import open_target
 from ckpt_gui.core.tree import ModuleNode, build_tree
 from ckpt_gui.qt.views.details import DetailsPanel
-from ckpt_gui.qt.views.summary import SummaryHeader
+from ckpt_gui.qt.views.summary import SummaryHeader, summary_html
 from ckpt_gui.qt.views.tree_panel import TreePanel
 from ckpt_gui.qt.workers import Worker
 
-DEMO_TARGET = "demo"  # the target name the window uses for the built-in demo
+DEMO_TARGET = "demo"
+
+
+class LoadResult(NamedTuple):
+    """What the loading thread hands to the tab."""
+
+    checkpoint: Checkpoint
+    root: ModuleNode
+    summary: str  # the target name the window uses for the built-in demo
 
 
 def open_demo() -> Checkpoint:
@@ -108,11 +117,11 @@ class CheckpointTab(QWidget):
         target = self.target
         custom = self._loader or (open_demo if target == DEMO_TARGET else None)
 
-        def load() -> tuple[Checkpoint, ModuleNode]:
-            # open_target is looked up at call time; the tree is built here too, since
-            # for 100,000 tensors it takes a second that the GUI thread must not spend.
+        def load() -> LoadResult:
+            # open_target is looked up at call time. The tree and the summary totals are
+            # computed here too: for 100,000 tensors they take seconds the GUI must not spend.
             checkpoint = custom() if custom else open_target(target)
-            return checkpoint, build_tree(checkpoint.tensors)
+            return LoadResult(checkpoint, build_tree(checkpoint.tensors), summary_html(checkpoint))
 
         worker = Worker(load)
         worker.returned.connect(self._on_returned)
@@ -185,9 +194,9 @@ class CheckpointTab(QWidget):
         return page
 
     # A closed tab may still get its worker's last signals: they are dropped.
-    def _on_returned(self, result: tuple[Checkpoint, ModuleNode]) -> None:
+    def _on_returned(self, result: LoadResult) -> None:
         if not self._disposed:
-            self._show_checkpoint(*result)
+            self._show_checkpoint(result.checkpoint, result.root, result.summary)
 
     def _on_errored(self, message: str) -> None:
         if not self._disposed:
@@ -197,7 +206,9 @@ class CheckpointTab(QWidget):
         if not self._disposed:
             self._worker = None
 
-    def _show_checkpoint(self, checkpoint: Checkpoint, root: ModuleNode) -> None:
+    def _show_checkpoint(
+        self, checkpoint: Checkpoint, root: ModuleNode, summary: str | None = None
+    ) -> None:
         self.checkpoint, self.error = checkpoint, None
         if self._stack.count() > 2:
             old = self._stack.widget(2)
@@ -225,7 +236,7 @@ class CheckpointTab(QWidget):
         content = QWidget()
         layout = QVBoxLayout(content)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(SummaryHeader(checkpoint))
+        layout.addWidget(SummaryHeader(checkpoint, summary))
         layout.addWidget(split, 1)
         self._stack.addWidget(content)
         self._stack.setCurrentWidget(content)

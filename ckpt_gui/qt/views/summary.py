@@ -59,12 +59,15 @@ def _plain(value: Any) -> Any:
 class SummaryHeader(QWidget):
     """Summary lines plus a toggle that reveals the metadata."""
 
-    def __init__(self, checkpoint: Checkpoint, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, checkpoint: Checkpoint, summary: str | None = None, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 6, 8, 2)
         layout.setSpacing(2)
-        self.label = QLabel(summary_html(checkpoint))
+        # ``summary`` is summary_html(checkpoint), precomputed off the GUI thread if given.
+        self.label = QLabel(summary if summary is not None else summary_html(checkpoint))
         self.label.setTextFormat(Qt.TextFormat.RichText)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.label.setWordWrap(True)
