@@ -31,6 +31,10 @@ def run_gui(args: argparse.Namespace) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
     configure_application(app)
+    from ckpt_gui.qt.workers import shutdown_workers
+
+    # A QThread destroyed while running aborts the process: stop workers on every exit path.
+    app.aboutToQuit.connect(shutdown_workers)
     # Headless runs must not change the user's recent list or window geometry.
     window = MainWindow(settings=None if headless else QSettings())
     if args.targets:
