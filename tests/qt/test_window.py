@@ -282,3 +282,29 @@ def test_group_breakdown_covers_all_blocks(qtbot, window, llama_dir) -> None:
     table = tab.details.breakdown
     shares = [float(table.item(r, 2).text().rstrip("%")) for r in range(table.rowCount())]
     assert sum(shares) == pytest.approx(100, abs=0.5)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Qt's only drag-enter constructor
+def test_drag_enter_accepts_only_openable_content(window, llama_dir) -> None:
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QDragEnterEvent
+
+    def enter(mime: QMimeData) -> bool:
+        event = QDragEnterEvent(
+            QPoint(5, 5),
+            Qt.DropAction.CopyAction,
+            mime,
+            Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.NoModifier,
+        )
+        window.dragEnterEvent(event)
+        return event.isAccepted()
+
+    folder = QMimeData()
+    folder.setUrls([QUrl.fromLocalFile(str(llama_dir))])
+    repo = QMimeData()
+    repo.setText("org/model")
+    prose = QMimeData()
+    prose.setText("some words")
+    assert enter(folder) and enter(repo)
+    assert not enter(prose)
