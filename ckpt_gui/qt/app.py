@@ -1,52 +1,72 @@
-"""Application entry: builds the QApplication and the main window."""
+"""Application entry: QApplication, icon, arguments, and the headless modes.
+
+``--screenshot OUT.png`` and ``--smoke-test`` run offscreen, wait until every
+background load and computation has finished (polling the window's idle state,
+no fixed sleep), then render the window (or just check it) and exit.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication, QMainWindow, QTreeWidget, QTreeWidgetItem
-
-from ckpt_gui.core.formatting import human_bytes, human_count
-from ckpt_gui.core.targets import open_target
-from ckpt_gui.core.tree import ModuleNode, build_tree
-
-
-def _fill(parent: QTreeWidgetItem | QTreeWidget, node: ModuleNode) -> None:
-    for child in node.children:
-        tensor = child.tensor
-        item = QTreeWidgetItem(
-            [
-                child.name,
-                str(list(tensor.shape)) if tensor else "",
-                tensor.dtype if tensor else "",
-                human_count(child.parameters),
-                human_bytes(child.nbytes),
-            ]
-        )
-        if isinstance(parent, QTreeWidget):
-            parent.addTopLevelItem(item)
-        else:
-            parent.addChild(item)
-        _fill(item, child)
+HEADLESS_TIMEOUT_S = float(os.environ.get("CKPT_GUI_HEADLESS_TIMEOUT", "300"))
+FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype", "/usr/share/fonts")
 
 
 def run_gui(args: argparse.Namespace) -> int:
-    from ckpt_gui.core.demo import demo_checkpoint
+    """Entry called by ``ckpt_gui.cli``; returns the process exit code."""
+    headless = bool(args.screenshot or args.smoke_test)
+    if headless:
+        _prepare_offscreen()
+
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from ckpt_gui.qt.main_window import MainWindow
+    from ckpt_gui.qt.views.checkpoint_tab import DEMO_TARGET
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName("ckpt-gui")
-    target = args.targets[0] if args.targets else str(demo_checkpoint())
-    window = QMainWindow()
-    window.setWindowTitle(f"ckpt-gui — {target}")
-    tree = QTreeWidget()
-    tree.setHeaderLabels(["Name", "Shape", "DType", "Parameters", "Size"])
-    _fill(tree, build_tree(open_target(target).tensors))
-    tree.expandToDepth(1)
-    window.setCentralWidget(tree)
-    window.resize(1000, 700)
+    assert isinstance(app, QApplication)
+    configure_application(app)
+    from ckpt_gui.qt.workers import shutdown_workers
+
+    # A QThread destroyed while running aborts the process: stop workers on every exit path.
+    app.aboutToQuit.connect(shutdown_workers)
+    # Headless runs must not change the user's recent list or window geometry.
+    window = MainWindow(settings=None if headless else QSettings())
+    if args.targets:
+        window.open_targets([str(t) for t in args.targets])
+    elif not args.no_demo:
+        window.open_targets([DEMO_TARGET])
     window.show()
-    if args.screenshot:
-        QTimer.singleShot(200, lambda: (window.grab().save(args.screenshot), app.quit()))
-    return app.exec()
+    if not headless:
+        return app.exec()
+    from ckpt_gui.qt.headless import run_headless
+
+    return run_headless(app, window, args.screenshot, HEADLESS_TIMEOUT_S)
+
+
+def configure_application(app: object) -> None:
+    from PySide6.QtGui import QGuiApplication, QIcon
+
+    assert isinstance(app, QGuiApplication)
+    app.setApplicationName("ckpt-gui")
+    app.setOrganizationName("ckpt-gui")
+    app.setApplicationDisplayName("ckpt-gui")
+    app.setDesktopFileName("ckpt-gui")
+    icon = Path(__file__).resolve().parent.parent / "resources" / "icon.svg"
+    if icon.is_file():
+        app.setWindowIcon(QIcon(str(icon)))
+
+
+def _prepare_offscreen() -> None:
+    """Offscreen platform, with a font folder so text does not render as boxes."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if "QT_QPA_FONTDIR" not in os.environ:
+        for folder in FONT_DIRS:
+            if Path(folder).is_dir():
+                os.environ["QT_QPA_FONTDIR"] = folder
+                break

@@ -1,0 +1,1 @@
+"""Qt item models: thin adapters over core objects (internalPointer = the core node)."""

@@ -1,0 +1,257 @@
+"""Qt item model over the core's ModuleNode tree (no copy of the data).
+
+Each index's internalPointer is its ModuleNode; ``parent()`` is constant time
+because every node knows its parent and row. Nothing is materialised up front, so
+a 100,000-tensor checkpoint costs only what the view actually shows.
+
+Extension points for other features (comparison, exports):
+
+* ``set_row_status({path: status})`` colours rows; ``STATUS_COLORS`` maps a status
+  name to a colour (add your own), ``StatusRole`` returns the status of a row. A
+  module row without its own status shows the "worst" status found below it
+  (order in ``STATUS_SEVERITY``), so problems are visible from the top.
+* ``set_root(root)`` swaps the whole tree (e.g. a tree that includes ghost rows for
+  missing tensors); views keep working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import IntEnum
+from typing import Any
+
+from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QBrush, QColor, QFont
+
+from ckpt_gui.core.formatting import human_bytes, human_count
+from ckpt_gui.core.grouping import GroupNode
+from ckpt_gui.core.tree import ModuleNode
+
+AnyIndex = QModelIndex | QPersistentModelIndex
+_NO_PARENT = QModelIndex()  # default argument (ruff B008: no calls in defaults)
+
+
+class Column(IntEnum):
+    NAME = 0
+    SHAPE = 1
+    DTYPE = 2
+    PARAMETERS = 3
+    SIZE = 4
+    FILE = 5
+
+
+HEADERS = ("Name", "Shape", "DType", "Parameters", "Size", "File")
+
+NodeRole = Qt.ItemDataRole.UserRole + 1  # the ModuleNode
+SortRole = Qt.ItemDataRole.UserRole + 2  # a value that sorts naturally
+FractionRole = Qt.ItemDataRole.UserRole + 3  # node bytes / checkpoint bytes (size bar)
+StatusRole = Qt.ItemDataRole.UserRole + 4  # status name or None
+
+# Statuses the comparison feature sets; any other name may be added here.
+STATUS_COLORS: dict[str, QColor] = {
+    "ok": QColor(46, 125, 50),
+    "missing": QColor(198, 40, 40),
+    "unexpected": QColor(230, 120, 0),
+    "mismatch": QColor(142, 36, 170),
+}
+STATUS_SEVERITY = ("mismatch", "missing", "unexpected", "ok")
+
+
+def shape_text(shape: tuple[int, ...]) -> str:
+    return " × ".join(str(d) for d in shape) if shape else "scalar"
+
+
+def natural_key(name: str) -> tuple[int, int | str]:
+    return (0, int(name)) if name.isdigit() else (1, name.lower())
+
+
+class CheckpointTreeModel(QAbstractItemModel):
+    """Name, Shape, DType, Parameters, Size, File for every module and tensor."""
+
+    def __init__(self, root: ModuleNode | None = None, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._root = root or ModuleNode("", "", None)
+        self._status: dict[str, str] = {}
+        self._inherited: dict[int, str] = {}
+        self._bold = QFont()
+        self._bold.setBold(True)
+
+    # -- public API --------------------------------------------------------------------
+    @property
+    def root(self) -> ModuleNode:
+        return self._root
+
+    def set_root(self, root: ModuleNode) -> None:
+        self.beginResetModel()
+        self._root = root
+        self._inherited = _inherit_status(root, self._status)
+        self.endResetModel()
+
+    def node(self, index: AnyIndex) -> ModuleNode:
+        """The node behind ``index`` (the root for an invalid index)."""
+        if index.isValid():
+            node: ModuleNode = index.internalPointer()
+            return node
+        return self._root
+
+    def index_of(self, node: ModuleNode, column: int = 0) -> QModelIndex:
+        if node is self._root or node.parent is None:
+            return QModelIndex()
+        return self.createIndex(node.row, column, node)
+
+    def set_row_status(self, status: Mapping[str, str]) -> None:
+        """Colour rows by status, keyed by node path (tensor name or module prefix)."""
+        self._status = dict(status)
+        self._inherited = _inherit_status(self._root, self._status)
+        self._emit_all_changed()
+
+    def status_of(self, node: ModuleNode) -> str | None:
+        return self._status.get(node.path) or self._inherited.get(id(node))
+
+    # -- QAbstractItemModel --------------------------------------------------------------
+    def index(self, row: int, column: int, parent: AnyIndex = _NO_PARENT) -> QModelIndex:
+        if column < 0 or column >= len(HEADERS) or (parent.isValid() and parent.column() != 0):
+            return QModelIndex()
+        children = self.node(parent).children
+        if 0 <= row < len(children):
+            return self.createIndex(row, column, children[row])
+        return QModelIndex()
+
+    def parent(self, index: AnyIndex = _NO_PARENT) -> QModelIndex:  # type: ignore[override]
+        if not index.isValid():
+            return QModelIndex()
+        parent = self.node(index).parent
+        if parent is None or parent is self._root:
+            return QModelIndex()
+        return self.createIndex(parent.row, 0, parent)
+
+    def rowCount(self, parent: AnyIndex = _NO_PARENT) -> int:
+        if parent.isValid() and parent.column() != 0:
+            return 0
+        return len(self.node(parent).children)
+
+    def columnCount(self, parent: AnyIndex = _NO_PARENT) -> int:
+        return len(HEADERS)
+
+    def hasChildren(self, parent: AnyIndex = _NO_PARENT) -> bool:
+        return self.rowCount(parent) > 0
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if orientation == Qt.Orientation.Horizontal and 0 <= section < len(HEADERS):
+            if role == Qt.ItemDataRole.DisplayRole:
+                return HEADERS[section]
+            if role == Qt.ItemDataRole.TextAlignmentRole and section in (
+                Column.PARAMETERS,
+                Column.SIZE,
+            ):
+                return Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+        return None
+
+    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+
+    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        node: ModuleNode = index.internalPointer()
+        column = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._display(node, column)
+        if role == SortRole:
+            return self.sort_value(node, column)
+        if role == NodeRole:
+            return node
+        if role == FractionRole:
+            total = self._root.nbytes
+            return node.nbytes / total if total else 0.0
+        if role == StatusRole:
+            return self.status_of(node)
+        if role == Qt.ItemDataRole.ForegroundRole:
+            status = self.status_of(node)
+            if status in STATUS_COLORS and status != "ok":
+                return QBrush(STATUS_COLORS[status])
+            return None
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in (
+            Column.PARAMETERS,
+            Column.SIZE,
+        ):
+            return Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+        if role == Qt.ItemDataRole.FontRole and column == Column.NAME and not node.is_tensor:
+            return self._bold if node.parent is self._root else None
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._tooltip(node, column)
+        return None
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _display(self, node: ModuleNode, column: int) -> str:
+        tensor = node.tensor
+        if column == Column.NAME:
+            if isinstance(node, GroupNode):
+                return f"{node.name}  ×{len(node.members)}"
+            return node.name
+        if column == Column.SHAPE:
+            return shape_text(tensor.shape) if tensor else ""
+        if column == Column.DTYPE:
+            return tensor.dtype if tensor else ""
+        if column == Column.PARAMETERS:
+            return human_count(node.parameters)
+        if column == Column.SIZE:
+            return human_bytes(node.nbytes)
+        if column == Column.FILE:
+            return tensor.file if tensor else ""
+        return ""
+
+    def sort_value(self, node: ModuleNode, column: int) -> Any:
+        """A key that orders ``column`` naturally (numbers as numbers)."""
+        tensor = node.tensor
+        if column == Column.NAME:
+            return natural_key(node.name)
+        if column == Column.SHAPE:
+            return tensor.shape if tensor else ()
+        if column == Column.DTYPE:
+            return tensor.dtype if tensor else ""
+        if column == Column.PARAMETERS:
+            return node.parameters
+        if column == Column.SIZE:
+            return node.nbytes
+        return tensor.file if tensor else ""
+
+    def _tooltip(self, node: ModuleNode, column: int) -> str | None:
+        if column != Column.NAME:
+            return None
+        if isinstance(node, GroupNode):
+            return (
+                f"{len(node.members)} identical blocks; the rows below show block "
+                f"{node.members[0].name} ({node.members[0].path})"
+            )
+        status = self.status_of(node)
+        return f"{node.path}  [{status}]" if status else node.path
+
+    def _emit_all_changed(self) -> None:
+        # Status can touch any row. layoutChanged makes views repaint and proxies
+        # re-sort and re-filter without a reset (expanded state and selection stay).
+        self.layoutAboutToBeChanged.emit()
+        self.layoutChanged.emit()
+
+
+def _inherit_status(root: ModuleNode, status: Mapping[str, str]) -> dict[int, str]:
+    """For module rows without their own status: the most severe status below them."""
+    if not status:
+        return {}
+    rank = {name: i for i, name in enumerate(STATUS_SEVERITY)}
+    inherited: dict[int, str] = {}
+    for node in reversed(list(root.walk())):
+        best = status.get(node.path)
+        for child in node.children:
+            candidate = status.get(child.path) or inherited.get(id(child))
+            if candidate is not None and (
+                best is None or rank.get(candidate, 99) < rank.get(best, 99)
+            ):
+                best = candidate
+        if best is not None and not node.is_tensor:
+            inherited[id(node)] = best
+    return inherited

@@ -1,0 +1,1 @@
+"""Widgets: the welcome view, a checkpoint tab, and its panels."""
