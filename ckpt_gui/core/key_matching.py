@@ -1,0 +1,188 @@
+"""The key-level comparison, step for step as transformers' ``from_pretrained`` does it.
+
+transformers 5 (``core_model_loading.convert_and_load_state_dict_in_model`` and
+``PreTrainedModel._finalize_model_loading``) loads a checkpoint like this:
+
+1. rename each checkpoint key with the model's conversion rules (legacy
+   ``LayerNorm.gamma/beta``, ``weight_g/v``, per-model renames, the user's
+   ``key_mapping``), then add or strip ``base_model_prefix`` when that makes the key
+   one the model has;
+2. keys the model has are loaded (shape differences become "mismatched"), the rest
+   are "unexpected" under their renamed name;
+3. model keys nobody loaded are "missing", except tied weights whose partner was
+   loaded (tying is symmetric when loading);
+4. the model's ``_keys_to_ignore_on_load_missing/unexpected`` patterns (plus
+   ``rotary_emb.inv_freq`` and ``position_ids`` for models with such buffers) are
+   dropped from the lists.
+
+The renaming itself uses transformers' own rule objects and ``rename_source_key``,
+so the same legacy renames apply; only if that API is absent does a small
+built-in fallback (gamma/beta + base-model prefix) take over.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ckpt_gui.core.expected import ExpectedModel
+
+Shape = tuple[int, ...]
+Renamer = Callable[[str], tuple[str, Any]]
+
+
+@dataclass
+class KeyMatch:
+    """Raw outcome, model key names as transformers reports them.
+
+    ``loaded`` maps model key -> checkpoint key for every key that loaded (shape
+    mismatches included); ``unexpected`` maps reported name -> checkpoint key.
+    """
+
+    loaded: dict[str, str] = field(default_factory=dict)
+    converted: set[str] = field(default_factory=set)
+    unexpected: dict[str, str] = field(default_factory=dict)
+    ignored_unexpected: dict[str, str] = field(default_factory=dict)
+    mismatched: dict[str, tuple[str, Shape, Shape]] = field(default_factory=dict)
+    missing: set[str] = field(default_factory=set)
+    ignored_missing: set[str] = field(default_factory=set)
+    tied: dict[str, str] = field(default_factory=dict)  # absent target -> loaded partner
+
+    @property
+    def problem_count(self) -> int:
+        return len(self.unexpected) + len(self.missing) + len(self.mismatched)
+
+
+def match_keys(shapes: Mapping[str, Shape], expected: ExpectedModel) -> KeyMatch:
+    """Compare checkpoint ``{key: shape}`` with the model, as from_pretrained would."""
+    result = KeyMatch()
+    rename = make_renamer(expected)
+    targets_of = _converter_targets(expected)
+    for original in sorted(shapes, key=dot_natural_key):
+        renamed, pattern = rename(original)
+        if renamed in expected.tensors:
+            result.loaded.setdefault(renamed, original)
+            if pattern is not None:
+                # A converter (e.g. fusing per-expert weights) changes shapes; the
+                # checkpoint shape is not comparable with the model's here.
+                result.converted.add(renamed)
+                continue
+            model_shape = expected.tensors[renamed].shape
+            if tuple(shapes[original]) != model_shape:
+                result.mismatched[renamed] = (original, tuple(shapes[original]), model_shape)
+        elif pattern is not None:
+            targets = targets_of.get(pattern, [])
+            for target in targets or [None]:
+                name = renamed if target is None else renamed.replace(targets[0], target)
+                result.unexpected.setdefault(name, original)
+        else:
+            result.unexpected.setdefault(renamed, original)
+    missing = set(expected.tensors) - set(result.loaded)
+    _apply_tying(missing, expected.tied, result.tied)
+    _apply_ignore_lists(result, missing, expected)
+    return result
+
+
+def _apply_tying(missing: set[str], tied: Mapping[str, str], provided: dict[str, str]) -> None:
+    """``PreTrainedModel.tie_weights(missing_keys=...)`` on a set of missing keys."""
+    pairs = list(tied.items())
+    for index, (target, source) in enumerate(pairs):
+        source_there = source not in missing
+        target_there = target not in missing
+        if source_there and target_there:
+            continue
+        if target_there:  # only the target was saved: tie the other way round
+            target, source = source, target
+        elif not source_there:  # both absent: another key tied to the same source may be present
+            for other_target, other_source in pairs[index + 1 :]:
+                if other_source == source and other_target not in missing:
+                    source = other_target
+                    break
+            else:
+                continue  # transformers warns and leaves it missing
+        if target in missing:
+            missing.discard(target)
+            provided[target] = source
+
+
+def _apply_ignore_lists(result: KeyMatch, missing: set[str], expected: ExpectedModel) -> None:
+    ignore_missing = _alternation(expected.ignore_missing)
+    ignore_unexpected = _alternation(expected.ignore_unexpected)
+    for key in missing:
+        if ignore_missing is not None and ignore_missing.search(key):
+            result.ignored_missing.add(key)
+        else:
+            result.missing.add(key)
+    if ignore_unexpected is not None:
+        for key in list(result.unexpected):
+            if ignore_unexpected.search(key):
+                result.ignored_unexpected[key] = result.unexpected.pop(key)
+
+
+def _alternation(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
+    return re.compile("|".join(f"({p})" for p in patterns)) if patterns else None
+
+
+def make_renamer(expected: ExpectedModel) -> Renamer:
+    """``key -> (renamed key, converter pattern or None)`` as transformers renames on load."""
+    meta = dict.fromkeys(expected.tensors, True)
+    prefix = expected.base_model_prefix or None
+    try:
+        from transformers.core_model_loading import WeightConverter, rename_source_key
+    except ImportError:
+        return _fallback_renamer(expected)
+    renamings = [c for c in expected.conversions if not isinstance(c, WeightConverter)]
+    converters = [c for c in expected.conversions if isinstance(c, WeightConverter)]
+
+    def rename(key: str) -> tuple[str, Any]:
+        renamed, pattern = rename_source_key(key, renamings, converters, prefix, meta)
+        if renamed not in meta and key in meta:
+            # As transformers: the key should not have been renamed (only re-prefixed).
+            renamed, pattern = rename_source_key(key, [], [], prefix, meta)
+        return renamed, pattern
+
+    return rename
+
+
+def _fallback_renamer(expected: ExpectedModel) -> Renamer:
+    prefix = expected.base_model_prefix
+    legacy = (("LayerNorm.gamma", "LayerNorm.weight"), ("LayerNorm.beta", "LayerNorm.bias"))
+
+    def rename(key: str) -> tuple[str, Any]:
+        renamed = key
+        for old, new in legacy:
+            renamed = renamed.replace(old, new, 1)
+        if renamed not in expected.tensors and key in expected.tensors:
+            renamed = key
+        if prefix:
+            if renamed.startswith(prefix + ".") and renamed[len(prefix) + 1 :] in expected.tensors:
+                renamed = renamed[len(prefix) + 1 :]
+            elif f"{prefix}.{renamed}" in expected.tensors:
+                renamed = f"{prefix}.{renamed}"
+        return renamed, None
+
+    return rename
+
+
+def _converter_targets(expected: ExpectedModel) -> dict[str, list[str]]:
+    targets: dict[str, list[str]] = {}
+    for conversion in expected.conversions:
+        if hasattr(conversion, "operations"):
+            for pattern in conversion.source_patterns:
+                targets[pattern] = list(conversion.target_patterns)
+    return targets
+
+
+def dot_natural_key(key: str) -> list[tuple[int, str] | tuple[int, str, int] | tuple[int, int]]:
+    """transformers' load order: dotted parts, numbers compared as numbers."""
+    parts: list[tuple[int, str] | tuple[int, str, int] | tuple[int, int]] = []
+    for part in key.split("."):
+        if part.isdigit():
+            parts.append((0, int(part)))
+        else:
+            text = part.rstrip("0123456789")
+            digits = part[len(text) :]
+            parts.append((1, text, int(digits)) if digits else (1, text))
+    return parts
