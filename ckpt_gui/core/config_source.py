@@ -84,7 +84,9 @@ def resolve_config(
                 "has no config.json to compare with; pass --config (a config.json, a model "
                 "folder or an architecture name such as LlamaForCausalLM)",
             )
-        return _finish(f"{checkpoint.source} (own config.json)", dict(checkpoint.config), None, overrides)
+        return _finish(
+            f"{checkpoint.source} (own config.json)", dict(checkpoint.config), None, overrides
+        )
     text = str(spec)
     path = Path(text).expanduser()
     if path.exists():

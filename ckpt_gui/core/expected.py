@@ -48,7 +48,9 @@ class ExpectedModel:
     warnings: tuple[str, ...] = ()
 
 
-def build_expected(config: ResolvedConfig, key_mapping: dict[str, str] | None = None) -> ExpectedModel:
+def build_expected(
+    config: ResolvedConfig, key_mapping: dict[str, str] | None = None
+) -> ExpectedModel:
     """Build ``config``'s model on the meta device and describe what it expects."""
     refuse_remote_code(config)
     import torch
@@ -80,7 +82,9 @@ def describe_model(
 
     state = model.state_dict()
     tensors = {
-        name: ExpectedTensor(name, tuple(int(d) for d in value.shape), torch_dtype_name(value.dtype))
+        name: ExpectedTensor(
+            name, tuple(int(d) for d in value.shape), torch_dtype_name(value.dtype)
+        )
         for name, value in state.items()
     }
     buffers = [name for name, _ in model.named_buffers()]
@@ -117,20 +121,22 @@ def refuse_remote_code(config: ResolvedConfig) -> None:
 
 def _declared(config: ResolvedConfig) -> list[str]:
     architectures = config.values.get("architectures")
-    return [a for a in architectures if isinstance(a, str)] if isinstance(architectures, list) else []
+    return (
+        [a for a in architectures if isinstance(a, str)] if isinstance(architectures, list) else []
+    )
 
 
 def _model_class_and_values(
     config: ResolvedConfig, transformers: Any
 ) -> tuple[Any, dict[str, Any], list[str]]:
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+    from transformers.models.auto import configuration_auto
 
     notes: list[str] = []
     values = dict(config.values)
     model_type = config.model_type
     user_named = config.architecture is not None and config.architecture not in _declared(config)
     if config.architecture is not None:
-        model_class = getattr(transformers, config.architecture, None)
+        model_class: Any = getattr(transformers, config.architecture, None)
         if not _is_model_class(model_class, transformers):
             if user_named:
                 raise CheckpointError(
@@ -154,9 +160,11 @@ def _model_class_and_values(
         return model_class, values, notes
     if model_type is None:
         raise CheckpointError(
-            config.source, "config has no model_type and no architectures; pass an architecture name"
+            config.source,
+            "config has no model_type and no architectures; pass an architecture name",
         )
-    if model_type not in CONFIG_MAPPING_NAMES:
+    known_types: Any = getattr(configuration_auto, "CONFIG_MAPPING_NAMES", {})
+    if model_type not in known_types:
         raise CheckpointError(
             config.source,
             f"model type {model_type!r} is not in transformers: the config needs custom code, "
@@ -169,7 +177,8 @@ def _model_class_and_values(
     model_class = getattr(transformers, name, None) if isinstance(name, str) else None
     if not _is_model_class(model_class, transformers):
         raise CheckpointError(
-            config.source, f"config names no architecture and model type {model_type!r} has no base model"
+            config.source,
+            f"config names no architecture and model type {model_type!r} has no base model",
         )
     notes.append(f"config names no architecture: using the base model {name}")
     return model_class, values, notes

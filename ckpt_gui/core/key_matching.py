@@ -73,9 +73,10 @@ def match_keys(shapes: Mapping[str, Shape], expected: ExpectedModel) -> KeyMatch
             if tuple(shapes[original]) != model_shape:
                 result.mismatched[renamed] = (original, tuple(shapes[original]), model_shape)
         elif pattern is not None:
+            # As transformers: one unexpected key per target the converter would make.
             targets = targets_of.get(pattern, [])
-            for target in targets or [None]:
-                name = renamed if target is None else renamed.replace(targets[0], target)
+            names = [renamed.replace(targets[0], t) for t in targets] if targets else [renamed]
+            for name in names:
                 result.unexpected.setdefault(name, original)
         else:
             result.unexpected.setdefault(renamed, original)

@@ -237,8 +237,9 @@ def dtype_differences(
     for model_key, ckpt_key in sorted(match.loaded.items(), key=lambda item: item[1]):
         stored = tensors[ckpt_key].dtype
         meta_dtype = expected.tensors[model_key].dtype
-        wanted = model_dtype if meta_dtype in FLOAT_DTYPES and stored in FLOAT_DTYPES else meta_dtype
+        wanted = (
+            model_dtype if meta_dtype in FLOAT_DTYPES and stored in FLOAT_DTYPES else meta_dtype
+        )
         if stored != wanted:
             differences.append(DtypeDifference(ckpt_key, stored, wanted))
     return differences
-

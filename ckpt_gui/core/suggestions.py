@@ -22,6 +22,10 @@ from ckpt_gui.core.key_matching import KeyMatch, Shape, match_keys
 MAX_PREFIX_PARTS = 3
 MAX_ROUNDS = 3
 CANDIDATES_PER_KIND = 4
+# Renames between two names (not just a prefix strip/add) must load every key they
+# touch: a shape-compatible pair alone (``cls.transform.dense`` vs ``pooler.dense``)
+# is a coincidence, not a fix.
+STRICT_KINDS = frozenset({"replace_prefix", "regex"})
 
 
 @dataclass(frozen=True)
@@ -86,13 +90,19 @@ def suggest_renames(
         if not match.unexpected or not match.missing:
             break
         best: tuple[int, Rename, KeyMatch] | None = None
-        for rename in _candidates(match):
+        for rename in _candidates(match, expected.base_model_prefix):
             renamed = {rename.apply(k): v for k, v in current.items()}
             if len(renamed) < len(current):
                 continue  # the rename would merge two keys
             trial = match_keys(renamed, expected)
+            if len(trial.mismatched) > len(match.mismatched):
+                continue  # a rename that lands on wrong shapes is not the fix
+            if rename.kind in STRICT_KINDS and not _all_touched_load(current, rename, trial):
+                continue
             gain = match.problem_count - trial.problem_count
-            if gain > 0 and (best is None or gain > best[0]):
+            # Equal gains: the smaller edit wins (strip ``module.`` rather than
+            # ``module.bert.``, since transformers bridges ``bert.`` itself).
+            if gain > 0 and (best is None or (gain, -_size(rename)) > (best[0], -_size(best[1]))):
                 best = (gain, rename, trial)
         if best is None:
             break
@@ -100,6 +110,16 @@ def suggest_renames(
         current = {rename.apply(k): v for k, v in current.items()}
         suggestions.append(Suggestion(describe(rename, gain), rename, gain))
     return suggestions
+
+
+def _all_touched_load(current: Mapping[str, Shape], rename: Rename, trial: KeyMatch) -> bool:
+    loaded = set(trial.loaded.values())
+    return all(rename.apply(k) in loaded for k in current if rename.apply(k) != k)
+
+
+def _size(rename: Rename) -> int:
+    """Smaller edits first; a prefix edit beats a part rename doing the same."""
+    return len(rename.old) + len(rename.new) + (1000 if rename.kind == "regex" else 0)
 
 
 def describe(rename: Rename, gain: int) -> str:
@@ -123,7 +143,7 @@ def _known_prefix_reason(prefix: str) -> str:
     return f" (added by {' and '.join(reasons)})" if reasons else ""
 
 
-def _candidates(match: KeyMatch) -> list[Rename]:
+def _candidates(match: KeyMatch, base_model_prefix: str) -> list[Rename]:
     """Prefix and one-part renames seen between unexpected and missing keys, most common first."""
     unexpected = list(match.unexpected.values())  # checkpoint spelling
     missing = sorted(match.missing)
@@ -150,15 +170,24 @@ def _candidates(match: KeyMatch) -> list[Rename]:
             for new in masked.get(mask, ()):
                 if new != piece and not piece.isdigit() and not new.isdigit():
                     parts[(piece, new)] += 1
-    renames = [Rename.prefix(old, new) for (old, new), _ in prefixes.most_common(CANDIDATES_PER_KIND)]
+    renames = []
+    base = base_model_prefix + "." if base_model_prefix else None
+    for (old, new), _ in prefixes.most_common(CANDIDATES_PER_KIND):
+        renames.append(Rename.prefix(old, new))
+        if base and not new and old.endswith(base) and old != base:
+            # transformers bridges the base-model prefix itself: keep it.
+            renames.append(Rename.prefix(old[: -len(base)], new))
     renames += [Rename.part(old, new) for (old, new), _ in parts.most_common(CANDIDATES_PER_KIND)]
     return renames
 
 
 def _splits(key: str) -> list[tuple[str, str]]:
-    """(head, tail) pairs cutting up to MAX_PREFIX_PARTS dotted parts off the front."""
+    """(head, tail) pairs cutting up to MAX_PREFIX_PARTS dotted parts off the front.
+
+    A tail keeps at least two parts: ``weight`` alone would pair any two keys.
+    """
     pieces = key.split(".")
     return [
         (".".join(pieces[:n]) + "." if n else "", ".".join(pieces[n:]))
-        for n in range(min(MAX_PREFIX_PARTS, len(pieces) - 1) + 1)
+        for n in range(min(MAX_PREFIX_PARTS, len(pieces) - 2) + 1)
     ]

@@ -10,7 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from matching_oracle import FAMILIES, VARIANTS, build_model, oracle, ours, state_dict_of, write_folder
+from matching_oracle import (
+    FAMILIES,
+    VARIANTS,
+    build_model,
+    oracle,
+    ours,
+    state_dict_of,
+    write_folder,
+)
 
 _models: dict[str, object] = {}
 
@@ -99,7 +107,11 @@ def test_t5_all_three_ties(tmp_path: Path) -> None:
     model = model_of("T5ForConditionalGeneration", tie_word_embeddings=True)
     full = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
     # Old T5 checkpoints carry only the encoder copy of the shared embedding.
-    only_encoder = {k: v for k, v in full.items() if k not in ("shared.weight", "lm_head.weight", "decoder.embed_tokens.weight")}
+    only_encoder = {
+        k: v
+        for k, v in full.items()
+        if k not in ("shared.weight", "lm_head.weight", "decoder.embed_tokens.weight")
+    }
     agree(write_folder(tmp_path / "ckpt", model, only_encoder), None, "T5ForConditionalGeneration")
 
 
@@ -134,8 +146,12 @@ def test_other_config_values_cause_mismatches(tmp_path: Path) -> None:
     write_folder(tmp_path / "other", bigger, state_dict_of(bigger))
     # The oracle: the same weights with the other config.json.
     (tmp_path / "pair").mkdir()
-    (tmp_path / "pair" / "model.safetensors").write_bytes((folder / "model.safetensors").read_bytes())
-    (tmp_path / "pair" / "config.json").write_bytes((tmp_path / "other" / "config.json").read_bytes())
+    (tmp_path / "pair" / "model.safetensors").write_bytes(
+        (folder / "model.safetensors").read_bytes()
+    )
+    (tmp_path / "pair" / "config.json").write_bytes(
+        (tmp_path / "other" / "config.json").read_bytes()
+    )
     expected = oracle(tmp_path / "pair", "LlamaForCausalLM")
 
     from ckpt_gui.core.config_source import resolve_config

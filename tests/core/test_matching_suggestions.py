@@ -1,0 +1,101 @@
+"""Suggested renames are right: applying them makes transformers load the checkpoint cleanly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from matching_oracle import build_model, oracle, ours, state_dict_of, write_folder
+
+CLEAN = {"missing": [], "unexpected": [], "mismatched": []}
+
+
+def renamed(state: dict, rename) -> dict:
+    return {rename(k): v for k, v in state.items()}
+
+
+CASES = {
+    "ddp": ("LlamaForCausalLM", lambda k: "module." + k, ["strip_prefix"]),
+    "compile": ("BertForMaskedLM", lambda k: "_orig_mod." + k, ["strip_prefix"]),
+    "ddp_compile": ("GPT2LMHeadModel", lambda k: "module._orig_mod." + k, ["strip_prefix"]),
+    "lightning": ("BertForMaskedLM", lambda k: "model." + k, ["strip_prefix"]),
+    "other_prefix": (
+        "LlamaForCausalLM",
+        lambda k: k.replace("model.", "backbone.", 1),
+        ["replace_prefix"],
+    ),
+    "inner_rename": (
+        "LlamaForCausalLM",
+        lambda k: k.replace(".self_attn.", ".attention."),
+        ["regex"],
+    ),
+    "prefix_then_inner": (
+        "ViTForImageClassification",
+        lambda k: "module." + k.replace(".attention.", ".attn."),
+        ["strip_prefix", "regex"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_suggestion_makes_transformers_load_cleanly(tmp_path: Path, case: str) -> None:
+    architecture, damage, kinds = CASES[case]
+    model = build_model(architecture)
+    original = state_dict_of(model)
+    broken = renamed(original, damage)
+    folder = write_folder(tmp_path / "broken", model, broken)
+    got, report = ours(folder, None)
+    assert got == oracle(folder, architecture)
+    assert not report.clean
+    assert [s.rename.kind for s in report.suggestions] == kinds, report.suggestions
+    fixed = broken
+    for rename in report.renames():
+        fixed = renamed(fixed, rename.apply)
+    assert set(fixed) == set(original)
+    fixed_folder = write_folder(tmp_path / "fixed", model, fixed)
+    assert oracle(fixed_folder, architecture) == CLEAN
+    assert sum(s.resolves for s in report.suggestions) == len(got["missing"]) + len(
+        got["unexpected"]
+    )
+
+
+def test_base_prefix_under_a_lightning_prefix_needs_no_fix(tmp_path: Path) -> None:
+    """``model.model.x`` loads into Llama as is: transformers strips its base prefix."""
+    model = build_model("LlamaForCausalLM")
+    folder = write_folder(
+        tmp_path / "ckpt", model, renamed(state_dict_of(model), lambda k: "model." + k)
+    )
+    got, report = ours(folder, None)
+    assert got == oracle(folder, "LlamaForCausalLM") == CLEAN
+    assert report.clean and report.renamed["model.lm_head.weight"] == "lm_head.weight"
+
+
+def test_no_suggestion_for_unrelated_problems(tmp_path: Path) -> None:
+    import torch
+
+    model = build_model("LlamaForCausalLM")
+    state = state_dict_of(model)
+    state.pop("model.norm.weight")
+    state["vision_tower.proj.weight"] = torch.zeros(2, 2)
+    _, report = ours(write_folder(tmp_path / "ckpt", model, state), None)
+    assert report.missing == ("model.norm.weight",)
+    assert report.suggestions == ()
+
+
+def test_ghost_rows_follow_the_checkpoint_naming(tmp_path: Path) -> None:
+    """A BertModel checkpoint saved with the 'bert.' prefix, loaded as BertModel."""
+    model = build_model("BertForMaskedLM")
+    state = {k: v for k, v in state_dict_of(model).items() if k.startswith("bert.")}
+    state.pop("bert.encoder.layer.0.output.dense.weight")
+    base = build_model("BertModel")
+    folder = write_folder(tmp_path / "ckpt", base, state)
+    got, report = ours(folder, "BertModel")
+    assert got == oracle(folder, "BertModel")
+    assert "encoder.layer.0.output.dense.weight" in report.missing
+    ghost = report.ghost_keys["encoder.layer.0.output.dense.weight"]
+    assert ghost == "bert.encoder.layer.0.output.dense.weight"
+    assert report.status_by_key[ghost] == "missing"
+    assert report.status_by_key["bert.encoder.layer.0.output.dense.bias"] == "ok"
+    assert report.renamed["bert.encoder.layer.0.output.dense.bias"] == (
+        "encoder.layer.0.output.dense.bias"
+    )
