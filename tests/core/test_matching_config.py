@@ -104,7 +104,7 @@ def test_bad_config_specs(tmp_path: Path, llama_folder: Path) -> None:
     with pytest.raises(CheckpointError, match="JSON object"):
         resolve_config(tmp_path / "list.json", checkpoint)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(CheckpointError, match="has no config.json"):
+    with pytest.raises(CheckpointError, match=r"has no config\.json"):
         resolve_config(tmp_path / "empty", checkpoint)
 
 
