@@ -17,6 +17,7 @@ from typing import Any
 
 from ckpt_gui.core.config_source import ResolvedConfig, apply_overrides
 from ckpt_gui.core.errors import CheckpointError
+from ckpt_gui.core.renaming import PlainRenaming
 
 
 @dataclass(frozen=True)
@@ -33,12 +34,14 @@ class ExpectedModel:
     ``tensors`` are the persistent state-dict entries (what ``from_pretrained`` reports
     as missing when absent). ``tied`` maps each tied target to its source, in the
     order transformers ties them. ``conversions`` holds transformers' own
-    WeightRenaming/WeightConverter objects (opaque here; used by matching.py).
+    WeightRenaming/WeightConverter objects (empty when loaded from the cache);
+    ``plain_renamings`` the same rules replayable without transformers, or None when
+    some rule is not a plain renaming (then ``conversions`` must be used).
     """
 
     architecture: str
     model_type: str
-    base_model_prefix: str
+    base_model_prefix: str | None
     tensors: dict[str, ExpectedTensor]
     tied: dict[str, str]
     non_persistent_buffers: tuple[str, ...]
@@ -46,6 +49,7 @@ class ExpectedModel:
     ignore_unexpected: tuple[str, ...]
     conversions: list[Any] = field(default_factory=list)
     warnings: tuple[str, ...] = ()
+    plain_renamings: tuple[PlainRenaming, ...] | None = None
 
 
 def build_expected(
@@ -95,17 +99,21 @@ def describe_model(
         ignore_unexpected.add(r"rotary_emb\.inv_freq")
     if any(name.endswith("position_ids") for name in buffers):
         ignore_unexpected.add(r"(^|\.)position_ids$")
+    conversions = _conversions(model, key_mapping)
+    plain = [PlainRenaming.from_transform(c) for c in conversions]
     return ExpectedModel(
         architecture=type(model).__name__,
         model_type=str(model.config.model_type),
-        base_model_prefix=str(model.base_model_prefix or ""),
+        # As is: transformers passes it unchanged to its renaming (even "").
+        base_model_prefix=model.base_model_prefix,
         tensors=tensors,
         tied=dict(getattr(model, "all_tied_weights_keys", None) or {}),
         non_persistent_buffers=tuple(name for name in buffers if name not in state),
         ignore_missing=tuple(sorted(model._keys_to_ignore_on_load_missing or ())),
         ignore_unexpected=tuple(sorted(ignore_unexpected)),
-        conversions=_conversions(model, key_mapping),
+        conversions=conversions,
         warnings=notes,
+        plain_renamings=None if None in plain else tuple(p for p in plain if p is not None),
     )
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ckpt_gui.core.expected import ExpectedModel
+from ckpt_gui.core.renaming import rename_keys
 
 Shape = tuple[int, ...]
 Renamer = Callable[[str], tuple[str, Any]]
@@ -129,7 +130,18 @@ def _alternation(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
 def make_renamer(expected: ExpectedModel) -> Renamer:
     """``key -> (renamed key, converter pattern or None)`` as transformers renames on load."""
     meta = dict.fromkeys(expected.tensors, True)
-    prefix = expected.base_model_prefix or None
+    prefix = expected.base_model_prefix
+    plain = expected.plain_renamings
+    if plain is not None:
+        # Plain renamings only: replay them without importing transformers.
+
+        def rename_plain(key: str) -> tuple[str, Any]:
+            renamed = rename_keys(key, plain, prefix, meta)
+            if renamed not in meta and key in meta:
+                renamed = rename_keys(key, (), prefix, meta)
+            return renamed, None
+
+        return rename_plain
     try:
         from transformers.core_model_loading import WeightConverter, rename_source_key
     except ImportError:

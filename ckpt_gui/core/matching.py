@@ -21,7 +21,8 @@ from typing import Any
 
 from ckpt_gui.core.config_source import ResolvedConfig
 from ckpt_gui.core.dtypes import FLOAT_DTYPES, torch_dtype_name
-from ckpt_gui.core.expected import ExpectedModel, build_expected
+from ckpt_gui.core.expected import ExpectedModel
+from ckpt_gui.core.expected_cache import load_expected
 from ckpt_gui.core.key_matching import KeyMatch, match_keys
 from ckpt_gui.core.model import Checkpoint
 from ckpt_gui.core.suggestions import Rename, Suggestion, suggest_renames
@@ -129,14 +130,16 @@ def compare(
     config: ResolvedConfig,
     key_mapping: dict[str, str] | None = None,
     expected: ExpectedModel | None = None,
+    use_cache: bool = True,
 ) -> MatchReport:
     """Compare ``checkpoint`` with the model ``config`` describes (built on meta).
 
     ``key_mapping`` is from_pretrained's ``{regex: replacement}``; pass ``expected`` to
-    reuse a model description across comparisons.
+    reuse a model description across comparisons. The description comes from the
+    disk cache when this config was seen before (no transformers import then).
     """
     if expected is None:
-        expected = build_expected(config, key_mapping)
+        expected = load_expected(config, key_mapping, use_cache=use_cache)
     shapes = {t.name: t.shape for t in checkpoint.tensors}
     match = match_keys(shapes, expected)
     suggestions = suggest_renames(shapes, expected, match)

@@ -143,7 +143,7 @@ def _known_prefix_reason(prefix: str) -> str:
     return f" (added by {' and '.join(reasons)})" if reasons else ""
 
 
-def _candidates(match: KeyMatch, base_model_prefix: str) -> list[Rename]:
+def _candidates(match: KeyMatch, base_model_prefix: str | None) -> list[Rename]:
     """Prefix and one-part renames seen between unexpected and missing keys, most common first."""
     unexpected = list(match.unexpected.values())  # checkpoint spelling
     missing = sorted(match.missing)
