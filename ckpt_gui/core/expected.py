@@ -50,6 +50,7 @@ class ExpectedModel:
     conversions: list[Any] = field(default_factory=list)
     warnings: tuple[str, ...] = ()
     plain_renamings: tuple[PlainRenaming, ...] | None = None
+    hf_config: Any = None  # the transformers config object, for converters (not cached)
 
 
 def build_expected(
@@ -114,6 +115,7 @@ def describe_model(
         conversions=conversions,
         warnings=notes,
         plain_renamings=None if None in plain else tuple(p for p in plain if p is not None),
+        hf_config=model.config,
     )
 
 

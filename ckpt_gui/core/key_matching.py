@@ -43,6 +43,9 @@ class KeyMatch:
     """
 
     loaded: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, str] = field(
+        default_factory=dict
+    )  # every loaded checkpoint key -> model key
     converted: set[str] = field(default_factory=set)
     unexpected: dict[str, str] = field(default_factory=dict)
     ignored_unexpected: dict[str, str] = field(default_factory=dict)
@@ -60,27 +63,39 @@ def match_keys(shapes: Mapping[str, Shape], expected: ExpectedModel) -> KeyMatch
     """Compare checkpoint ``{key: shape}`` with the model, as from_pretrained would."""
     result = KeyMatch()
     rename = make_renamer(expected)
-    targets_of = _converter_targets(expected)
+    converters = _converters_by_pattern(expected)
+    groups: dict[str, list[tuple[str, str, Shape]]] = {}  # first target -> its sources
     for original in sorted(shapes, key=dot_natural_key):
         renamed, pattern = rename(original)
         if renamed in expected.tensors:
-            result.loaded.setdefault(renamed, original)
+            result.sources[original] = renamed
             if pattern is not None:
-                # A converter (e.g. fusing per-expert weights) changes shapes; the
-                # checkpoint shape is not comparable with the model's here.
-                result.converted.add(renamed)
+                groups.setdefault(renamed, []).append((original, pattern, tuple(shapes[original])))
                 continue
+            result.loaded.setdefault(renamed, original)
             model_shape = expected.tensors[renamed].shape
             if tuple(shapes[original]) != model_shape:
                 result.mismatched[renamed] = (original, tuple(shapes[original]), model_shape)
         elif pattern is not None:
             # As transformers: one unexpected key per target the converter would make.
-            targets = targets_of.get(pattern, [])
+            targets = list(converters[pattern].target_patterns) if pattern in converters else []
             names = [renamed.replace(targets[0], t) for t in targets] if targets else [renamed]
             for name in names:
                 result.unexpected.setdefault(name, original)
         else:
             result.unexpected.setdefault(renamed, original)
+    for first_target, sources in groups.items():
+        converter = converters[sources[0][1]]
+        for target, shape in convert_shapes(converter, first_target, sources, expected).items():
+            source = sources[0][0]
+            if target not in expected.tensors:
+                result.unexpected.setdefault(target, source)
+                continue
+            result.loaded.setdefault(target, source)
+            result.converted.add(target)
+            model_shape = expected.tensors[target].shape
+            if shape is not None and shape != model_shape:
+                result.mismatched[target] = (source, shape, model_shape)
     missing = set(expected.tensors) - set(result.loaded)
     _apply_tying(missing, expected.tied, result.tied)
     _apply_ignore_lists(result, missing, expected)
@@ -179,13 +194,47 @@ def _fallback_renamer(expected: ExpectedModel) -> Renamer:
     return rename
 
 
-def _converter_targets(expected: ExpectedModel) -> dict[str, list[str]]:
-    targets: dict[str, list[str]] = {}
-    for conversion in expected.conversions:
-        if hasattr(conversion, "operations"):
-            for pattern in conversion.source_patterns:
-                targets[pattern] = list(conversion.target_patterns)
-    return targets
+def _converters_by_pattern(expected: ExpectedModel) -> dict[str, Any]:
+    return {
+        pattern: conversion
+        for conversion in expected.conversions
+        if hasattr(conversion, "operations")
+        for pattern in conversion.source_patterns
+    }
+
+
+def convert_shapes(
+    converter: Any,
+    first_target: str,
+    sources: list[tuple[str, str, Shape]],
+    expected: ExpectedModel,
+) -> dict[str, Shape | None]:
+    """Target key -> shape after transformers' conversion, run on meta tensors.
+
+    The converter's own operations (stack experts, concatenate, chunk...) run on
+    empty meta tensors of the checkpoint's shapes, so the shapes compared are the
+    ones transformers compares. If an operation cannot run that way, the targets are
+    named from the converter's patterns and their shapes are not compared.
+    """
+    targets = list(converter.target_patterns)
+    try:
+        import copy
+
+        import torch
+
+        group = copy.deepcopy(converter)
+        for original, pattern, shape in sources:
+            group.add_tensor(
+                first_target, original, pattern, lambda s=shape: torch.empty(s, device="meta")
+            )
+        produced = group.convert(first_target, model=None, config=expected.hf_config)
+        return {
+            name: tuple(int(d) for d in (value[0] if isinstance(value, list) else value).shape)
+            for name, value in produced.items()
+        }
+    except Exception:
+        names = [first_target.replace(targets[0], t) for t in targets] if targets else []
+        return dict.fromkeys(names or [first_target])
 
 
 def dot_natural_key(key: str) -> list[tuple[int, str] | tuple[int, str, int] | tuple[int, int]]:

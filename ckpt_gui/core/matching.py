@@ -166,7 +166,7 @@ def compare(
         suggestions=tuple(suggestions),
         status_by_key=status_by_key(match, ghosts),
         ghost_keys=ghosts,
-        renamed={ckpt: model for model, ckpt in match.loaded.items() if ckpt != model},
+        renamed={ckpt: model for ckpt, model in sorted(match.sources.items()) if ckpt != model},
         tied=dict(sorted(match.tied.items())),
         ignored_unexpected=tuple(sorted(match.ignored_unexpected)),
         ignored_missing=tuple(sorted(match.ignored_missing)),
@@ -179,8 +179,10 @@ def compare(
 
 def status_by_key(match: KeyMatch, ghosts: Mapping[str, str]) -> dict[str, str]:
     status: dict[str, str] = {}
-    for model_key, ckpt_key in match.loaded.items():
-        status[ckpt_key] = "mismatched" if model_key in match.mismatched else "ok"
+    mismatched_sources = {source for source, _, _ in match.mismatched.values()}
+    for ckpt_key, model_key in match.sources.items():
+        bad = model_key in match.mismatched or ckpt_key in mismatched_sources
+        status[ckpt_key] = "mismatched" if bad else "ok"
     for ckpt_key in match.unexpected.values():
         status[ckpt_key] = "unexpected"
     for ckpt_key in match.ignored_unexpected.values():
@@ -200,7 +202,7 @@ def ghost_keys(match: KeyMatch, checkpoint_keys: set[str]) -> dict[str, str]:
     """
     extra: dict[str, int] = {}  # checkpoint has this prefix, the model does not
     lacking: dict[str, int] = {}  # the model has this prefix, the checkpoint does not
-    for model_key, ckpt_key in match.loaded.items():
+    for ckpt_key, model_key in match.sources.items():
         if ckpt_key != model_key and ckpt_key.endswith("." + model_key):
             head = ckpt_key[: -len(model_key)]
             extra[head] = extra.get(head, 0) + 1
@@ -237,7 +239,7 @@ def dtype_differences(
     """Informational: loaded tensors whose stored dtype differs from the model's."""
     tensors = checkpoint.tensor_map
     differences = []
-    for model_key, ckpt_key in sorted(match.loaded.items(), key=lambda item: item[1]):
+    for ckpt_key, model_key in sorted(match.sources.items()):
         stored = tensors[ckpt_key].dtype
         meta_dtype = expected.tensors[model_key].dtype
         wanted = (

@@ -113,7 +113,7 @@ def suggest_renames(
 
 
 def _all_touched_load(current: Mapping[str, Shape], rename: Rename, trial: KeyMatch) -> bool:
-    loaded = set(trial.loaded.values())
+    loaded = set(trial.sources)
     return all(rename.apply(k) in loaded for k in current if rename.apply(k) != k)
 
 

@@ -166,3 +166,42 @@ def test_other_config_values_cause_mismatches(tmp_path: Path) -> None:
     # --set gives the same answer as another config.json.
     same = compare(checkpoint, resolve_config(None, checkpoint, {"vocab_size": 80}))
     assert same.mismatched == report.mismatched
+
+
+@pytest.mark.parametrize("variant", ["fused", "legacy", "legacy_dropped_expert", "legacy_ddp"])
+def test_moe_weight_converters(tmp_path: Path, variant: str) -> None:
+    """Mixtral: legacy per-expert weights are fused on load by transformers' converters;
+    shapes are compared after conversion (run on meta tensors), as transformers does."""
+    import torch
+    from transformers import MixtralConfig, MixtralForCausalLM
+    from transformers.core_model_loading import revert_weight_conversion
+
+    config = MixtralConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_local_experts=2,
+        num_experts_per_tok=1,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    model = MixtralForCausalLM(config)
+    fused = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    legacy = {k: v.contiguous() for k, v in revert_weight_conversion(model, fused).items()}
+    assert any(".experts.1.w2." in k for k in legacy)
+    state = {
+        "fused": fused,
+        "legacy": legacy,
+        "legacy_dropped_expert": {k: v for k, v in legacy.items() if ".experts.1.w2." not in k},
+        "legacy_ddp": {"module." + k: v for k, v in legacy.items()},
+    }[variant]
+    report = agree(write_folder(tmp_path / "ckpt", model, state), None, "MixtralForCausalLM")
+    assert report.clean == (variant in ("fused", "legacy"))
+    if variant == "legacy_dropped_expert":
+        assert [m.checkpoint_shape for m in report.mismatched] == [(1, 32, 48)]
+    if variant == "legacy":
+        assert all(status == "ok" for status in report.status_by_key.values())
+        assert len(report.status_by_key) == len(legacy)
