@@ -15,9 +15,11 @@ transformers 5 (``core_model_loading.convert_and_load_state_dict_in_model`` and
    ``rotary_emb.inv_freq`` and ``position_ids`` for models with such buffers) are
    dropped from the lists.
 
-The renaming itself uses transformers' own rule objects and ``rename_source_key``,
-so the same legacy renames apply; only if that API is absent does a small
-built-in fallback (gamma/beta + base-model prefix) take over.
+The renaming itself uses transformers' own rule objects and ``rename_source_key``
+(or, for a cached model description, their exact replay in renaming.py), so the same
+legacy renames apply; only if that API is absent does a small built-in fallback
+(gamma/beta + base-model prefix) take over. Weight converters (fused MoE experts)
+run their own operations on meta tensors to get the converted shapes.
 """
 
 from __future__ import annotations
