@@ -23,8 +23,8 @@ MAX_PREFIX_PARTS = 3
 MAX_ROUNDS = 3
 CANDIDATES_PER_KIND = 4
 # Renames between two names (not just a prefix strip/add) must load every key they
-# touch: a shape-compatible pair alone (``cls.transform.dense`` vs ``pooler.dense``)
-# is a coincidence, not a fix.
+# touch, across more than one module: a shape-compatible pair alone
+# (``cls.transform.dense`` vs ``pooler.dense``) is a coincidence, not a fix.
 STRICT_KINDS = frozenset({"replace_prefix", "regex"})
 
 
@@ -113,8 +113,13 @@ def suggest_renames(
 
 
 def _all_touched_load(current: Mapping[str, Shape], rename: Rename, trial: KeyMatch) -> bool:
+    """Every key the rename touches loads, and they span more than one module: moving
+    one module's weights onto another (``pooler.dense`` -> ``lm_head.dense``, same
+    shapes) is a coincidence of shapes, not evidence of a renamed layout."""
     loaded = set(trial.sources)
-    return all(rename.apply(k) in loaded for k in current if rename.apply(k) != k)
+    touched = [rename.apply(k) for k in current if rename.apply(k) != k]
+    modules = {key.rpartition(".")[0] for key in touched}
+    return len(modules) > 1 and all(key in loaded for key in touched)
 
 
 def _size(rename: Rename) -> int:
@@ -174,9 +179,13 @@ def _candidates(match: KeyMatch, base_model_prefix: str | None) -> list[Rename]:
     base = base_model_prefix + "." if base_model_prefix else None
     for (old, new), _ in prefixes.most_common(CANDIDATES_PER_KIND):
         renames.append(Rename.prefix(old, new))
-        if base and not new and old.endswith(base) and old != base:
-            # transformers bridges the base-model prefix itself: keep it.
-            renames.append(Rename.prefix(old[: -len(base)], new))
+        if base:
+            # transformers adds or strips the base-model prefix itself, so the same
+            # fix may not need to touch it: offer that smaller edit too.
+            if new.startswith(base):
+                renames.append(Rename.prefix(old, new[len(base) :]))
+            if old.endswith(base) and old != base:
+                renames.append(Rename.prefix(old[: -len(base)], new))
     renames += [Rename.part(old, new) for (old, new), _ in parts.most_common(CANDIDATES_PER_KIND)]
     return renames
 

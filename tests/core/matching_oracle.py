@@ -56,6 +56,31 @@ FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
             "num_heads": 2,
         },
     ),
+    "RobertaForMaskedLM": (
+        "RobertaConfig",
+        {
+            "vocab_size": 64,
+            "hidden_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 37,
+            "max_position_embeddings": 40,
+        },
+    ),
+    "BartForConditionalGeneration": (
+        "BartConfig",
+        {
+            "vocab_size": 64,
+            "d_model": 32,
+            "encoder_layers": 1,
+            "decoder_layers": 1,
+            "encoder_attention_heads": 2,
+            "decoder_attention_heads": 2,
+            "encoder_ffn_dim": 37,
+            "decoder_ffn_dim": 37,
+            "max_position_embeddings": 32,
+        },
+    ),
     "ViTForImageClassification": (
         "ViTConfig",
         {

@@ -63,6 +63,9 @@ def test_agrees_with_transformers(tmp_path: Path, architecture: str, variant: st
         ("ViTModel", "ViTForImageClassification"),
         ("ViTForImageClassification", "ViTModel"),
         ("T5Model", "T5ForConditionalGeneration"),
+        ("RobertaModel", "RobertaForMaskedLM"),
+        ("BartModel", "BartForConditionalGeneration"),
+        ("BartForConditionalGeneration", "BartForSequenceClassification"),
     ],
 )
 def test_base_model_prefix_both_directions(tmp_path: Path, saved: str, loaded: str) -> None:
