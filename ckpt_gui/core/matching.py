@@ -25,7 +25,12 @@ from ckpt_gui.core.expected import ExpectedModel
 from ckpt_gui.core.expected_cache import load_expected
 from ckpt_gui.core.key_matching import KeyMatch, match_keys
 from ckpt_gui.core.model import Checkpoint
-from ckpt_gui.core.suggestions import Rename, Suggestion, suggest_renames
+from ckpt_gui.core.suggestions import (
+    Rename,
+    Suggestion,
+    suggest_config_override,
+    suggest_renames,
+)
 
 STATUSES = ("ok", "missing", "unexpected", "mismatched", "ignored")
 
@@ -143,6 +148,9 @@ def compare(
     shapes = {t.name: t.shape for t in checkpoint.tensors}
     match = match_keys(shapes, expected)
     suggestions = suggest_renames(shapes, expected, match)
+    override = suggest_config_override(match, config.values)
+    if override is not None:
+        suggestions.append(override)
     model_dtype = declared_dtype(config)
     warnings = list(expected.warnings)
     location = checkpoint.metadata.get("state_dict_key")

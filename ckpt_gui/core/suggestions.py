@@ -69,16 +69,57 @@ class Rename:
 
 @dataclass(frozen=True)
 class Suggestion:
+    """A fix: a key ``rename`` for the checkpoint, or a ``config_override`` (values to
+    set in the config, e.g. ``{"vocab_size": 32001}``) for shape mismatches."""
+
     text: str
     rename: Rename | None
-    resolves: int  # problems (missing + unexpected + mismatched) fewer after this rename
+    resolves: int  # problems (missing + unexpected + mismatched) fewer after this fix
+    config_override: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "text": self.text,
             "rename": self.rename.to_json() if self.rename else None,
+            "config_override": dict(self.config_override) if self.config_override else None,
             "resolves": self.resolves,
         }
+
+
+def suggest_config_override(match: KeyMatch, config_values: Mapping[str, Any]) -> Suggestion | None:
+    """A config value that explains every shape mismatch, e.g. ``vocab_size`` 32000 where
+    the checkpoint's embeddings have 32001 rows. Only an unambiguous field is named:
+    one whose value equals the model-side size of every differing dimension, with one
+    checkpoint-side size."""
+    if not match.mismatched:
+        return None
+    differing: list[tuple[int, int]] = []  # (model size, checkpoint size) per mismatch
+    for _, ckpt_shape, model_shape in match.mismatched.values():
+        if len(ckpt_shape) != len(model_shape):
+            return None
+        pairs = {(m, c) for m, c in zip(model_shape, ckpt_shape, strict=True) if m != c}
+        if len(pairs) != 1:
+            return None
+        differing.append(pairs.pop())
+    if len(set(differing)) != 1:
+        return None
+    model_size, ckpt_size = differing[0]
+    fields = [
+        name
+        for name, value in config_values.items()
+        if isinstance(value, int) and not isinstance(value, bool) and value == model_size
+    ]
+    if len(fields) != 1:
+        return None
+    field = fields[0]
+    count = len(match.mismatched)
+    return Suggestion(
+        f"set {field}={ckpt_size} in the config (it is {model_size}; explains "
+        f"{count} shape mismatch{'es' if count != 1 else ''}), e.g. --set {field}={ckpt_size}",
+        None,
+        count,
+        {field: ckpt_size},
+    )
 
 
 def suggest_renames(

@@ -147,3 +147,33 @@ def test_ddp_base_checkpoint_into_head_model_needs_one_strip(
     assert oracle(fixed, loaded) == oracle(
         write_folder(tmp_path / "plain", base, state_dict_of(base)), loaded
     )
+
+
+def test_config_override_for_a_resized_vocabulary(tmp_path: Path) -> None:
+    """Embeddings resized after adding a token: the fix is the config, not the keys."""
+    model = build_model("LlamaForCausalLM")
+    resized = build_model("LlamaForCausalLM", vocab_size=65)
+    folder = write_folder(tmp_path / "ckpt", model, state_dict_of(resized))
+    got, report = ours(folder, None)
+    assert got == oracle(folder, "LlamaForCausalLM")
+    [suggestion] = report.suggestions
+    assert suggestion.config_override == {"vocab_size": 65}
+    assert suggestion.rename is None and "--set vocab_size=65" in suggestion.text
+
+    from ckpt_gui.core.config_source import resolve_config
+    from ckpt_gui.core.matching import compare
+    from ckpt_gui.core.targets import open_target
+
+    checkpoint = open_target(folder)
+    fixed = compare(checkpoint, resolve_config(None, checkpoint, suggestion.config_override))
+    assert fixed.clean
+
+
+def test_no_config_override_when_ambiguous(tmp_path: Path) -> None:
+    """hidden_size changes many dimensions at once: no single field is named."""
+    model = build_model("LlamaForCausalLM")
+    wider = build_model("LlamaForCausalLM", hidden_size=40, num_attention_heads=4)
+    folder = write_folder(tmp_path / "ckpt", model, state_dict_of(wider))
+    got, report = ours(folder, None)
+    assert got == oracle(folder, "LlamaForCausalLM")
+    assert report.mismatched and report.suggestions == ()
