@@ -9,7 +9,6 @@ does not know are refused with a message suggesting a built-in architecture.
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -214,7 +213,9 @@ def _quiet() -> Any:
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        # No stdout redirection: this may run on a GUI worker thread, and redirecting
+        # sys.stdout is process-wide.
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:

@@ -206,3 +206,28 @@ def test_group_keys() -> None:
         ("lm_head.weight", 1),
         ("model.layers.{3,7}.x.weight", 2),
     ]
+
+
+@pytest.mark.parametrize(
+    ("override", "problem"),
+    [
+        ({"hidden_size": 30}, "not a multiple of the number of attention heads"),
+        ({"vocab_size": "many"}, "expected int"),
+    ],
+)
+def test_config_that_cannot_be_built_is_a_clean_error(
+    llama_folder: Path, override: dict, problem: str
+) -> None:
+    checkpoint = open_target(llama_folder)
+    with pytest.raises(CheckpointError, match="cannot build LlamaForCausalLM") as error:
+        compare(checkpoint, resolve_config(None, checkpoint, override), use_cache=False)
+    assert problem in str(error.value) and "\n" not in str(error.value)
+    assert str(error.value).startswith(str(llama_folder))
+
+
+def test_zero_layers_config_reports_every_layer_unexpected(llama_folder: Path) -> None:
+    """transformers accepts num_hidden_layers=-1 (no layers); so do we, and say what follows."""
+    checkpoint = open_target(llama_folder)
+    report = compare(checkpoint, resolve_config(None, checkpoint, {"num_hidden_layers": -1}))
+    assert report.unexpected and all(".layers." in k for k in report.unexpected)
+    assert not report.missing
