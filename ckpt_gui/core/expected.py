@@ -220,3 +220,35 @@ def _quiet() -> Any:
             yield
     finally:
         logger.setLevel(level)
+
+
+def available_architectures() -> list[str]:
+    """Model classes in the transformers registry, for an architecture picker.
+
+    Imports transformers (seconds): call it from a worker thread.
+    """
+    from transformers.models.auto import modeling_auto
+
+    names: set[str] = set()
+    for attribute in dir(modeling_auto):
+        if attribute.startswith("MODEL_") and attribute.endswith("MAPPING_NAMES"):
+            for value in getattr(modeling_auto, attribute).values():
+                candidates = value if isinstance(value, list | tuple) else (value,)
+                names.update(c for c in candidates if isinstance(c, str))
+    return sorted(names)
+
+
+def default_config_values(architecture: str) -> dict[str, Any]:
+    """The architecture's default config values, for editing before comparing
+    (pass the edited ones to ``resolve_config`` as overrides)."""
+    import transformers
+
+    model_class = getattr(transformers, architecture, None)
+    if not _is_model_class(model_class, transformers):
+        raise CheckpointError(
+            architecture, "not a model architecture transformers knows (e.g. LlamaForCausalLM)"
+        )
+    assert model_class is not None
+    with _quiet():
+        values: dict[str, Any] = model_class.config_class().to_dict()
+    return values

@@ -231,3 +231,14 @@ def test_zero_layers_config_reports_every_layer_unexpected(llama_folder: Path) -
     report = compare(checkpoint, resolve_config(None, checkpoint, {"num_hidden_layers": -1}))
     assert report.unexpected and all(".layers." in k for k in report.unexpected)
     assert not report.missing
+
+
+def test_architecture_registry_for_the_picker() -> None:
+    from ckpt_gui.core.expected import available_architectures, default_config_values
+
+    names = available_architectures()
+    assert {"LlamaForCausalLM", "BertForMaskedLM", "T5ForConditionalGeneration"} <= set(names)
+    values = default_config_values("LlamaForCausalLM")
+    assert values["model_type"] == "llama" and values["hidden_size"] == 4096
+    with pytest.raises(CheckpointError, match="not a model architecture"):
+        default_config_values("NoSuchModel")
