@@ -41,13 +41,14 @@ class KeyMatch:
     """Raw outcome, model key names as transformers reports them.
 
     ``loaded`` maps model key -> checkpoint key for every key that loaded (shape
-    mismatches included); ``unexpected`` maps reported name -> checkpoint key.
+    mismatches included); ``sources`` every loaded checkpoint key -> model key (a
+    converter loads several into one); ``unexpected`` maps reported name -> checkpoint
+    key and ``rejected`` every unloaded checkpoint key -> the names it is reported as.
     """
 
     loaded: dict[str, str] = field(default_factory=dict)
-    sources: dict[str, str] = field(
-        default_factory=dict
-    )  # every loaded checkpoint key -> model key
+    sources: dict[str, str] = field(default_factory=dict)
+    rejected: dict[str, list[str]] = field(default_factory=dict)
     converted: set[str] = field(default_factory=set)
     unexpected: dict[str, str] = field(default_factory=dict)
     ignored_unexpected: dict[str, str] = field(default_factory=dict)
@@ -84,14 +85,17 @@ def match_keys(shapes: Mapping[str, Shape], expected: ExpectedModel) -> KeyMatch
             names = [renamed.replace(targets[0], t) for t in targets] if targets else [renamed]
             for name in names:
                 result.unexpected.setdefault(name, original)
+            result.rejected[original] = names
         else:
             result.unexpected.setdefault(renamed, original)
+            result.rejected[original] = [renamed]
     for first_target, sources in groups.items():
         converter = converters[sources[0][1]]
         for target, shape in convert_shapes(converter, first_target, sources, expected).items():
             source = sources[0][0]
             if target not in expected.tensors:
                 result.unexpected.setdefault(target, source)
+                result.rejected.setdefault(source, []).append(target)
                 continue
             result.loaded.setdefault(target, source)
             result.converted.add(target)

@@ -191,10 +191,10 @@ def status_by_key(match: KeyMatch, ghosts: Mapping[str, str]) -> dict[str, str]:
     for ckpt_key, model_key in match.sources.items():
         bad = model_key in match.mismatched or ckpt_key in mismatched_sources
         status[ckpt_key] = "mismatched" if bad else "ok"
-    for ckpt_key in match.unexpected.values():
-        status[ckpt_key] = "unexpected"
-    for ckpt_key in match.ignored_unexpected.values():
-        status.setdefault(ckpt_key, "ignored")
+    for ckpt_key, names in match.rejected.items():
+        # Ignored only when every name it would be reported under is ignored.
+        ignored = all(name in match.ignored_unexpected for name in names)
+        status[ckpt_key] = "ignored" if ignored else "unexpected"
     for ghost in ghosts.values():
         status.setdefault(ghost, "missing")
     return dict(sorted(status.items()))

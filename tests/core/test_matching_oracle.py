@@ -34,6 +34,16 @@ def agree(folder: Path, architecture: str | None, oracle_architecture: str) -> o
     expected = oracle(folder, oracle_architecture)
     got, report = ours(folder, architecture)
     assert got == expected, f"ours {got}\ntransformers {expected}"
+    # The GUI's view: every checkpoint key has a status, ghosts never hide a real key.
+    from ckpt_gui.core.matching import STATUSES
+    from ckpt_gui.core.targets import open_target
+
+    names = {t.name for t in open_target(folder).tensors}
+    assert names <= set(report.status_by_key)
+    assert set(report.status_by_key.values()) <= set(STATUSES)
+    assert set(report.ghost_keys) == set(report.missing)
+    assert not set(report.ghost_keys.values()) & names
+    assert (report.counts["unexpected"] > 0) == bool(report.unexpected)
     return report
 
 
