@@ -88,3 +88,30 @@ def test_warm_check_does_not_import_transformers(tmp_path: Path) -> None:
     assert runs[1].stdout.splitlines()[-1] == "HEAVY []"  # warm: cache only
     cold, warm = (json.loads(r.stdout[: r.stdout.rindex("HEAVY")]) for r in runs)
     assert cold == warm and cold["suggestions"][0]["rename"]["old"] == "module."
+
+
+def test_fallback_renamer_without_transformers_api(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If transformers' renaming API moves, the built-in fallback still covers the
+    legacy gamma/beta names and the base-model prefix."""
+    from matching_oracle import oracle
+
+    from ckpt_gui.core.key_matching import match_keys
+
+    base = build_model("BertModel")
+    state = VARIANTS["gamma_beta"](state_dict_of(base))
+    folder = write_folder(tmp_path / "m", base, state)
+    checkpoint = open_target(folder)
+    expected = build_expected(resolve_config("BertForMaskedLM", checkpoint))
+    fallback = dataclasses.replace(expected, plain_renamings=None)
+    monkeypatch.setitem(sys.modules, "transformers.core_model_loading", None)
+    with pytest.raises(ImportError):
+        import transformers.core_model_loading  # noqa: F401
+    match = match_keys({t.name: t.shape for t in checkpoint.tensors}, fallback)
+    truth = oracle(folder, "BertForMaskedLM")
+    assert sorted(match.missing) == truth["missing"]
+    assert sorted(match.unexpected) == truth["unexpected"]
+    assert match.sources["encoder.layer.0.output.LayerNorm.gamma"] == (
+        "bert.encoder.layer.0.output.LayerNorm.weight"
+    )
