@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Model descriptions cached by `check` go to a per-run folder, never the user's cache.
+os.environ.setdefault("CKPT_GUI_CACHE_DIR", tempfile.mkdtemp(prefix="ckpt-gui-test-cache-"))
 
 TINY_LLAMA = {
     "vocab_size": 128,
