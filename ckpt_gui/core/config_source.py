@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from ckpt_gui.core.errors import CheckpointError
+from ckpt_gui.core.hub_ref import parse_hub_target
 from ckpt_gui.core.model import Checkpoint
 
 # ``LlamaForCausalLM``, ``BertModel``, ``T5EncoderModel``: a Python class name.
 ARCHITECTURE_NAME = re.compile(r"^[A-Z][A-Za-z0-9_]*$")
 # ``org/name`` or ``name`` as the Hub spells repo ids.
-REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
 @dataclass(frozen=True)
@@ -57,18 +57,6 @@ class ResolvedConfig:
         }
 
 
-def _hub_not_available(repo_id: str) -> dict[str, Any]:
-    raise CheckpointError(
-        repo_id,
-        "Hub repo ids are not supported yet as CONFIG; download the config.json and pass its path",
-    )
-
-
-# The Hub helper points this at ``ckpt_gui.core.hub`` (a function returning the repo's
-# config.json as a dict, or raising CheckpointError).
-hub_config_fetcher: Callable[[str], dict[str, Any]] = _hub_not_available
-
-
 def resolve_config(
     spec: str | Path | None,
     checkpoint: Checkpoint | None = None,
@@ -96,8 +84,10 @@ def resolve_config(
         # architecture check (which config class the name needs) happens in expected.py.
         base = dict(checkpoint.config) if checkpoint is not None and checkpoint.config else {}
         return _finish(text, base, text, overrides)
-    if REPO_ID.match(text) and "/" in text:
-        return _finish(f"hub:{text}", hub_config_fetcher(text), None, overrides)
+    if parse_hub_target(text) is not None:
+        from ckpt_gui.core.hub import fetch_config
+
+        return _finish(f"hub:{text}", fetch_config(text), None, overrides)
     raise CheckpointError(
         text,
         "no such file or folder, and not an architecture name (like LlamaForCausalLM) "

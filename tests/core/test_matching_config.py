@@ -87,12 +87,19 @@ def test_architecture_of_another_family_uses_its_defaults(llama_folder: Path) ->
     assert "transformer.h.1.attn.c_attn.weight" not in report.missing  # override applied
 
 
-def test_bad_config_specs(tmp_path: Path, llama_folder: Path) -> None:
+def test_bad_config_specs(
+    tmp_path: Path, llama_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no test touches the network
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     checkpoint = open_target(llama_folder)
     with pytest.raises(CheckpointError, match="not a model architecture"):
         compare(checkpoint, resolve_config("NotAModelAtAll", checkpoint))
-    with pytest.raises(CheckpointError, match="Hub repo ids are not supported yet"):
+    with pytest.raises(
+        CheckpointError, match="some-org/some-model.*HF_HUB_OFFLINE is set.*not in the local cache"
+    ) as offline:
         resolve_config("some-org/some-model", checkpoint)
+    assert "\n" not in str(offline.value)
     with pytest.raises(CheckpointError, match="no such file"):
         resolve_config("./missing/config.json", checkpoint)
     broken = tmp_path / "config.json"
@@ -157,11 +164,19 @@ def test_nested_training_checkpoint(tmp_path: Path) -> None:
     assert [s.rename.old for s in report.suggestions] == ["model."]
 
 
-def test_pytorch_bin_checkpoint(llama_bin_dir: Path) -> None:
+def test_pytorch_bin_checkpoint(llama_bin_dir: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
     checkpoint = open_target(llama_bin_dir)
     report = compare(checkpoint, resolve_config("LlamaForCausalLM", checkpoint))
     assert report.clean and report.counts["ok"] == len(checkpoint.tensors)
-    # Its config.json names no architecture: like AutoModel, the base model is used.
+    # A config.json that names no architecture: like AutoModel, the base model is used.
+    folder = shutil.copytree(llama_bin_dir, tmp_path / "no-architectures")
+    config = json.loads((folder / "config.json").read_text())
+    config.pop("architectures", None)
+    (folder / "config.json").write_text(json.dumps(config))
+    checkpoint = open_target(folder)
     base = compare(checkpoint, resolve_config(None, checkpoint))
     assert base.architecture == "LlamaModel" and base.unexpected == ("lm_head.weight",)
 

@@ -10,14 +10,20 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "core"))
 
 from matching_oracle import build_model, state_dict_of, write_folder  # noqa: E402
 
 
 def check(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # Offline: a repo id as CONFIG must never reach the network from a test.
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_CACHE": str(ROOT / ".no-hf-cache"),
+    }
     return subprocess.run(
         [sys.executable, "-m", "ckpt_gui", "check", *map(str, args)],
         env=env,
@@ -95,7 +101,10 @@ def test_text_output(folders: dict[str, Path]) -> None:
     ("args", "message"),
     [
         (["--config", "NotAnArchitecture"], "not a model architecture"),
-        (["--config", "org/repo"], "Hub repo ids are not supported yet"),
+        (
+            ["--config", "org/repo"],
+            "org/repo:config.json: HF_HUB_OFFLINE is set, and it is not in the local cache",
+        ),
         (["--set", "novalue"], "key=value"),
     ],
 )
