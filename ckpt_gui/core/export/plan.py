@@ -98,6 +98,8 @@ class ExportPlan:
     generated_files: tuple[tuple[str, bytes], ...] = ()
     warnings: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    # Job state that is not part of the plan's description (e.g. the meta model).
+    context: Any = field(default=None, compare=False, repr=False)
 
     @property
     def total_size(self) -> int:
