@@ -67,11 +67,19 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             help="largest shard, e.g. 500MB or 2GB (default 5GB)",
         )
         sub.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
-        sub.add_argument("--rename", action=_RenameAction, metavar="REGEX=REPL", help="rename keys (repeatable)")
-        sub.add_argument("--strip-prefix", action=_RenameAction, metavar="P", help="remove the key prefix P")
-        sub.add_argument("--add-prefix", action=_RenameAction, metavar="P", help="prepend P to every key")
+        sub.add_argument(
+            "--rename", action=_RenameAction, metavar="REGEX=REPL", help="rename keys (repeatable)"
+        )
+        sub.add_argument(
+            "--strip-prefix", action=_RenameAction, metavar="P", help="remove the key prefix P"
+        )
+        sub.add_argument(
+            "--add-prefix", action=_RenameAction, metavar="P", help="prepend P to every key"
+        )
         sub.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
-        sub.add_argument("--no-fsync", action="store_true", help="skip fsync of each shard (faster)")
+        sub.add_argument(
+            "--no-fsync", action="store_true", help="skip fsync of each shard (faster)"
+        )
         sub.add_argument("--json", action="store_true", help="print one JSON object")
         sub.set_defaults(handler=run, renames=[])
 
@@ -79,7 +87,9 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     random_init.add_argument("target", metavar="CONFIG", help="config.json or a folder holding one")
     common(random_init)
     random_init.add_argument("--dtype", choices=DTYPE_CHOICES, help="default: the config's dtype")
-    random_init.add_argument("--seed", type=int, default=0, help="same seed, same bytes (default 0)")
+    random_init.add_argument(
+        "--seed", type=int, default=0, help="same seed, same bytes (default 0)"
+    )
 
     convert = jobs.add_parser("convert", help="change float dtypes (fp32/fp16/bf16)")
     convert.add_argument("target", metavar="TARGET", help="checkpoint file or folder")
@@ -111,11 +121,17 @@ def run(args: argparse.Namespace) -> int:
         overflow=getattr(args, "on_overflow", "inf"),
     )
     dtype = USER_DTYPE_NAMES[args.dtype] if getattr(args, "dtype", None) else None
-    common = {"max_shard_size": args.max_shard_size, "renames": args.renames, "overwrite": args.overwrite}
+    common = {
+        "max_shard_size": args.max_shard_size,
+        "renames": args.renames,
+        "overwrite": args.overwrite,
+    }
     if args.job == "random-init":
         from ckpt_gui.core.export import random_init
 
-        plan = random_init.plan_random_init(args.target, args.out, dtype=dtype, seed=args.seed, **common)
+        plan = random_init.plan_random_init(
+            args.target, args.out, dtype=dtype, seed=args.seed, **common
+        )
         job = random_init.run_random_init(plan, options)
     else:
         if args.job == "convert":
@@ -192,7 +208,9 @@ def _plan_text(plan: dict[str, Any]) -> str:
         f"  parameters  {plan['total_parameters']:,}",
         f"  tensor data {human_bytes(plan['total_size'])} (estimated output {human_bytes(plan['estimated_bytes'])})",
     ]
-    lines += [f"  {s['file']}  {s['tensors']} tensors  {human_bytes(s['bytes'])}" for s in plan["shards"]]
+    lines += [
+        f"  {s['file']}  {s['tensors']} tensors  {human_bytes(s['bytes'])}" for s in plan["shards"]
+    ]
     lines += [f"  copy {name}" for name in plan["copied_files"]]
     lines += [f"  write {name}" for name in plan["generated_files"]]
     lines += [f"  warning: {w}" for w in plan["warnings"]]

@@ -34,7 +34,7 @@ def check_target(target: Path, sources: list[Path], overwrite: bool) -> None:
     for source in sources:
         src = source.resolve()
         src_folder = src if src.is_dir() else src.parent
-        if resolved == src or resolved == src_folder:
+        if resolved in (src, src_folder):
             raise CheckpointError(target, "is the source of this export; choose another folder")
         if src.is_relative_to(resolved):
             raise CheckpointError(target, f"contains the source {source}; choose another folder")
@@ -62,9 +62,10 @@ def remove_stale(parent: Path, name: str) -> list[Path]:
     if not parent.is_dir():
         return removed
     for entry in parent.iterdir():
-        if not entry.name.startswith(
-            (f".{name}{PARTIAL_TAG}", f".{name}{OLD_TAG}")
-        ) or not entry.is_dir():
+        if (
+            not entry.name.startswith((f".{name}{PARTIAL_TAG}", f".{name}{OLD_TAG}"))
+            or not entry.is_dir()
+        ):
             continue
         if _lock_is_free(entry / LOCK_NAME):
             shutil.rmtree(entry, ignore_errors=True)
@@ -115,8 +116,10 @@ class Staging:
         (self.path / LOCK_NAME).unlink()
         _fsync_dir(self.path)
         if self.target.exists() or self.target.is_symlink():
-            if self.target.is_dir() and not self.target.is_symlink() and _exchange(
-                self.path, self.target
+            if (
+                self.target.is_dir()
+                and not self.target.is_symlink()
+                and _exchange(self.path, self.target)
             ):
                 # The old target now sits at self.path: keep it locked until it is gone.
                 shutil.rmtree(self.path, ignore_errors=True)
@@ -157,9 +160,7 @@ def _exchange(a: Path, b: Path) -> bool:
         renameat2 = libc.renameat2
     except (OSError, AttributeError):
         return False
-    result = renameat2(
-        _AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE
-    )
+    result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
     return bool(result == 0)
 
 

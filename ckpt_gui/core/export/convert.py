@@ -51,7 +51,12 @@ def plan_reshard(
     overwrite: bool = False,
 ) -> ExportPlan:
     plan, _ = plan_from_checkpoint(
-        "reshard", target, output, max_shard_size=max_shard_size, renames=renames, overwrite=overwrite
+        "reshard",
+        target,
+        output,
+        max_shard_size=max_shard_size,
+        renames=renames,
+        overwrite=overwrite,
     )
     return plan
 
@@ -98,7 +103,12 @@ def convert(
 ) -> Job[ExportResult]:
     options = options or ExportOptions()
     plan = plan_convert(
-        target, output, dtype, max_shard_size=max_shard_size, renames=renames, overwrite=options.overwrite
+        target,
+        output,
+        dtype,
+        max_shard_size=max_shard_size,
+        renames=renames,
+        overwrite=options.overwrite,
     )
     return (yield from run_plan(plan, options))
 
@@ -112,7 +122,9 @@ def reshard(
     options: ExportOptions | None = None,
 ) -> Job[ExportResult]:
     options = options or ExportOptions()
-    plan = plan_reshard(target, output, max_shard_size, renames=renames, overwrite=options.overwrite)
+    plan = plan_reshard(
+        target, output, max_shard_size, renames=renames, overwrite=options.overwrite
+    )
     return (yield from run_plan(plan, options))
 
 

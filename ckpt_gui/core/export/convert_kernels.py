@@ -108,13 +108,20 @@ class Converter:
         src_dtype = torch_dtype(source.dtype)
         for start in range(0, source.parameters, per_chunk):
             count = min(per_chunk, source.parameters - start)
-            _read_exact(fd, path, memoryview(self.read_buffer)[: count * in_item], source.offset + start * in_item)
+            _read_exact(
+                fd,
+                path,
+                memoryview(self.read_buffer)[: count * in_item],
+                source.offset + start * in_item,
+            )
             chunk = self.torch.frombuffer(self.read_buffer, dtype=src_dtype, count=count)
             out = self._convert(chunk, source.dtype, tensor, overflow)
             shard_file.write(memoryview(out.view(self.torch.uint8).numpy()))
             yield (start + count) * out_item
 
-    def _convert(self, chunk: Any, source_dtype: str, tensor: PlannedTensor, overflow: dict[str, int]) -> Any:
+    def _convert(
+        self, chunk: Any, source_dtype: str, tensor: PlannedTensor, overflow: dict[str, int]
+    ) -> Any:
         torch = self.torch
         count = chunk.numel()
         out = self._buffer(self.out_buffers, tensor.dtype)[:count]

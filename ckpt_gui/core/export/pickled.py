@@ -30,7 +30,9 @@ class PickledTensors:
             self._load(source.file)
         value = self.state_dict.get(source.name)
         if value is None:
-            raise CheckpointError(self.root / source.file, f"tensor '{source.name}' is not in the file")
+            raise CheckpointError(
+                self.root / source.file, f"tensor '{source.name}' is not in the file"
+            )
         return value
 
     def _load(self, file: str) -> None:

@@ -25,7 +25,12 @@ from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.export import renames as rename_rules
 from ckpt_gui.core.export.atomic import check_target
 from ckpt_gui.core.export.engine import ExportOptions, ExportResult, run_export
-from ckpt_gui.core.export.plan import DEFAULT_MAX_SHARD_SIZE, ExportPlan, PlannedTensor, split_into_shards
+from ckpt_gui.core.export.plan import (
+    DEFAULT_MAX_SHARD_SIZE,
+    ExportPlan,
+    PlannedTensor,
+    split_into_shards,
+)
 from ckpt_gui.core.jobs import Job
 
 UNIT_BUDGET = 256 * 1024 * 1024
@@ -44,7 +49,9 @@ def load_config(config: str | Path) -> Any:
     try:
         return AutoConfig.from_pretrained(str(path), trust_remote_code=False)
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(config, f"not a usable config ({' '.join(str(exc).split())[:200]})") from None
+        raise CheckpointError(
+            config, f"not a usable config ({' '.join(str(exc).split())[:200]})"
+        ) from None
 
 
 def model_class(config: Any, source: str) -> Any:
@@ -60,7 +67,9 @@ def model_class(config: Any, source: str) -> Any:
         mapping = auto._model_mapping
         if type(config) in mapping:
             return mapping[type(config)]
-    raise CheckpointError(source, f"no transformers model class for model_type {config.model_type!r}")
+    raise CheckpointError(
+        source, f"no transformers model class for model_type {config.model_type!r}"
+    )
 
 
 def plan_random_init(
@@ -110,7 +119,10 @@ def plan_random_init(
     generated = [("config.json", model.config.to_json_string(use_diff=True).encode())]
     if model.can_generate() and getattr(model, "generation_config", None) is not None:
         generated.append(
-            ("generation_config.json", model.generation_config.to_json_string(use_diff=True).encode())
+            (
+                "generation_config.json",
+                model.generation_config.to_json_string(use_diff=True).encode(),
+            )
         )
     return ExportPlan(
         kind="random-init",
@@ -120,7 +132,11 @@ def plan_random_init(
         max_shard_size=max_shard_size or DEFAULT_MAX_SHARD_SIZE,
         generated_files=tuple(generated),
         extra={"architecture": cls.__name__, "dtype": dtype, "seed": seed},
-        context={"model": model, "names": {v: k for k, v in renamed.items()}, "budget": unit_budget},
+        context={
+            "model": model,
+            "names": {v: k for k, v in renamed.items()},
+            "budget": unit_budget,
+        },
     )
 
 
@@ -152,8 +168,13 @@ def random_init(
 ) -> Job[ExportResult]:
     options = options or ExportOptions()
     plan = plan_random_init(
-        config, output, dtype=dtype, max_shard_size=max_shard_size, seed=seed,
-        renames=renames, overwrite=options.overwrite,
+        config,
+        output,
+        dtype=dtype,
+        max_shard_size=max_shard_size,
+        seed=seed,
+        renames=renames,
+        overwrite=options.overwrite,
     )
     return (yield from run_random_init(plan, options))
 
@@ -183,7 +204,7 @@ def _saved_names(model: Any) -> list[str]:
     ignored = set(getattr(model, "_keys_to_ignore_on_save", None) or ())
     tied_targets = set(getattr(model, "all_tied_weights_keys", {}) or {})
     seen: dict[int, str] = {}
-    names = []
+    names: list[str] = []
     for name, tensor in state.items():
         if name in ignored:
             continue

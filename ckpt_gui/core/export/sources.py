@@ -84,13 +84,16 @@ def plan_from_checkpoint(
             else:
                 out_dtype = dtype
         planned.append(
-            PlannedTensor(new_name, out_dtype, info.shape, nbytes_for(out_dtype, info.parameters), info)
+            PlannedTensor(
+                new_name, out_dtype, info.shape, nbytes_for(out_dtype, info.parameters), info
+            )
         )
     if kept:
         warnings.append(f"{kept} tensors kept in F32 (the architecture's _keep_in_fp32_modules)")
     unchanged = sum(
-        1 for t in planned if dtype is not None and t.source is not None
-        and t.source.dtype not in CONVERTIBLE
+        1
+        for t in planned
+        if dtype is not None and t.source is not None and t.source.dtype not in CONVERTIBLE
     )
     if unchanged:
         warnings.append(f"{unchanged} non-float16/32 tensors copied unchanged")
