@@ -111,10 +111,11 @@ class Staging:
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         self.committed = False
 
-    def commit(self) -> None:
+    def commit(self, fsync: bool = True) -> None:
         """Move the finished folder into place (replacing the target if it exists)."""
         (self.path / LOCK_NAME).unlink()
-        _fsync_dir(self.path)
+        if fsync:
+            _fsync_dir(self.path)
         if self.target.exists() or self.target.is_symlink():
             if (
                 self.target.is_dir()
@@ -133,7 +134,8 @@ class Staging:
                     old.unlink()
         else:
             os.rename(self.path, self.target)
-        _fsync_dir(self.parent)
+        if fsync:
+            _fsync_dir(self.parent)
         self.committed = True
         self._release()
 

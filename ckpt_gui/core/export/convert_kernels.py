@@ -43,7 +43,6 @@ class Converter:
         self.overflow_mode = overflow_mode
         self.read_buffer = bytearray(CHUNK_BYTES)
         self.out_buffers: dict[str, Any] = {}
-        self.abs_buffers: dict[str, Any] = {}
 
     def _buffer(self, pool: dict[str, Any], dtype: str) -> Any:
         if dtype not in pool:
@@ -128,9 +127,9 @@ class Converter:
         out.copy_(chunk)
         if (source_dtype, tensor.dtype) not in NARROWING:
             return out
-        scratch = self._buffer(self.abs_buffers, tensor.dtype)[:count]
-        torch.abs(out, out=scratch)
-        if bool(torch.isfinite(scratch.max())):
+        # One pass, no allocation: Inf or NaN anywhere shows in the min or the max.
+        low, high = torch.aminmax(out)
+        if bool(torch.isfinite(low)) and bool(torch.isfinite(high)):
             return out
         overflowed = int(torch.isinf(out).sum()) - int(torch.isinf(chunk).sum())
         if overflowed <= 0:
@@ -144,7 +143,8 @@ class Converter:
             )
         if self.overflow_mode == "clamp":
             limit = torch.finfo(out.dtype).max
-            out.copy_(chunk.clamp(-limit, limit))
+            # Values that were already infinite stay so; only overflow is clamped.
+            out.copy_(torch.where(torch.isinf(chunk), chunk, chunk.clamp(-limit, limit)))
         return out
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.export.atomic import Staging, check_free_space, check_target, remove_stale
 from ckpt_gui.core.export.plan import INDEX_NAME, ExportPlan, PlannedTensor
-from ckpt_gui.core.export.writer import ShardFile, SourceFiles
+from ckpt_gui.core.export.writer import ReadAhead, ShardFile, SourceFiles
 from ckpt_gui.core.jobs import Job, Progress
 
 # Gives the data of a planned tensor that is not copied from a safetensors file:
@@ -77,16 +77,25 @@ def run_export(
     shard_file: ShardFile | None = None
     result = ExportResult(target, [], 0, 0.0, warnings=list(plan.warnings))
     total = plan.bytes_to_write
+    root = plan.extra.get("source_root")
+    file_backed = [
+        t for t in plan.tensors if t.source is not None and t.source.offset is not None and root
+    ]
+    read_ahead = ReadAhead([_source_range(Path(str(root)), t) for t in file_backed])
+    position_of = {t.name: i for i, t in enumerate(file_backed)}
     try:
         remove_stale(target.parent, target.name)
         staging = Staging(target)
         check_free_space(staging.parent, plan.estimated_bytes)
+        read_ahead.advance(0)
         yield Progress(0, total, "starting")
         done = 0
         last_report = 0
         for shard in plan.shards:
             shard_file = ShardFile(staging.path / shard.filename, shard, options.fsync)
             for tensor in shard.tensors:
+                if tensor.name in position_of:
+                    read_ahead.advance(position_of[tensor.name])
                 if tensor.raw_copy:
                     assert tensor.source is not None and tensor.source.offset is not None
                     src_path = _source_path(plan, tensor)
@@ -126,7 +135,7 @@ def run_export(
             (staging.path / name).write_bytes(data)
         yield Progress(done, total, "verifying")
         verify(staging.path, plan)
-        staging.commit()
+        staging.commit(options.fsync)
         result.files = sorted(p.name for p in target.iterdir())
         result.bytes_written = sum(p.stat().st_size for p in target.iterdir() if p.is_file())
         result.seconds = time.perf_counter() - started
@@ -142,8 +151,14 @@ def run_export(
         if shard_file is not None:
             shard_file.close()
         files.close()
+        read_ahead.close()
         if staging is not None and not staging.committed:
             staging.abort()
+
+
+def _source_range(root: Path, tensor: PlannedTensor) -> tuple[Path, int, int]:
+    assert tensor.source is not None and tensor.source.offset is not None
+    return root / tensor.source.file, tensor.source.offset, tensor.source.nbytes
 
 
 def _source_path(plan: ExportPlan, tensor: PlannedTensor) -> Path:

@@ -33,7 +33,7 @@ from ckpt_gui.core.export.plan import (
 )
 from ckpt_gui.core.jobs import Job
 
-UNIT_BUDGET = 256 * 1024 * 1024
+UNIT_BUDGET = 128 * 1024 * 1024
 USER_TO_TORCH = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}
 
 
@@ -144,16 +144,22 @@ def run_random_init(plan: ExportPlan, options: ExportOptions | None = None) -> J
     options = options or ExportOptions()
     context = plan.context
     assert isinstance(context, dict)
-    units = UnitMaterializer(context["model"], int(plan.extra["seed"]), context["budget"])
+    names = context["names"]
+    units = UnitMaterializer(
+        context["model"], int(plan.extra["seed"]), context["budget"], names.values()
+    )
 
     def provider(tensor: PlannedTensor) -> Any:
-        return units.tensor(context["names"][tensor.name])
+        return units.tensor(names[tensor.name])
 
-    result = yield from run_export(
-        plan, [Path(plan.source).expanduser()], options, provider=provider, release=None
-    )
-    units.release()
-    return result
+    try:
+        return (
+            yield from run_export(
+                plan, [Path(plan.source).expanduser()], options, provider=provider, release=None
+            )
+        )
+    finally:
+        units.close()
 
 
 def random_init(
@@ -226,9 +232,16 @@ def seed_for(seed: int, name: str) -> int:
 
 
 class UnitMaterializer:
-    """Gives tensors by name, materialising the unit that holds them (one unit at a time)."""
+    """Gives tensors by name, materialising the unit that holds them.
 
-    def __init__(self, model: Any, seed: int, budget: int) -> None:
+    While the engine writes one unit, a worker thread initialises the next
+    (torch kernels and file writes both release the GIL): at most two units
+    are in memory at once.
+    """
+
+    def __init__(self, model: Any, seed: int, budget: int, needed: Iterable[str]) -> None:
+        from concurrent.futures import Future, ThreadPoolExecutor
+
         self.model = model
         self.seed = seed
         self.units: list[tuple[str, Any, bool]] = list(_units(model, "", budget))
@@ -237,17 +250,26 @@ class UnitMaterializer:
         for index, (prefix, module, recurse) in enumerate(self.units):
             for name in _unit_state(module, prefix, recurse):
                 self.unit_of.setdefault(name, index)
+        # Units holding nothing to write (e.g. a tied lm_head) are never materialised.
+        self.needed = sorted({self.unit_of[name] for name in needed})
         self.current: int | None = None
         self.state: dict[str, Any] = {}
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="random-init")
+        self.pending: dict[int, Future[dict[str, Any]]] = {}
 
     def tensor(self, name: str) -> Any:
         index = self.unit_of[name]
         if index != self.current:
             self.release()
-            self._materialise(index)
+            future = self.pending.pop(index, None)
+            self.state = future.result() if future else self._materialise(index)
+            self.current = index
+            following = [i for i in self.needed if i > index]
+            if following and following[0] not in self.pending:
+                self.pending[following[0]] = self.pool.submit(self._materialise, following[0])
         return self.state[name]
 
-    def _materialise(self, index: int) -> None:
+    def _materialise(self, index: int) -> dict[str, Any]:
         import torch
         from transformers import initialization
 
@@ -258,8 +280,7 @@ class UnitMaterializer:
                 owner = self.owner.get(id(sub), self.model)
                 torch.manual_seed(seed_for(self.seed, name))
                 owner._initialize_weights(sub)
-        self.state = _unit_state(module, prefix, recurse)
-        self.current = index
+        return _unit_state(module, prefix, recurse)
 
     def release(self) -> None:
         if self.current is not None:
@@ -267,6 +288,16 @@ class UnitMaterializer:
             self.state = {}
             module.to_empty(device="meta", recurse=recurse)
             self.current = None
+
+    def close(self) -> None:
+        """Stop the worker and give every unit's memory back."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        for index, future in self.pending.items():
+            if future.done() and not future.cancelled() and future.exception() is None:
+                _, module, recurse = self.units[index]
+                module.to_empty(device="meta", recurse=recurse)
+        self.pending.clear()
+        self.release()
 
 
 def _nbytes(module: Any, recurse: bool) -> int:

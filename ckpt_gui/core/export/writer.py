@@ -128,3 +128,47 @@ class SourceFiles:
             os.close(self.fd)
         self.fd = None
         self.path = None
+
+
+class ReadAhead:
+    """Asks the kernel to read source tensors ahead of use (``POSIX_FADV_WILLNEED``).
+
+    The disk then works while we convert or while torch is still importing; the
+    pages land in the page cache, which does not count against the job's memory.
+    """
+
+    def __init__(
+        self, ranges: list[tuple[Path, int, int]], window: int = 256 * 1024 * 1024
+    ) -> None:
+        self.ranges = ranges
+        self.window = window
+        self.next = 0
+        self.fds: dict[Path, int] = {}
+
+    def advance(self, position: int) -> None:
+        """Make sure everything up to ``window`` bytes past range ``position`` was requested."""
+        if not hasattr(os, "posix_fadvise"):
+            return
+        ahead = 0
+        index = position
+        while index < len(self.ranges) and ahead < self.window:
+            path, offset, nbytes = self.ranges[index]
+            if index >= self.next:
+                fd = self.fds.get(path)
+                if fd is None:
+                    try:
+                        fd = self.fds[path] = os.open(path, os.O_RDONLY)
+                    except OSError:
+                        return
+                try:
+                    os.posix_fadvise(fd, offset, nbytes, os.POSIX_FADV_WILLNEED)
+                except OSError:
+                    return
+                self.next = index + 1
+            ahead += nbytes
+            index += 1
+
+    def close(self) -> None:
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds.clear()
