@@ -230,3 +230,13 @@ def test_rename_collision_is_an_error(tmp_path: Path, llama_dir: Path) -> None:
     with pytest.raises(CheckpointError, match="renames map both"):
         plan_convert(llama_dir, tmp_path / "x", "F16", renames=[(r"layers\.\d+", "layers.0")])
     assert not (tmp_path / "x").exists()
+
+
+def test_subtree_export(tmp_path: Path, llama_dir: Path, llama_state_dict) -> None:
+    plan = plan_convert(llama_dir, tmp_path / "layer0", "F16", subtree="model.layers.0")
+    run_to_completion(run_plan(plan))
+    written = safetensors_tensors(tmp_path / "layer0")
+    expected = {k for k in llama_state_dict if k.startswith("model.layers.0.")}
+    assert set(written) == expected
+    with pytest.raises(CheckpointError, match="no tensors under"):
+        plan_convert(llama_dir, tmp_path / "none", "F16", subtree="model.layers.9")

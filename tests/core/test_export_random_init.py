@@ -124,3 +124,15 @@ def test_plan_reports_shards_before_writing(tmp_path: Path, llama_config_dir: Pa
     assert not (tmp_path / "out").exists()
     result = run_to_completion(run_random_init(plan))
     assert result.bytes_written == described["estimated_bytes"]
+
+
+def test_a_plan_can_run_twice(tmp_path: Path, llama_config_dir: Path) -> None:
+    """transformers marks initialised modules; a second run must initialise again."""
+    plan = plan_random_init(llama_config_dir, tmp_path / "out", seed=5)
+    run_to_completion(run_random_init(plan))
+    first = shard_bytes(tmp_path / "out")
+    import shutil
+
+    shutil.rmtree(tmp_path / "out")
+    run_to_completion(run_random_init(plan))
+    assert shard_bytes(tmp_path / "out") == first

@@ -28,6 +28,7 @@ def plan_convert(
     max_shard_size: int | None = None,
     renames: Iterable[RenameLike] | None = None,
     overwrite: bool = False,
+    subtree: str | None = None,
 ) -> ExportPlan:
     """Plan a dtype conversion (``dtype``: "F32", "F16" or "BF16")."""
     plan, _ = plan_from_checkpoint(
@@ -38,6 +39,7 @@ def plan_convert(
         max_shard_size=max_shard_size,
         renames=renames,
         overwrite=overwrite,
+        subtree=subtree,
     )
     return plan
 
@@ -49,6 +51,7 @@ def plan_reshard(
     *,
     renames: Iterable[RenameLike] | None = None,
     overwrite: bool = False,
+    subtree: str | None = None,
 ) -> ExportPlan:
     plan, _ = plan_from_checkpoint(
         "reshard",
@@ -57,6 +60,7 @@ def plan_reshard(
         max_shard_size=max_shard_size,
         renames=renames,
         overwrite=overwrite,
+        subtree=subtree,
     )
     return plan
 
@@ -68,6 +72,7 @@ def plan_safetensors(
     max_shard_size: int | None = None,
     renames: Iterable[RenameLike] | None = None,
     overwrite: bool = False,
+    subtree: str | None = None,
 ) -> ExportPlan:
     plan, _ = plan_from_checkpoint(
         "safetensors",
@@ -76,6 +81,7 @@ def plan_safetensors(
         max_shard_size=max_shard_size,
         renames=renames,
         overwrite=overwrite,
+        subtree=subtree,
     )
     return plan
 

@@ -83,6 +83,9 @@ def run_export(
     ]
     read_ahead = ReadAhead([_source_range(Path(str(root)), t) for t in file_backed])
     position_of = {t.name: i for i, t in enumerate(file_backed)}
+    from concurrent.futures import ThreadPoolExecutor
+
+    write_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-write")
     try:
         remove_stale(target.parent, target.name)
         staging = Staging(target)
@@ -92,7 +95,9 @@ def run_export(
         done = 0
         last_report = 0
         for shard in plan.shards:
-            shard_file = ShardFile(staging.path / shard.filename, shard, options.fsync)
+            shard_file = ShardFile(
+                staging.path / shard.filename, shard, options.fsync, write_worker
+            )
             for tensor in shard.tensors:
                 if tensor.name in position_of:
                     read_ahead.advance(position_of[tensor.name])
@@ -152,6 +157,7 @@ def run_export(
             shard_file.close()
         files.close()
         read_ahead.close()
+        write_worker.shutdown(wait=True, cancel_futures=True)
         if staging is not None and not staging.committed:
             staging.abort()
 

@@ -144,6 +144,7 @@ def run_random_init(plan: ExportPlan, options: ExportOptions | None = None) -> J
     options = options or ExportOptions()
     context = plan.context
     assert isinstance(context, dict)
+    _return_freed_memory_promptly()
     names = context["names"]
     units = UnitMaterializer(
         context["model"], int(plan.extra["seed"]), context["budget"], names.values()
@@ -183,6 +184,22 @@ def random_init(
         overwrite=options.overwrite,
     )
     return (yield from run_random_init(plan, options))
+
+
+def _return_freed_memory_promptly() -> None:
+    """Serve allocations of 4 MiB and more with their own mmap (glibc).
+
+    Units are allocated and freed one after another, some on a worker thread;
+    glibc's adaptive threshold would otherwise keep freed tensors in its heaps,
+    and the process would hold several units' worth of memory it no longer uses.
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt(-3, 4 * 1024 * 1024)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
 
 
 def _keep_in_fp32(model: Any, dtype: Any) -> None:
@@ -278,6 +295,8 @@ class UnitMaterializer:
         with torch.no_grad(), initialization.guard_torch_init_functions():
             for name, sub in _post_order(module, prefix.rstrip("."), recurse):
                 owner = self.owner.get(id(sub), self.model)
+                # The flag makes transformers skip a module; a plan run twice must init again.
+                sub.__dict__.pop("_is_hf_initialized", None)
                 torch.manual_seed(seed_for(self.seed, name))
                 owner._initialize_weights(sub)
         return _unit_state(module, prefix, recurse)

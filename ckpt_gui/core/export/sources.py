@@ -56,6 +56,7 @@ def plan_from_checkpoint(
     max_shard_size: int | None = None,
     renames: Iterable[rename_rules.RenameLike] | None = None,
     overwrite: bool = False,
+    subtree: str | None = None,
 ) -> tuple[ExportPlan, Checkpoint]:
     checkpoint = open_target(target)
     out = Path(output).expanduser()
@@ -68,6 +69,11 @@ def plan_from_checkpoint(
         raise ValueError(f"target dtype must be F32, F16 or BF16, not {dtype}")
     rules = rename_rules.normalize(renames)
     ordered = _disk_order(checkpoint)
+    if subtree:
+        # Export one module (the GUI's context menu): its tensors, names unchanged.
+        ordered = [t for t in ordered if t.name == subtree or t.name.startswith(subtree + ".")]
+        if not ordered:
+            raise CheckpointError(target, f"no tensors under '{subtree}'")
     names = rename_rules.rename_all((t.name for t in ordered), rules, str(target))
     keep = compile_patterns(keep_in_fp32_patterns(checkpoint.config, dtype or ""))
     warnings: list[str] = []

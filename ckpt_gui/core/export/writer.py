@@ -12,20 +12,31 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.export.plan import ShardPlan
 
 CHUNK_BYTES = 64 * 1024 * 1024
+MAX_QUEUED_WRITES = 2
 
 
 class ShardFile:
     """One output shard being written; the header comes from the plan."""
 
-    def __init__(self, path: Path, shard: ShardPlan, fsync: bool) -> None:
+    def __init__(
+        self,
+        path: Path,
+        shard: ShardPlan,
+        fsync: bool,
+        executor: ThreadPoolExecutor | None = None,
+    ) -> None:
         self.path = path
         self.fsync = fsync
+        # One worker: writes stay in order while the caller prepares the next chunk.
+        self.executor = executor
+        self.pending: list[Future[None]] = []
         header = shard.header_bytes()
         self.expected_size = len(header) + shard.data_size
         self.position = 0
@@ -35,19 +46,44 @@ class ShardFile:
         self.write(memoryview(header))
 
     def write(self, data: memoryview) -> None:
-        assert self.fd is not None
+        self.drain()
         view = data.cast("B") if data.format != "B" or data.ndim != 1 else data
+        self._write_all(view)
+        self.position += len(view)
+
+    def write_async(self, data: memoryview) -> Future[None] | None:
+        """Queue a write; ``data`` must stay unchanged until the returned future is done."""
+        if self.executor is None:
+            self.write(data)
+            return None
+        view = data.cast("B") if data.format != "B" or data.ndim != 1 else data
+        # Bounded queue: the data behind queued writes is memory the job still holds.
+        while len(self.pending) >= MAX_QUEUED_WRITES:
+            self.pending.pop(0).result()
+        future = self.executor.submit(self._write_all, view)
+        self.pending.append(future)
+        self.position += len(view)
+        return future
+
+    def drain(self) -> None:
+        """Wait for queued writes; the first failure is raised."""
+        pending, self.pending = self.pending, []
+        for future in pending:
+            future.result()
+
+    def _write_all(self, view: memoryview) -> None:
+        assert self.fd is not None
         while view:
             try:
                 written = os.write(self.fd, view)
             except OSError as exc:
                 raise _write_error(self.path, exc) from None
             view = view[written:]
-            self.position += written
 
     def copy_from(self, src_fd: int, src_path: Path, offset: int, nbytes: int) -> Iterator[int]:
         """Copy ``nbytes`` at ``offset`` of another file; yields the bytes done so far."""
         assert self.fd is not None
+        self.drain()
         done = 0
         while done < nbytes:
             piece = min(CHUNK_BYTES, nbytes - done)
@@ -74,12 +110,12 @@ class ShardFile:
         got = os.preadv(src_fd, [view], offset)
         if got <= 0:
             raise CheckpointError(src_path, f"file ends at byte {offset:,}, inside a tensor")
-        self.write(view[:got])
-        self.position -= got  # write() counted it; the caller counts copies itself
+        self._write_all(view[:got])
         return got
 
     def finish(self) -> None:
         assert self.fd is not None
+        self.drain()
         if self.position != self.expected_size:
             raise CheckpointError(
                 self.path,
@@ -94,6 +130,12 @@ class ShardFile:
             self.close()
 
     def close(self) -> None:
+        for future in self.pending:
+            future.cancel()
+        for future in self.pending:
+            if not future.cancelled():
+                future.exception()  # wait: the worker must not write to a closed fd
+        self.pending = []
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
