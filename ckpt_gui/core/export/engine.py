@@ -157,6 +157,8 @@ def run_export(
             shard_file.close()
         files.close()
         read_ahead.close()
+        if converter is not None:
+            converter.close()
         write_worker.shutdown(wait=True, cancel_futures=True)
         if staging is not None and not staging.committed:
             staging.abort()
