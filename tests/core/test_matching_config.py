@@ -96,7 +96,7 @@ def test_bad_config_specs(
     with pytest.raises(CheckpointError, match="not a model architecture"):
         compare(checkpoint, resolve_config("NotAModelAtAll", checkpoint))
     with pytest.raises(
-        CheckpointError, match="some-org/some-model.*HF_HUB_OFFLINE is set.*not in the local cache"
+        CheckpointError, match=r"some-org/some-model.*HF_HUB_OFFLINE is set.*not in the local cache"
     ) as offline:
         resolve_config("some-org/some-model", checkpoint)
     assert "\n" not in str(offline.value)

@@ -1,0 +1,217 @@
+"""``ckpt-gui export {random-init,convert,reshard,safetensors} ... OUT``: write a new model folder.
+
+Exit codes: 0 written; 1 written, but values overflowed the target dtype (written
+as Inf, or clamped with ``--on-overflow clamp``); 2 error, nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ckpt_gui.core.dtypes import USER_DTYPE_NAMES
+from ckpt_gui.core.export.renames import Rename
+from ckpt_gui.core.formatting import human_bytes, parse_size
+
+DTYPE_CHOICES = ("fp32", "fp16", "bf16", "float32", "float16", "bfloat16")
+
+
+class _RenameAction(argparse.Action):
+    """Collects --rename/--strip-prefix/--add-prefix in command-line order."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        rules = list(getattr(namespace, "renames", None) or [])
+        text = str(values)
+        try:
+            if option_string == "--strip-prefix":
+                rules.append(Rename.strip_prefix(text))
+            elif option_string == "--add-prefix":
+                rules.append(Rename.add_prefix(text))
+            else:
+                rules.append(Rename.parse(text))
+        except ValueError as exc:
+            parser.error(str(exc))
+        namespace.renames = rules
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = verbs.add_parser(
+        "export", help="write a new model folder (random init, dtype, shards, safetensors)"
+    )
+    jobs = parser.add_subparsers(dest="job", metavar="JOB", required=True)
+
+    def common(sub: argparse.ArgumentParser, shard_required: bool = False) -> None:
+        sub.add_argument("out", help="output folder (must not exist unless --overwrite)")
+        sub.add_argument(
+            "--max-shard-size",
+            type=_size,
+            required=shard_required,
+            help="largest shard, e.g. 500MB or 2GB (default 5GB)",
+        )
+        sub.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+        sub.add_argument(
+            "--rename", action=_RenameAction, metavar="REGEX=REPL", help="rename keys (repeatable)"
+        )
+        sub.add_argument(
+            "--strip-prefix", action=_RenameAction, metavar="P", help="remove the key prefix P"
+        )
+        sub.add_argument(
+            "--add-prefix", action=_RenameAction, metavar="P", help="prepend P to every key"
+        )
+        sub.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
+        sub.add_argument(
+            "--no-fsync", action="store_true", help="skip fsync of each shard (faster)"
+        )
+        sub.add_argument("--json", action="store_true", help="print one JSON object")
+        sub.set_defaults(handler=run, renames=[])
+
+    random_init = jobs.add_parser("random-init", help="fresh weights from a config")
+    random_init.add_argument("target", metavar="CONFIG", help="config.json or a folder holding one")
+    common(random_init)
+    random_init.add_argument("--dtype", choices=DTYPE_CHOICES, help="default: the config's dtype")
+    random_init.add_argument(
+        "--seed", type=int, default=0, help="same seed, same bytes (default 0)"
+    )
+
+    convert = jobs.add_parser("convert", help="change float dtypes (fp32/fp16/bf16)")
+    convert.add_argument("target", metavar="TARGET", help="checkpoint file or folder")
+    common(convert)
+    convert.add_argument("--dtype", choices=DTYPE_CHOICES, required=True)
+    convert.add_argument(
+        "--on-overflow",
+        choices=("inf", "clamp", "error"),
+        default="inf",
+        help="values beyond the target range: write Inf (as torch does; exit 1), clamp (exit 1), or fail",
+    )
+
+    reshard = jobs.add_parser("reshard", help="re-split into shards of a maximum size")
+    reshard.add_argument("target", metavar="TARGET", help="checkpoint file or folder")
+    common(reshard, shard_required=True)
+
+    safetensors = jobs.add_parser("safetensors", help="pickle (.bin/.pt) to safetensors")
+    safetensors.add_argument("target", metavar="TARGET", help="checkpoint file or folder")
+    common(safetensors)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ckpt_gui.core.export import convert as jobs  # the module
+    from ckpt_gui.core.export.engine import ExportOptions
+
+    options = ExportOptions(
+        overwrite=args.overwrite,
+        fsync=not args.no_fsync,
+        overflow=getattr(args, "on_overflow", "inf"),
+    )
+    dtype = USER_DTYPE_NAMES[args.dtype] if getattr(args, "dtype", None) else None
+    common = {
+        "max_shard_size": args.max_shard_size,
+        "renames": args.renames,
+        "overwrite": args.overwrite,
+    }
+    if args.job == "random-init":
+        from ckpt_gui.core.export import random_init
+
+        plan = random_init.plan_random_init(
+            args.target, args.out, dtype=dtype, seed=args.seed, **common
+        )
+        job = random_init.run_random_init(plan, options)
+    else:
+        if args.job == "convert":
+            assert dtype is not None
+            plan = jobs.plan_convert(args.target, args.out, dtype, **common)
+        elif args.job == "reshard":
+            plan = jobs.plan_reshard(args.target, args.out, **common)
+        else:
+            plan = jobs.plan_safetensors(args.target, args.out, **common)
+        job = jobs.run_plan(plan, options)
+    if args.dry_run:
+        job.close()
+        _print(args, {"plan": plan.to_json()}, _plan_text(plan.to_json()))
+        return 0
+    result = _drive(job)
+    out = result.to_json()
+    text = f"wrote {args.out}: {len(out['files'])} files, {human_bytes(out['bytes_written'])} in {out['seconds']:.1f} s\n"
+    text += "".join(f"warning: {w}\n" for w in out["warnings"])
+    _print(args, {"plan": plan.to_json(), "result": out}, text)
+    return 1 if result.overflow else 0
+
+
+def _drive(job: Any) -> Any:
+    """Run the job; a progress bar on stderr when it is a terminal; SIGTERM cancels cleanly."""
+    show = sys.stderr.isatty()
+    started = time.monotonic()
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        while True:
+            try:
+                progress = next(job)
+            except StopIteration as stop:
+                return stop.value
+            if show:
+                _bar(progress, time.monotonic() - started)
+    finally:
+        job.close()
+        signal.signal(signal.SIGTERM, previous)
+        if show:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+def _bar(progress: Any, elapsed: float) -> None:
+    width = 30
+    fraction = progress.fraction
+    filled = int(width * fraction)
+    rate = progress.done / elapsed if elapsed > 0 else 0.0
+    eta = (progress.total - progress.done) / rate if rate > 0 else 0.0
+    sys.stderr.write(
+        f"\r\033[K[{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%} "
+        f"{human_bytes(progress.done)}/{human_bytes(progress.total)} "
+        f"{human_bytes(int(rate))}/s ETA {eta:.0f}s  {progress.message[:40]}"
+    )
+    sys.stderr.flush()
+
+
+def _print(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
+    if args.json:
+        json.dump(data, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(text)
+
+
+def _plan_text(plan: dict[str, Any]) -> str:
+    lines = [
+        f"{plan['kind']}: {plan['source']} -> {plan['output']}",
+        f"  parameters  {plan['total_parameters']:,}",
+        f"  tensor data {human_bytes(plan['total_size'])} (estimated output {human_bytes(plan['estimated_bytes'])})",
+    ]
+    lines += [
+        f"  {s['file']}  {s['tensors']} tensors  {human_bytes(s['bytes'])}" for s in plan["shards"]
+    ]
+    lines += [f"  copy {name}" for name in plan["copied_files"]]
+    lines += [f"  write {name}" for name in plan["generated_files"]]
+    lines += [f"  warning: {w}" for w in plan["warnings"]]
+    return "\n".join(lines) + "\n"

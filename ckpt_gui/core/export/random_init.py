@@ -1,0 +1,371 @@
+"""Random-init export: a model folder with fresh weights from a config, a piece at a time.
+
+The model is built on the meta device (no memory), then materialised one unit
+at a time: a unit is the largest subtree of modules that fits a byte budget
+(a decoder layer, the embeddings ...). Each unit gets real storage with
+``to_empty``, is initialised by the model's own ``_initialize_weights`` (the
+``_init_weights`` of the nearest PreTrainedModel, children before parents, as
+``initialize_weights`` does), is written, and goes back to meta. Peak memory is
+one unit, not the model.
+
+Every module is seeded from (seed, module name) before its init, so the bytes
+depend on the seed alone: not on the shard size or on how units are cut.
+Tied weights are written once, under the name save_pretrained keeps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ckpt_gui.core.dtypes import nbytes_for, torch_dtype_name
+from ckpt_gui.core.errors import CheckpointError
+from ckpt_gui.core.export import renames as rename_rules
+from ckpt_gui.core.export.atomic import check_target
+from ckpt_gui.core.export.engine import ExportOptions, ExportResult, run_export
+from ckpt_gui.core.export.plan import (
+    DEFAULT_MAX_SHARD_SIZE,
+    ExportPlan,
+    PlannedTensor,
+    split_into_shards,
+)
+from ckpt_gui.core.jobs import Job
+
+UNIT_BUDGET = 128 * 1024 * 1024
+USER_TO_TORCH = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}
+
+
+def load_config(config: str | Path) -> Any:
+    """A transformers config from config.json or a folder holding one (no remote code)."""
+    from transformers import AutoConfig
+
+    path = Path(config).expanduser()
+    if not path.exists():
+        raise CheckpointError(config, "no such file or folder")
+    if path.is_dir() and not (path / "config.json").is_file():
+        raise CheckpointError(config, "folder has no config.json")
+    try:
+        return AutoConfig.from_pretrained(str(path), trust_remote_code=False)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(
+            config, f"not a usable config ({' '.join(str(exc).split())[:200]})"
+        ) from None
+
+
+def model_class(config: Any, source: str) -> Any:
+    import transformers
+
+    for name in getattr(config, "architectures", None) or []:
+        cls = getattr(transformers, name, None)
+        if cls is not None:
+            return cls
+    from transformers import AutoModel, AutoModelForCausalLM
+
+    for auto in (AutoModelForCausalLM, AutoModel):
+        mapping = auto._model_mapping
+        if type(config) in mapping:
+            return mapping[type(config)]
+    raise CheckpointError(
+        source, f"no transformers model class for model_type {config.model_type!r}"
+    )
+
+
+def plan_random_init(
+    config: str | Path,
+    output: str | Path,
+    *,
+    dtype: str | None = None,
+    max_shard_size: int | None = None,
+    seed: int = 0,
+    renames: Iterable[rename_rules.RenameLike] | None = None,
+    overwrite: bool = False,
+    unit_budget: int = UNIT_BUDGET,
+) -> ExportPlan:
+    """Plan the files; builds the model on the meta device (no weights in memory)."""
+    import torch
+
+    out = Path(output).expanduser()
+    config_path = Path(config).expanduser()
+    check_target(out, [config_path], overwrite)
+    cfg = load_config(config_path)
+    cls = model_class(cfg, str(config))
+    if dtype is None:
+        configured = getattr(cfg, "dtype", None)
+        dtype = torch_dtype_name(configured) if configured is not None else "F32"
+        if dtype not in USER_TO_TORCH:
+            dtype = "F32"
+    torch_dtype = getattr(torch, USER_TO_TORCH[dtype])
+    with torch.device("meta"):
+        model = cls._from_config(cfg, dtype=torch_dtype)
+    _keep_in_fp32(model, torch_dtype)
+    names = _saved_names(model)
+    rules = rename_rules.normalize(renames)
+    renamed = rename_rules.rename_all(names, rules, str(config))
+    state = model.state_dict(keep_vars=True)
+    planned = [
+        PlannedTensor(
+            renamed[name],
+            torch_dtype_name(state[name].dtype),
+            tuple(state[name].shape),
+            nbytes_for(torch_dtype_name(state[name].dtype), state[name].numel()),
+        )
+        for name in names
+    ]
+    shards = split_into_shards(planned, max_shard_size or DEFAULT_MAX_SHARD_SIZE, {"format": "pt"})
+    model.config.dtype = USER_TO_TORCH[dtype]
+    model.config.architectures = [cls.__name__]
+    generated = [("config.json", model.config.to_json_string(use_diff=True).encode())]
+    if model.can_generate() and getattr(model, "generation_config", None) is not None:
+        generated.append(
+            (
+                "generation_config.json",
+                model.generation_config.to_json_string(use_diff=True).encode(),
+            )
+        )
+    return ExportPlan(
+        kind="random-init",
+        source=str(config),
+        output=out,
+        shards=shards,
+        max_shard_size=max_shard_size or DEFAULT_MAX_SHARD_SIZE,
+        generated_files=tuple(generated),
+        extra={"architecture": cls.__name__, "dtype": dtype, "seed": seed},
+        context={
+            "model": model,
+            "names": {v: k for k, v in renamed.items()},
+            "budget": unit_budget,
+        },
+    )
+
+
+def run_random_init(plan: ExportPlan, options: ExportOptions | None = None) -> Job[ExportResult]:
+    options = options or ExportOptions()
+    context = plan.context
+    assert isinstance(context, dict)
+    _return_freed_memory_promptly()
+    names = context["names"]
+    units = UnitMaterializer(
+        context["model"], int(plan.extra["seed"]), context["budget"], names.values()
+    )
+
+    def provider(tensor: PlannedTensor) -> Any:
+        return units.tensor(names[tensor.name])
+
+    try:
+        return (
+            yield from run_export(
+                plan, [Path(plan.source).expanduser()], options, provider=provider, release=None
+            )
+        )
+    finally:
+        units.close()
+
+
+def random_init(
+    config: str | Path,
+    output: str | Path,
+    *,
+    dtype: str | None = None,
+    max_shard_size: int | None = None,
+    seed: int = 0,
+    renames: Iterable[rename_rules.RenameLike] | None = None,
+    options: ExportOptions | None = None,
+) -> Job[ExportResult]:
+    options = options or ExportOptions()
+    plan = plan_random_init(
+        config,
+        output,
+        dtype=dtype,
+        max_shard_size=max_shard_size,
+        seed=seed,
+        renames=renames,
+        overwrite=options.overwrite,
+    )
+    return (yield from run_random_init(plan, options))
+
+
+def _return_freed_memory_promptly() -> None:
+    """Serve allocations of 4 MiB and more with their own mmap (glibc).
+
+    Units are allocated and freed one after another, some on a worker thread;
+    glibc's adaptive threshold would otherwise keep freed tensors in its heaps,
+    and the process would hold several units' worth of memory it no longer uses.
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt(-3, 4 * 1024 * 1024)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
+def _keep_in_fp32(model: Any, dtype: Any) -> None:
+    """Put keep-in-fp32 parameters back to float32 (meta: costs nothing), as loading would."""
+    import re
+
+    import torch
+
+    plan = model._get_dtype_plan(dtype)
+    if not plan:
+        return
+    pattern = re.compile("|".join(f"(?:{p.replace('*', '.*')})" for p in plan))
+    for name, module in model.named_modules():
+        for attr, param in list(module._parameters.items()):
+            full = f"{name}.{attr}" if name else attr
+            if param is not None and param.is_floating_point() and pattern.search(full):
+                module._parameters[attr] = torch.nn.Parameter(
+                    param.to(torch.float32), requires_grad=param.requires_grad
+                )
+
+
+def _saved_names(model: Any) -> list[str]:
+    """state_dict order, tied aliases and keys ignored on save left out (as save_pretrained)."""
+    state = model.state_dict(keep_vars=True)
+    ignored = set(getattr(model, "_keys_to_ignore_on_save", None) or ())
+    tied_targets = set(getattr(model, "all_tied_weights_keys", {}) or {})
+    seen: dict[int, str] = {}
+    names: list[str] = []
+    for name, tensor in state.items():
+        if name in ignored:
+            continue
+        if id(tensor) in seen and name in tied_targets:
+            continue
+        if id(tensor) in seen and seen[id(tensor)] in tied_targets:
+            # Keep the tie source's name, as save_pretrained does.
+            names[names.index(seen[id(tensor)])] = name
+            seen[id(tensor)] = name
+            continue
+        seen.setdefault(id(tensor), name)
+        names.append(name)
+    return names
+
+
+def seed_for(seed: int, name: str) -> int:
+    digest = hashlib.blake2b(f"{seed}:{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
+
+
+class UnitMaterializer:
+    """Gives tensors by name, materialising the unit that holds them.
+
+    While the engine writes one unit, a worker thread initialises the next
+    (torch kernels and file writes both release the GIL): at most two units
+    are in memory at once.
+    """
+
+    def __init__(self, model: Any, seed: int, budget: int, needed: Iterable[str]) -> None:
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        self.model = model
+        self.seed = seed
+        self.units: list[tuple[str, Any, bool]] = list(_units(model, "", budget))
+        self.owner = _init_owners(model)
+        self.unit_of: dict[str, int] = {}
+        for index, (prefix, module, recurse) in enumerate(self.units):
+            for name in _unit_state(module, prefix, recurse):
+                self.unit_of.setdefault(name, index)
+        # Units holding nothing to write (e.g. a tied lm_head) are never materialised.
+        self.needed = sorted({self.unit_of[name] for name in needed})
+        self.current: int | None = None
+        self.state: dict[str, Any] = {}
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="random-init")
+        self.pending: dict[int, Future[dict[str, Any]]] = {}
+
+    def tensor(self, name: str) -> Any:
+        index = self.unit_of[name]
+        if index != self.current:
+            self.release()
+            future = self.pending.pop(index, None)
+            self.state = future.result() if future else self._materialise(index)
+            self.current = index
+            following = [i for i in self.needed if i > index]
+            if following and following[0] not in self.pending:
+                self.pending[following[0]] = self.pool.submit(self._materialise, following[0])
+        return self.state[name]
+
+    def _materialise(self, index: int) -> dict[str, Any]:
+        import torch
+        from transformers import initialization
+
+        prefix, module, recurse = self.units[index]
+        module.to_empty(device="cpu", recurse=recurse)
+        with torch.no_grad(), initialization.guard_torch_init_functions():
+            for name, sub in _post_order(module, prefix.rstrip("."), recurse):
+                owner = self.owner.get(id(sub), self.model)
+                # The flag makes transformers skip a module; a plan run twice must init again.
+                sub.__dict__.pop("_is_hf_initialized", None)
+                torch.manual_seed(seed_for(self.seed, name))
+                owner._initialize_weights(sub)
+        return _unit_state(module, prefix, recurse)
+
+    def release(self) -> None:
+        if self.current is not None:
+            _, module, recurse = self.units[self.current]
+            self.state = {}
+            module.to_empty(device="meta", recurse=recurse)
+            self.current = None
+
+    def close(self) -> None:
+        """Stop the worker and give every unit's memory back."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        for index, future in self.pending.items():
+            if future.done() and not future.cancelled() and future.exception() is None:
+                _, module, recurse = self.units[index]
+                module.to_empty(device="meta", recurse=recurse)
+        self.pending.clear()
+        self.release()
+
+
+def _nbytes(module: Any, recurse: bool) -> int:
+    tensors = [*module.parameters(recurse=recurse), *module.buffers(recurse=recurse)]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _units(module: Any, prefix: str, budget: int) -> Iterator[tuple[str, Any, bool]]:
+    children = list(module.named_children())
+    if not children or _nbytes(module, True) <= budget:
+        yield prefix, module, True
+        return
+    if _nbytes(module, False) or any(True for _ in module.buffers(recurse=False)):
+        yield prefix, module, False
+    for name, child in children:
+        yield from _units(child, f"{prefix}{name}.", budget)
+
+
+def _unit_state(module: Any, prefix: str, recurse: bool) -> dict[str, Any]:
+    if recurse:
+        return dict(module.state_dict(prefix=prefix, keep_vars=True))
+    state = {f"{prefix}{k}": v for k, v in module._parameters.items() if v is not None}
+    state.update(
+        {
+            f"{prefix}{k}": v
+            for k, v in module._buffers.items()
+            if v is not None and k not in module._non_persistent_buffers_set
+        }
+    )
+    return state
+
+
+def _post_order(module: Any, name: str, recurse: bool) -> Iterator[tuple[str, Any]]:
+    if recurse:
+        for child_name, child in module.named_children():
+            yield from _post_order(child, f"{name}.{child_name}" if name else child_name, True)
+    yield name, module
+
+
+def _init_owners(model: Any) -> dict[int, Any]:
+    """The PreTrainedModel whose _initialize_weights applies to each module (smart_apply)."""
+    from transformers import PreTrainedModel
+
+    owners: dict[int, Any] = {}
+    stack = [(model, model)]
+    while stack:
+        module, owner = stack.pop()
+        if isinstance(module, PreTrainedModel):
+            owner = module
+        owners[id(module)] = owner
+        stack.extend((child, owner) for child in module.children())
+    return owners
