@@ -9,6 +9,7 @@ allow list so that the user sees which imports a safe load refuses, and why.
 
 from __future__ import annotations
 
+import _compat_pickle
 import io
 import pickletools
 import zipfile
@@ -144,19 +145,22 @@ def _walk(stream: IO[bytes], found: list[str]) -> None:
     """
     stack: list[Any] = []
     memo: dict[int, Any] = {}
+    protocol = 0
     for opcode, arg, _ in pickletools.genops(stream):
         name = opcode.name
+        if name == "PROTO":
+            protocol = int(arg)
         if name in _STRING_OPS:
             stack.append(arg if isinstance(arg, str) else _OTHER)
             continue
         if name in ("GLOBAL", "INST"):
             module, _, qualname = str(arg).partition(" ")
-            found.append(f"{module}.{qualname}")
+            found.append(_python3_name(module, qualname, protocol))
         elif name == "STACK_GLOBAL":
             attribute: Any = stack.pop() if stack else _OTHER
             owner: Any = stack.pop() if stack else _OTHER
             if isinstance(owner, str) and isinstance(attribute, str):
-                found.append(f"{owner}.{attribute}")
+                found.append(_python3_name(owner, attribute, protocol))
             else:
                 found.append(f"{UNRESOLVED}.{UNRESOLVED}")
             stack.append(_OTHER)
@@ -178,6 +182,15 @@ def _walk(stream: IO[bytes], found: list[str]) -> None:
         elif name == "STOP":
             return
         _apply_stack_effect(opcode, stack)
+
+
+def _python3_name(module: str, qualname: str, protocol: int) -> str:
+    """The name the unpickler really imports: below protocol 3 it maps Python 2 names
+    (``__builtin__.eval`` is ``builtins.eval``), as ``pickle.load(fix_imports=True)`` does."""
+    if protocol < 3:
+        module, qualname = _compat_pickle.NAME_MAPPING.get((module, qualname), (module, qualname))
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+    return f"{module}.{qualname}"
 
 
 def _memo_index(arg: Any) -> int:
