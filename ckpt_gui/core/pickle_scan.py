@@ -149,7 +149,7 @@ def _walk(stream: IO[bytes], found: list[str]) -> None:
     for opcode, arg, _ in pickletools.genops(stream):
         name = opcode.name
         if name == "PROTO":
-            protocol = int(arg)
+            protocol = _memo_index(arg)
         if name in _STRING_OPS:
             stack.append(arg if isinstance(arg, str) else _OTHER)
             continue
@@ -193,7 +193,7 @@ def _python3_name(module: str, qualname: str, protocol: int) -> str:
     return f"{module}.{qualname}"
 
 
-def _memo_index(arg: Any) -> int:
+def _memo_index(arg: Any) -> int:  # also the PROTO number: an int-like opcode argument
     return int(arg)
 
 
