@@ -149,7 +149,7 @@ def _walk(stream: IO[bytes], found: list[str]) -> None:
     for opcode, arg, _ in pickletools.genops(stream):
         name = opcode.name
         if name == "PROTO":
-            protocol = _memo_index(arg)
+            protocol = _int_arg(arg)
         if name in _STRING_OPS:
             stack.append(arg if isinstance(arg, str) else _OTHER)
             continue
@@ -168,13 +168,13 @@ def _walk(stream: IO[bytes], found: list[str]) -> None:
         elif name in ("EXT1", "EXT2", "EXT4"):
             found.append(f"<extension {arg}>.copyreg")
         elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-            memo[_memo_index(arg)] = stack[-1] if stack else _OTHER
+            memo[_int_arg(arg)] = stack[-1] if stack else _OTHER
             continue
         elif name == "MEMOIZE":
             memo[len(memo)] = stack[-1] if stack else _OTHER
             continue
         elif name in ("GET", "BINGET", "LONG_BINGET"):
-            stack.append(memo.get(_memo_index(arg), _OTHER))
+            stack.append(memo.get(_int_arg(arg), _OTHER))
             continue
         elif name == "DUP":
             stack.append(stack[-1] if stack else _OTHER)
@@ -193,7 +193,7 @@ def _python3_name(module: str, qualname: str, protocol: int) -> str:
     return f"{module}.{qualname}"
 
 
-def _memo_index(arg: Any) -> int:  # also the PROTO number: an int-like opcode argument
+def _int_arg(arg: Any) -> int:
     return int(arg)
 
 
