@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -211,7 +212,7 @@ def test_callback_and_progress(llama_dir: Path, finetuned_dir: Path) -> None:
             break
     assert [t.key for t in seen] != [] and {t.key for t in seen} == {t.key for t in report.tensors}
     assert progress[-1].done == progress[-1].total == 2 * open_checkpoint(llama_dir).total_bytes
-    assert all(p.done <= q.done for p, q in zip(progress, progress[1:]))
+    assert all(p.done <= q.done for p, q in itertools.pairwise(progress))
 
 
 def test_cancel_stops_readers(llama_dir: Path, finetuned_dir: Path) -> None:
