@@ -261,3 +261,28 @@ def test_cli_diff(
 
     missing = cli("diff", str(llama_dir), str(tmp_path / "nope"))
     assert missing.returncode == 2 and missing.stdout == "" and "no such file" in missing.stderr
+
+
+def test_cli_structure_only_and_no_renames(
+    llama_dir: Path, finetuned_dir: Path, tmp_path: Path, llama_state_dict
+) -> None:
+    from safetensors.torch import save_file
+
+    structure = cli("diff", str(llama_dir), str(finetuned_dir), "--structure-only", "--json")
+    assert structure.returncode == 0, structure.stderr  # same names, shapes and dtypes
+    assert "changed" not in json.loads(structure.stdout)
+
+    save_file({"module." + k: v for k, v in llama_state_dict.items()}, tmp_path / "ddp.safetensors")
+    matched = json.loads(
+        cli("diff", str(llama_dir), str(tmp_path / "ddp.safetensors"), "--json").stdout
+    )
+    assert matched["renames"] == [
+        {"a_prefix": "", "b_prefix": "module.", "count": len(llama_state_dict)}
+    ]
+    assert matched["identical"] == len(llama_state_dict) and matched["different"] is True
+    unmatched = json.loads(
+        cli(
+            "diff", str(llama_dir), str(tmp_path / "ddp.safetensors"), "--json", "--no-renames"
+        ).stdout
+    )
+    assert unmatched["renames"] == [] and len(unmatched["only_in_a"]) == len(llama_state_dict)
