@@ -71,8 +71,16 @@ def render_text(report: ScanReport) -> str:
         for t in flagged:
             lines.append(
                 f"  {t.name}  {t.dtype}  {', '.join(t.problems)}  nan={t.nan} inf={t.inf} "
-                f"zeros={100 * t.zeros_fraction:.1f}% min={t.min:.4g} max={t.max:.4g}"
+                f"zeros={_percent(t.zeros_fraction)} min={_number(t.min)} max={_number(t.max)}"
                 + (f" beyond={t.beyond_target}" if t.beyond_target else "")
             )
     lines.append("result  " + ("clean" if report.clean else "problems found"))
     return "\n".join(lines) + "\n"
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"

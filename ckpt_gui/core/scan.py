@@ -37,20 +37,27 @@ _BLOCK = 1 << 16
 
 @dataclass(frozen=True)
 class TensorScan:
-    """Findings for one tensor. ``min``/``max`` are over finite values (NaN when none)."""
+    """Findings for one tensor; the flags (``problems``) are always exact.
+
+    ``min``/``max`` are over the finite values (None when there are none);
+    ``min``, ``max`` and ``zeros`` are None for tensors that are not flagged: the
+    quick pass does not compute them (``stats.compute_stats`` does, for one tensor).
+    """
 
     name: str
     dtype: str
     count: int
     nan: int
     inf: int
-    zeros: int
-    min: float
-    max: float
+    zeros: int | None
+    min: float | None
+    max: float | None
     beyond_target: int
 
     @property
-    def zeros_fraction(self) -> float:
+    def zeros_fraction(self) -> float | None:
+        if self.zeros is None:
+            return None
         return self.zeros / self.count if self.count else 0.0
 
     @property
@@ -83,8 +90,8 @@ class TensorScan:
             "nan": self.nan,
             "inf": self.inf,
             "zeros_fraction": self.zeros_fraction,
-            "min": _finite_or_none(self.min),
-            "max": _finite_or_none(self.max),
+            "min": self.min,
+            "max": self.max,
             "beyond_target": self.beyond_target,
         }
 
@@ -149,42 +156,83 @@ def scan(
             readable.append(tensor)
     total = sum(t.nbytes for t in readable)
     yield Progress(0, total, "scanning")
-    results: list[TensorScan] = []
+    results: dict[str, TensorScan] = {}
+    recheck: list[TensorInfo] = []
     done = 0
     scratch = np.empty(chunk_elements, dtype=np.float32)
+    # Pass 1, every tensor, quick: flags are exact, but min/max/zeros are only known
+    # for tensors whose every block took the careful path.
+    acc = _ScanAccumulator(limit, quick=True)
     with TensorStream(checkpoint, readable, chunk_elements) as stream:
-        acc = _ScanAccumulator(limit)
         for chunk in stream:
-            values = decode_into(chunk.raw, chunk.tensor.dtype, scratch)
-            acc.add(values)
+            acc.add(decode_into(chunk.raw, chunk.tensor.dtype, scratch))
             done += chunk.raw.size
             if chunk.last:
                 result = acc.result(chunk.tensor)
-                results.append(result)
+                if result.flagged and not acc.exact:
+                    recheck.append(chunk.tensor)
+                else:
+                    results[chunk.tensor.name] = result
+                    if on_tensor is not None:
+                        on_tensor(result)
+                acc.reset()
+            yield Progress(done, total, chunk.tensor.name)
+    # Pass 2, flagged tensors only (normally a handful): full statistics for the report.
+    total += sum(t.nbytes for t in recheck)
+    acc = _ScanAccumulator(limit, quick=False)
+    with TensorStream(checkpoint, recheck, chunk_elements) as stream:
+        for chunk in stream:
+            acc.add(decode_into(chunk.raw, chunk.tensor.dtype, scratch))
+            done += chunk.raw.size
+            if chunk.last:
+                result = acc.result(chunk.tensor)
+                results[chunk.tensor.name] = result
                 if on_tensor is not None:
                     on_tensor(result)
                 acc.reset()
             yield Progress(done, total, chunk.tensor.name)
-    order = {t.name: i for i, t in enumerate(checkpoint.tensors)}
-    results.sort(key=lambda r: order[r.name])
-    return ScanReport(checkpoint.source, target_dtype, tuple(results), tuple(skipped))
+    ordered = tuple(results[t.name] for t in checkpoint.tensors if t.name in results)
+    return ScanReport(checkpoint.source, target_dtype, ordered, tuple(skipped))
 
 
 class _ScanAccumulator:
-    def __init__(self, limit: float) -> None:
+    """Counts for one tensor, block by block.
+
+    ``quick``: a block whose sum of squares (one BLAS dot, the cheapest reduction)
+    is finite, non-zero and below ``limit**2`` can hold no NaN, no Inf, no value
+    beyond the limit, and is not all zeros; such blocks are only counted. Any
+    other block is looked at closely. So flags are exact in quick mode, while
+    min/max/zeros cover the whole tensor only when ``exact`` (no block skipped).
+    """
+
+    def __init__(self, limit: float, quick: bool) -> None:
         self.limit = limit
+        self.limit_squared = limit * limit if math.isfinite(limit) else math.inf
+        self.quick = quick
         self.is_zero = np.empty(_BLOCK, dtype=np.bool_)
         self.reset()
 
     def reset(self) -> None:
-        self.count = self.nan = self.inf = self.zeros = self.beyond = 0
+        self.count = self.nan = self.inf = self.zeros = self.beyond = self.skipped = 0
         self.min, self.max = math.inf, -math.inf
+
+    @property
+    def exact(self) -> bool:
+        return self.skipped == 0
 
     def add(self, values: np.ndarray[Any, Any]) -> None:
         if values.dtype == np.bool_:
             values = values.view(np.uint8)
+        quick = self.quick and values.dtype.kind == "f"
         for start in range(0, values.size, _BLOCK):
-            self._add_block(values[start : start + _BLOCK])
+            block = values[start : start + _BLOCK]
+            if quick:
+                squares = float(np.dot(block, block))
+                if 0.0 < squares < self.limit_squared:
+                    self.count += block.size
+                    self.skipped += 1
+                    continue
+            self._add_block(block)
 
     def _add_block(self, block: np.ndarray[Any, Any]) -> None:
         self.count += block.size
@@ -213,20 +261,15 @@ class _ScanAccumulator:
             self.beyond += int(np.count_nonzero(magnitude[np.isfinite(magnitude)] > self.limit))
 
     def result(self, tensor: TensorInfo) -> TensorScan:
-        nan = math.nan
-        has_finite = self.min <= self.max
+        known = self.exact and self.min <= self.max
         return TensorScan(
             name=tensor.name,
             dtype=tensor.dtype,
             count=self.count,
             nan=self.nan,
             inf=self.inf,
-            zeros=self.zeros,
-            min=self.min if has_finite else nan,
-            max=self.max if has_finite else nan,
+            zeros=self.zeros if self.exact else None,
+            min=self.min if known else None,
+            max=self.max if known else None,
             beyond_target=self.beyond,
         )
-
-
-def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None

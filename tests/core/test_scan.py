@@ -85,6 +85,21 @@ def test_injected_problems_are_found(
         finite.max()
     )
     assert report.counts() == {"nan": 1, "inf": 1, "all_zero": 1, "extreme": 1}
+    # The Inf sits in one of several chunks: the flagged tensor's full statistics come
+    # from a second, careful pass and match torch's over the finite values.
+    inf_values = damaged(llama_state_dict)[INF_KEY]
+    if kind == "bf16":
+        import torch
+
+        inf_values = inf_values.to(torch.bfloat16).float()
+    finite = inf_values[inf_values.isfinite()]
+    assert (flagged[INF_KEY].min, flagged[INF_KEY].max) == (
+        float(finite.min()),
+        float(finite.max()),
+    )
+    assert flagged[INF_KEY].zeros_fraction == float((inf_values == 0).sum()) / inf_values.numel()
+    clean = next(t for t in report.tensors if not t.flagged)
+    assert clean.min is None and clean.zeros is None  # not computed for unflagged tensors
 
 
 def test_without_target_dtype_large_values_pass(damaged_files: dict[str, Path]) -> None:
@@ -101,6 +116,10 @@ def test_fp16_tensor_with_inf(tmp_path: Path) -> None:
     values = torch.tensor([1.0, 70000.0, -2.0, 0.0])  # 70000 overflows float16 to inf
     save_file(
         {
+            # Squares underflow to 0 in float32, yet the values are not zero.
+            "tiny": torch.full((100,), 1e-30),
+            # Exactly the float16 maximum is not beyond it (sum of squares == limit**2).
+            "edge": torch.tensor([65504.0, -65504.0]),
             "h": values.to(torch.float16),
             "i": torch.arange(5),
             "b": torch.zeros(3, dtype=torch.bool),
@@ -112,7 +131,7 @@ def test_fp16_tensor_with_inf(tmp_path: Path) -> None:
     assert flagged["h"].inf == 1 and flagged["h"].zeros_fraction == 0.25
     assert (flagged["h"].min, flagged["h"].max) == (-2.0, 1.0)
     assert flagged["b"].problems == ["all_zero"]
-    assert "i" not in flagged
+    assert "i" not in flagged and "tiny" not in flagged and "edge" not in flagged
 
 
 def test_stream_matches_iter_chunks(
