@@ -86,11 +86,20 @@ def pickle_risk(target: str | Path) -> PickleRiskReport:
     if stat.S_ISDIR(mode):
         snapshot, _ = folder.resolve_cache_repo(path)
         paths, _ = folder.pick_weights(snapshot)
+        # Every pickle in the folder, not only the one the app would open: a stray
+        # pytorch_model.bin next to model.safetensors is still what `from_pretrained`
+        # may load somewhere else.
+        paths += sorted(
+            p
+            for p in snapshot.iterdir()
+            if p.suffix in (".bin", ".pt", ".pth", ".ckpt") and p.is_file()
+        )
     else:
         paths = [path]
     files: list[Path] = []
     for candidate in paths:
         files.extend(_expand_index(candidate))
+    files = list(dict.fromkeys(files))
     allowed: frozenset[str] | None = None
     risks: list[FileRisk] = []
     for file in files:

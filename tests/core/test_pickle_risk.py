@@ -241,3 +241,15 @@ def test_payload_is_real(tmp_path: Path) -> None:
     code = "import pickle,sys; pickle.loads(sys.stdin.buffer.read())"
     subprocess.run([sys.executable, "-c", code], input=data, check=True, capture_output=True)
     assert target.exists()
+
+
+def test_folder_scan_includes_stray_pickles(tmp_path: Path, llama_dir: Path, marker: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(llama_dir, folder)
+    _evil_checkpoint(folder / "pytorch_model.bin", marker)
+    report = pickle_risk(folder)
+    kinds = {Path(f.path).name: f.kind for f in report.files}
+    assert kinds == {"model.safetensors": "safetensors", "pytorch_model.bin": "pickle"}
+    assert not report.safe
