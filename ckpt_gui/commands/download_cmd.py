@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from ckpt_gui.commands.progress import run_with_progress
+from ckpt_gui.commands.progress import drive
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.formatting import human_bytes, parse_size
 from ckpt_gui.core.hub_download import download_job, plan_download
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         raise CheckpointError(
             str(ref), f"{human_bytes(plan.total_bytes)} to download: add --yes to go ahead"
         )
-    snapshot = run_with_progress(download_job(plan), in_bytes=True, always=True)
+    snapshot = drive(download_job(plan), "downloading", always=True)
     _report(args, plan.files, plan.total_bytes, snapshot)
     return 0
 

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
+from ckpt_gui.commands.progress import drive
 from ckpt_gui.core.dtypes import USER_DTYPE_NAMES
 from ckpt_gui.core.export.renames import Rename
 from ckpt_gui.core.formatting import human_bytes, parse_size
@@ -146,52 +145,12 @@ def run(args: argparse.Namespace) -> int:
         job.close()
         _print(args, {"plan": plan.to_json()}, _plan_text(plan.to_json()))
         return 0
-    result = _drive(job)
+    result = drive(job, args.job)
     out = result.to_json()
     text = f"wrote {args.out}: {len(out['files'])} files, {human_bytes(out['bytes_written'])} in {out['seconds']:.1f} s\n"
     text += "".join(f"warning: {w}\n" for w in out["warnings"])
     _print(args, {"plan": plan.to_json(), "result": out}, text)
     return 1 if result.overflow else 0
-
-
-def _drive(job: Any) -> Any:
-    """Run the job; a progress bar on stderr when it is a terminal; SIGTERM cancels cleanly."""
-    show = sys.stderr.isatty()
-    started = time.monotonic()
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def on_term(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    try:
-        while True:
-            try:
-                progress = next(job)
-            except StopIteration as stop:
-                return stop.value
-            if show:
-                _bar(progress, time.monotonic() - started)
-    finally:
-        job.close()
-        signal.signal(signal.SIGTERM, previous)
-        if show:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
-
-
-def _bar(progress: Any, elapsed: float) -> None:
-    width = 30
-    fraction = progress.fraction
-    filled = int(width * fraction)
-    rate = progress.done / elapsed if elapsed > 0 else 0.0
-    eta = (progress.total - progress.done) / rate if rate > 0 else 0.0
-    sys.stderr.write(
-        f"\r\033[K[{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%} "
-        f"{human_bytes(progress.done)}/{human_bytes(progress.total)} "
-        f"{human_bytes(int(rate))}/s ETA {eta:.0f}s  {progress.message[:40]}"
-    )
-    sys.stderr.flush()
 
 
 def _print(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:

@@ -24,9 +24,9 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    from ckpt_gui.commands.progress import run_with_progress
+    from ckpt_gui.commands.progress import drive
 
-    checkpoint = run_with_progress(open_target_job(args.target))
+    checkpoint = drive(open_target_job(args.target), in_bytes=False)
     if args.json:
         json.dump(checkpoint.to_json(), sys.stdout, indent=1)
         sys.stdout.write("\n")

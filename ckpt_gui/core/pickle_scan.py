@@ -1,8 +1,10 @@
 """List the globals a pickle would import, without executing it.
 
-The opcode stream is walked with ``pickletools.genops``; nothing is unpickled.
-Each global is classified against torch's weights-only allow list so that the
-user sees which imports a safe load refuses, and why.
+The opcode stream is walked with ``pickletools.genops`` and a symbolic stack:
+only the strings a pickle pushes are tracked (through the memo, ``DUP`` and
+marks), which is what ``STACK_GLOBAL`` needs to name its module and attribute.
+Nothing is unpickled. Each global is classified against torch's weights-only
+allow list so that the user sees which imports a safe load refuses, and why.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import _compat_pickle
 import io
 import pickletools
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.model import PickleGlobal
@@ -22,103 +25,249 @@ _KNOWN_DANGERS: dict[str, str] = {
     "os.system": "runs a shell command",
     "posix.system": "runs a shell command (os.system)",
     "nt.system": "runs a shell command (os.system)",
+    "os.popen": "runs a shell command",
+    "os.execv": "replaces the process with another program",
+    "os.execve": "replaces the process with another program",
+    "os.remove": "deletes files",
+    "os.unlink": "deletes files",
+    "posix.remove": "deletes files",
+    "posix.unlink": "deletes files",
     "subprocess.Popen": "starts a process",
     "subprocess.run": "starts a process",
     "subprocess.call": "starts a process",
+    "subprocess.check_call": "starts a process",
     "subprocess.check_output": "starts a process",
+    "subprocess.getoutput": "runs a shell command",
     "builtins.eval": "evaluates Python code",
     "builtins.exec": "executes Python code",
     "builtins.compile": "compiles Python code",
     "builtins.__import__": "imports arbitrary modules",
     "builtins.getattr": "reaches arbitrary attributes",
+    "builtins.setattr": "changes arbitrary attributes",
     "builtins.open": "opens files",
+    "builtins.breakpoint": "starts a debugger",
+    "importlib.import_module": "imports arbitrary modules",
     "runpy._run_code": "executes Python code",
+    "runpy.run_path": "executes a Python file",
+    "runpy.run_module": "executes a Python module",
+    "code.InteractiveInterpreter.runsource": "executes Python code",
+    "pickle.loads": "unpickles nested data (hides further globals)",
+    "_pickle.loads": "unpickles nested data (hides further globals)",
+    "marshal.loads": "loads Python bytecode",
+    "types.FunctionType": "builds a function from bytecode",
+    "types.CodeType": "builds Python bytecode",
+    "ctypes.CDLL": "loads a native library",
     "webbrowser.open": "opens a browser",
     "shutil.rmtree": "deletes files",
+    "socket.socket": "opens a network connection",
 }
+_DANGEROUS_MODULES: dict[str, str] = {
+    "os": "operating-system access",
+    "posix": "operating-system access",
+    "nt": "operating-system access",
+    "subprocess": "starts processes",
+    "socket": "network access",
+    "ctypes": "native code",
+    "shutil": "file-system changes",
+    "sys": "interpreter internals",
+}
+UNRESOLVED = "<unresolved>"
 
 # The legacy (non-zip) torch format is a sequence of pickles: magic number,
 # protocol version, sys info, the object, storage keys; raw data follows.
 _LEGACY_PICKLE_COUNT = 5
 # Any sane state-dict pickle is far smaller; bound the work a hostile one can cause.
 _MAX_PICKLE_BYTES = 512 * 1024 * 1024
-
-
-def normalise(module: str, qualname: str) -> str:
-    """Protocol-2 pickles use Python 2 names (``__builtin__.eval``); map them as the unpickler does."""
-    if (module, qualname) in _compat_pickle.NAME_MAPPING:
-        module, qualname = _compat_pickle.NAME_MAPPING[(module, qualname)]
-    module = _compat_pickle.IMPORT_MAPPING.get(module, module)
-    return f"{module}.{qualname}"
+_STRING_OPS = frozenset(
+    {
+        "SHORT_BINUNICODE",
+        "BINUNICODE",
+        "BINUNICODE8",
+        "UNICODE",
+        # Python 2 strings: the default unpickler decodes them to str (ASCII).
+        "STRING",
+        "BINSTRING",
+        "SHORT_BINSTRING",
+    }
+)
+_MARK = object()
+_OTHER = object()  # any value that is not a string: its content does not matter here
 
 
 def classify(name: str, allowed_names: frozenset[str]) -> PickleGlobal:
     if name in allowed_names:
         return PickleGlobal(name, True, "")
+    return PickleGlobal(name, False, refusal_reason(name))
+
+
+def refusal_reason(name: str) -> str:
+    """Why the weights-only loader refuses ``name``, in words a user can act on."""
     reason = _KNOWN_DANGERS.get(name)
-    if reason is None:
-        module = name.rsplit(".", 1)[0]
-        reason = (
-            "custom class or function: not on the weights-only allow list"
-            if not module.startswith(("torch", "collections", "builtins", "numpy"))
-            else "not on the weights-only allow list"
-        )
-    return PickleGlobal(name, False, reason)
+    if reason is not None:
+        return reason
+    if name.startswith(UNRESOLVED) or name.startswith("<extension"):
+        return "global name is computed while loading: cannot be checked, never safe"
+    module = name.rsplit(".", 1)[0]
+    top = module.split(".", 1)[0]
+    if top in _DANGEROUS_MODULES:
+        return f"{_DANGEROUS_MODULES[top]} ({module} module)"
+    if module.startswith("torch.nn.modules") or module.startswith("torch.nn.parallel"):
+        return "a pickled nn.Module (whole-model save): loading runs the class's code"
+    if top in ("torch", "collections", "builtins", "numpy", "copyreg", "_codecs"):
+        return "not on the weights-only allow list"
+    return "custom class or function: loading imports and runs its code"
+
+
+@dataclass
+class PickleScan:
+    """The globals of one file's pickles, and what stopped the walk early, if anything."""
+
+    globals: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
 
 
 def globals_in_pickle(stream: IO[bytes]) -> list[str]:
-    """Names (``module.qualname``) of every global one pickle imports, in order."""
+    """Names (``module.qualname``) of every global one pickle imports, in order.
+
+    Raises ValueError/EOFError on a malformed pickle (from ``pickletools``).
+    """
     found: list[str] = []
-    recent_strings: list[str] = []
-    memo: dict[int, str] = {}
-    next_memo = 0
-    for opcode, arg, _ in pickletools.genops(stream):
-        name = opcode.name
-        if name == "GLOBAL" or name == "INST":
-            module, _, qualname = str(arg).partition(" ")
-            found.append(normalise(module, qualname))
-        elif name in ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"):
-            recent_strings.append(str(arg))
-        elif name == "MEMOIZE":
-            if recent_strings:
-                memo[next_memo] = recent_strings[-1]
-            next_memo += 1
-        elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
-            if recent_strings:
-                memo[int(str(arg))] = recent_strings[-1]
-        elif name in ("BINGET", "LONG_BINGET", "GET") and int(str(arg)) in memo:
-            recent_strings.append(memo[int(str(arg))])
-        elif name == "STACK_GLOBAL" and len(recent_strings) >= 2:
-            found.append(normalise(recent_strings[-2], recent_strings[-1]))
-        if name == "STOP":
-            break
+    _walk(stream, found)
     return found
 
 
-def scan_file(path: Path) -> list[str]:
-    """Globals imported by a torch checkpoint's pickles (zip or legacy format)."""
+def _walk(stream: IO[bytes], found: list[str]) -> None:
+    """Walk one pickle to its STOP, appending every global to ``found`` as it is met.
+
+    ``found`` is filled in place so that a caller still sees the globals met
+    before a malformed or truncated part (a real unpickler would have imported
+    those already).
+    """
+    stack: list[Any] = []
+    memo: dict[int, Any] = {}
+    protocol = 0
+    for opcode, arg, _ in pickletools.genops(stream):
+        name = opcode.name
+        if name == "PROTO":
+            protocol = _int_arg(arg)
+        if name in _STRING_OPS:
+            stack.append(arg if isinstance(arg, str) else _OTHER)
+            continue
+        if name in ("GLOBAL", "INST"):
+            module, _, qualname = str(arg).partition(" ")
+            found.append(_python3_name(module, qualname, protocol))
+        elif name == "STACK_GLOBAL":
+            attribute: Any = stack.pop() if stack else _OTHER
+            owner: Any = stack.pop() if stack else _OTHER
+            if isinstance(owner, str) and isinstance(attribute, str):
+                found.append(_python3_name(owner, attribute, protocol))
+            else:
+                found.append(f"{UNRESOLVED}.{UNRESOLVED}")
+            stack.append(_OTHER)
+            continue
+        elif name in ("EXT1", "EXT2", "EXT4"):
+            found.append(f"<extension {arg}>.copyreg")
+        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            memo[_int_arg(arg)] = stack[-1] if stack else _OTHER
+            continue
+        elif name == "MEMOIZE":
+            memo[len(memo)] = stack[-1] if stack else _OTHER
+            continue
+        elif name in ("GET", "BINGET", "LONG_BINGET"):
+            stack.append(memo.get(_int_arg(arg), _OTHER))
+            continue
+        elif name == "DUP":
+            stack.append(stack[-1] if stack else _OTHER)
+            continue
+        elif name == "STOP":
+            return
+        _apply_stack_effect(opcode, stack)
+
+
+def _python3_name(module: str, qualname: str, protocol: int) -> str:
+    """The name the unpickler really imports: below protocol 3 it maps Python 2 names
+    (``__builtin__.eval`` is ``builtins.eval``), as ``pickle.load(fix_imports=True)`` does."""
+    if protocol < 3:
+        module, qualname = _compat_pickle.NAME_MAPPING.get((module, qualname), (module, qualname))
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+    return f"{module}.{qualname}"
+
+
+def _int_arg(arg: Any) -> int:
+    return int(arg)
+
+
+def _apply_stack_effect(opcode: pickletools.OpcodeInfo, stack: list[Any]) -> None:
+    before = opcode.stack_before
+    if pickletools.markobject in before:
+        while stack and stack.pop() is not _MARK:
+            pass
+        # Fixed operands sit below the mark (APPENDS: list, mark, items...).
+        fixed = before.index(pickletools.markobject)
+    else:
+        fixed = len(before)
+    del stack[len(stack) - min(fixed, len(stack)) :]
+    for item in opcode.stack_after:
+        stack.append(_MARK if item is pickletools.markobject else _OTHER)
+
+
+def scan_pickle_file(path: Path) -> PickleScan:
+    """Globals imported by a torch checkpoint's pickles (zip or legacy format).
+
+    A problem met after some globals were found is reported in ``problems``
+    (the globals found so far are kept); a file that yields nothing raises
+    CheckpointError.
+    """
+    result = PickleScan()
     try:
         if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                members = [n for n in archive.namelist() if n.endswith("data.pkl")]
-                if not members:
-                    raise CheckpointError(
-                        path, "zip archive has no data.pkl: not a torch checkpoint"
-                    )
-                info = archive.getinfo(members[0])
-                if info.file_size > _MAX_PICKLE_BYTES:
-                    raise CheckpointError(path, f"pickle is {info.file_size:,} bytes: too large")
-                data = archive.read(members[0])
-            return _unique(globals_in_pickle(io.BytesIO(data)))
-        names: list[str] = []
-        with path.open("rb") as stream:
-            for _ in range(_LEGACY_PICKLE_COUNT):
-                names.extend(globals_in_pickle(stream))
-        return _unique(names)
+            _scan_zip(path, result)
+        else:
+            _scan_legacy(path, result)
     except CheckpointError:
         raise
     except (ValueError, EOFError, zipfile.BadZipFile, OSError, UnicodeDecodeError) as exc:
-        raise CheckpointError(path, f"corrupted pickle data ({exc})") from None
+        problem = f"corrupted pickle data ({' '.join(str(exc).split())[:200]})"
+        if not result.globals:
+            raise CheckpointError(path, problem) from None
+        result.problems.append(problem)
+    result.globals = _unique(result.globals)
+    return result
+
+
+def _scan_zip(path: Path, result: PickleScan) -> None:
+    with zipfile.ZipFile(path) as archive:
+        # torch reads <folder>/data.pkl; any other pickle in the archive is listed too,
+        # so that nothing a different loader might read goes unchecked.
+        members = [n for n in archive.namelist() if n.endswith(".pkl")]
+        if not any(n.endswith("data.pkl") for n in members):
+            raise CheckpointError(path, "zip archive has no data.pkl: not a torch checkpoint")
+        for member in members:
+            info = archive.getinfo(member)
+            if info.file_size > _MAX_PICKLE_BYTES:
+                raise CheckpointError(
+                    path, f"{member} is {info.file_size:,} bytes: too large for a pickle"
+                )
+            _walk(io.BytesIO(archive.read(member)), result.globals)
+
+
+def _scan_legacy(path: Path, result: PickleScan) -> None:
+    with path.open("rb") as stream:
+        size = path.stat().st_size
+        for index in range(_LEGACY_PICKLE_COUNT):
+            if index > 0 and stream.tell() >= size:
+                break  # a plain pickle, not torch's legacy sequence: all of it was read
+            if stream.tell() > _MAX_PICKLE_BYTES:
+                raise CheckpointError(path, "pickle data is too large")
+            _walk(stream, result.globals)
+
+
+def scan_file(path: Path) -> list[str]:
+    """Globals of a torch checkpoint's pickles; a malformed pickle raises CheckpointError."""
+    scanned = scan_pickle_file(path)
+    if scanned.problems:
+        raise CheckpointError(path, scanned.problems[0])
+    return scanned.globals
 
 
 def weights_only_allowed_names() -> frozenset[str]:

@@ -3,6 +3,10 @@
 Safetensors are read straight from the file at the header's offsets (no torch
 for the common dtypes); pickled checkpoints go through the safe loader with
 ``mmap=True`` so that only the pages touched are read.
+
+``iter_chunks`` gives independent arrays for one tensor (simple, for the
+statistics panel); ``tensor_stream.TensorStream`` is the fast path for reading
+many tensors (reused buffers, read-ahead thread), with ``decode_into`` here.
 """
 
 from __future__ import annotations
@@ -66,6 +70,31 @@ def decode(raw: bytes, dtype: str) -> np.ndarray[Any, Any]:
     raise ValueError(f"values of dtype {dtype} cannot be decoded")
 
 
+def decode_into(
+    raw: np.ndarray[Any, np.dtype[np.uint8]], dtype: str, scratch: np.ndarray[Any, Any]
+) -> np.ndarray[Any, Any]:
+    """Raw bytes -> values to compute on, without allocating for the common dtypes.
+
+    F32, F64 and integer dtypes are views of ``raw``; F16 and BF16 are widened into
+    ``scratch`` (float32, at least as many elements); F8 goes through torch.
+    The result is valid only as long as ``raw`` and ``scratch`` are not reused.
+    """
+    if dtype in ("F32", "F64") or (dtype in _NUMPY_DTYPES and dtype != "F16"):
+        return raw.view(np.dtype(_NUMPY_DTYPES[dtype]).newbyteorder("<"))
+    count = raw.size // 2
+    if dtype == "F16":
+        out = scratch[:count]
+        np.copyto(out, raw.view("<f2"))
+        return out
+    if dtype == "BF16":
+        # bfloat16 is the top half of a float32: widen in place, no temporaries.
+        wide = scratch[:count].view(np.uint32)
+        np.copyto(wide, raw.view("<u2"))
+        np.left_shift(wide, 16, out=wide)
+        return scratch[:count]
+    return decode(raw.tobytes(), dtype)
+
+
 def _safetensors_chunks(
     path: Path, tensor: TensorInfo, chunk_elements: int
 ) -> Iterator[np.ndarray[Any, Any]]:
@@ -92,21 +121,11 @@ def _safetensors_chunks(
 def _pickle_chunks(
     path: Path, tensor: TensorInfo, chunk_elements: int
 ) -> Iterator[np.ndarray[Any, Any]]:
-    import zipfile
-
     import torch
 
-    from ckpt_gui.core.formats.pytorch import find_state_dict
+    from ckpt_gui.core.tensor_stream import load_pickled_state_dict
 
-    try:
-        loaded = torch.load(
-            path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path)
-        )
-    except Exception as exc:
-        raise CheckpointError(
-            path, f"cannot read tensor data ({' '.join(str(exc).split())[:200]})"
-        ) from None
-    state_dict, _, _ = find_state_dict(loaded, path)
+    state_dict = load_pickled_state_dict(path)
     value = state_dict.get(tensor.name)
     if value is None:
         raise CheckpointError(path, f"tensor '{tensor.name}' is not in the file")
@@ -118,4 +137,4 @@ def _pickle_chunks(
         ):
             piece = piece.float()
         yield piece.numpy()
-    del loaded, state_dict, value, flat
+    del state_dict, value, flat

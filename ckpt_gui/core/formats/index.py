@@ -39,7 +39,7 @@ def read(path: Path, root: Path | None = None) -> Checkpoint:
     seen_in: dict[str, str] = {}
     kinds: set[str] = set()
     for shard in shards:
-        shard_path = _resolve_shard(folder, shard, path)
+        shard_path = resolve_shard(folder, shard, path)
         relative = shard_path.relative_to(base).as_posix()
         head = _head(shard_path)
         if safetensors.sniff(head):
@@ -120,7 +120,7 @@ def load_index(path: Path) -> tuple[dict[str, str], dict[str, Any]]:
     return weight_map, metadata if isinstance(metadata, dict) else {}
 
 
-def _resolve_shard(folder: Path, shard: str, index_path: Path) -> Path:
+def resolve_shard(folder: Path, shard: str, index_path: Path) -> Path:
     candidate = Path(shard)
     if candidate.is_absolute() or ".." in candidate.parts or "\\" in shard:
         raise CheckpointError(index_path, f"shard path '{shard}' leaves the checkpoint folder")
