@@ -151,7 +151,7 @@ def test_sigterm_cancels_the_cli_driver_cleanly(tmp_path: Path, big_source: Path
     out = tmp_path / "out"
     script = (
         "import sys, time\n"
-        "from ckpt_gui.commands.export_cmd import _drive\n"
+        "from ckpt_gui.commands.progress import drive\n"
         "from ckpt_gui.core.export import plan_convert, run_plan\n"
         "def paused(job):\n"
         "    for p in job:\n"
@@ -160,7 +160,7 @@ def test_sigterm_cancels_the_cli_driver_cleanly(tmp_path: Path, big_source: Path
         "            print('midway', flush=True)\n"
         "            time.sleep(60)\n"
         "try:\n"
-        "    _drive(paused(run_plan(plan_convert(sys.argv[1], sys.argv[2], 'BF16', max_shard_size=4_000_000))))\n"
+        "    drive(paused(run_plan(plan_convert(sys.argv[1], sys.argv[2], 'BF16', max_shard_size=4_000_000))))\n"
         "except KeyboardInterrupt:\n"
         "    sys.exit(3)\n"
     )
