@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
-import resource
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,34 +31,33 @@ class Result:
         return self.baseline.seconds / self.ours.seconds
 
 
+# Started when this module is imported, before the driver grows (see spawner.py).
+_SPAWNER = subprocess.Popen(
+    [sys.executable, str(Path(__file__).with_name("spawner.py"))],
+    stdin=subprocess.PIPE,
+    stdout=subprocess.PIPE,
+    text=True,
+)
+
+
 def measure(argv: list[str], env: dict[str, str] | None = None, repeat: int = 1) -> Measurement:
     """Run a command as its own process; median wall time and its peak RSS (from wait4)."""
+    assert _SPAWNER.stdin is not None and _SPAWNER.stdout is not None
     runs: list[Measurement] = []
     for _ in range(repeat):
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            argv,
-            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        _, status, usage = os.wait4(proc.pid, 0)
-        elapsed = time.perf_counter() - start
-        stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-        if status != 0 and os.waitstatus_to_exitcode(status) not in (0, 1):
-            raise RuntimeError(f"{' '.join(argv)} failed: {stderr[-2000:]}")
-        runs.append(Measurement(elapsed, usage.ru_maxrss / 1024))
+        request = {"argv": argv, "env": {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}}
+        _SPAWNER.stdin.write(json.dumps(request) + "\n")
+        _SPAWNER.stdin.flush()
+        answer = json.loads(_SPAWNER.stdout.readline())
+        if answer["exit_code"] not in (0, 1):
+            raise RuntimeError(f"{' '.join(argv)} failed: {answer['stderr']}")
+        runs.append(Measurement(answer["seconds"], answer["peak_rss_kb"] / 1024))
     runs.sort(key=lambda m: m.seconds)
     return runs[len(runs) // 2]
 
 
 def python(*args: str) -> list[str]:
     return [sys.executable, *args]
-
-
-def drop_page_cache_hint() -> None:
-    """Best effort: we cannot drop caches unprivileged everywhere; runs are warm for both sides."""
-    resource.getrusage(resource.RUSAGE_SELF)
 
 
 def print_results(results: list[Result]) -> None:
