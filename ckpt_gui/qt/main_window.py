@@ -76,7 +76,7 @@ class MainWindow(QMainWindow):
         self.library = LibraryDock()
         self.library.open_requested.connect(lambda path: self.open_targets([path]))
         self.add_dock(self.library, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.resizeDocks([self.library], [360], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.library], [400], Qt.Orientation.Horizontal)
         self._restore_geometry()
         self._refresh_recent()
         self.statusBar().showMessage("Drop checkpoints, folders or Hub repo ids on the window")

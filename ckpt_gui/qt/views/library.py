@@ -3,7 +3,7 @@
 The cache is scanned with ``hub_cache.list_cached_models`` on a Worker (never on the
 GUI thread), when the dock is first shown and on Refresh. Each repo row shows its
 revisions with their refs, size on disk, last change and whether the snapshot holds
-weights; its child rows are the individual revisions. Double-clicking a row emits
+weights (✓; rows without are grey); its child rows are the individual revisions. Double-clicking a row emits
 ``open_requested`` with the snapshot folder (the repo's ``open_path``, or that
 revision's), so it opens from disk, offline, at exactly the cached commit.
 """
@@ -35,7 +35,10 @@ from ckpt_gui.core.hub_cache import CachedModel, CachedRevision, default_cache_d
 from ckpt_gui.core.hub_cache import list_cached_models as _list_cached_models
 from ckpt_gui.qt.workers import Worker
 
-COLUMNS = ("Repo", "Revision", "Size", "Modified", "Weights")
+# Most wanted first; whatever does not fit the dock scrolls, the repo names never elide.
+COLUMNS = ("Repo", "Size", "Weights", "Refs", "Modified")
+REPO, SIZE, WEIGHTS, REFS, MODIFIED = range(len(COLUMNS))
+HAS_WEIGHTS = ("—", "✓")  # compact, so that the repo names get the dock's width
 PATH_ROLE = Qt.ItemDataRole.UserRole
 REPO_ROLE = Qt.ItemDataRole.UserRole + 1
 
@@ -45,13 +48,28 @@ def list_cached_models(cache_dir: Path | None) -> list[CachedModel]:
     return _list_cached_models(cache_dir)
 
 
-def _when(timestamp: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp)) if timestamp else ""
+def _when(timestamp: float, with_time: bool = False) -> str:
+    pattern = "%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d"
+    return time.strftime(pattern, time.localtime(timestamp)) if timestamp else ""
 
 
 def _revision_text(revision: CachedRevision) -> str:
-    refs = ", ".join(revision.refs)
-    return f"{refs} ({revision.commit[:7]})" if refs else revision.commit[:12]
+    """Its refs (``main, v1``); a revision no ref points to shows its short commit."""
+    return ", ".join(revision.refs) or revision.commit[:7]
+
+
+def _revision_tip(revision: CachedRevision) -> str:
+    refs = ", ".join(revision.refs) or "no ref"
+    return (
+        f"{revision.commit} ({refs}), {human_bytes(revision.size)}, "
+        f"changed {_when(revision.last_modified, with_time=True)}"
+    )
+
+
+def _mark_without_weights(item: QTreeWidgetItem) -> None:
+    item.setToolTip(WEIGHTS, "no weight files in this snapshot (config only)")
+    for column in range(len(COLUMNS)):
+        item.setForeground(column, Qt.GlobalColor.gray)
 
 
 class LibraryDock(QDockWidget):
@@ -91,10 +109,8 @@ class LibraryDock(QDockWidget):
         self.tree.setUniformRowHeights(True)
         self.tree.setAlternatingRowColors(True)
         header = self.tree.header()
-        header.setStretchLastSection(False)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for column in range(1, len(COLUMNS)):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.tree.itemActivated.connect(self._activated)
         self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.tree.customContextMenuRequested.connect(self._context_menu)
@@ -176,29 +192,32 @@ class LibraryDock(QDockWidget):
         self.refresh_button.setEnabled(True)
 
     def _model_item(self, model: CachedModel) -> QTreeWidgetItem:
-        main = next((r for r in model.revisions if r.path == model.open_path), None)
-        revisions = ", ".join(_revision_text(r) for r in model.revisions[:2])
-        if len(model.revisions) > 2:
-            revisions += f" +{len(model.revisions) - 2}"
+        # The revision a double click opens (main, else the newest) comes first.
+        ordered = sorted(model.revisions, key=lambda r: r.path != model.open_path)
+        revisions = ", ".join(_revision_text(r) for r in ordered[:2])
+        if len(ordered) > 2:
+            revisions += f" +{len(ordered) - 2}"
         item = QTreeWidgetItem(
             [
                 model.repo_id,
-                revisions,
                 human_bytes(model.size),
+                HAS_WEIGHTS[model.has_weights],
+                revisions,
                 _when(model.last_modified),
-                "yes" if model.has_weights else "no",
             ]
         )
         item.setData(0, PATH_ROLE, str(model.open_path))
         item.setData(0, REPO_ROLE, model.repo_id)
+        tips = "\n".join(_revision_tip(r) for r in ordered)
         item.setToolTip(0, f"{model.repo_id}\nopens {model.open_path}")
-        item.setTextAlignment(2, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        item.setToolTip(REFS, tips)
+        item.setTextAlignment(SIZE, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        item.setTextAlignment(WEIGHTS, Qt.AlignmentFlag.AlignCenter)
         if not model.has_weights:
-            for column in range(len(COLUMNS)):
-                item.setForeground(column, Qt.GlobalColor.gray)
+            _mark_without_weights(item)
             item.setToolTip(0, f"{model.repo_id}\nno weight files cached (config only)")
-        if len(model.revisions) > 1 or main is None:
-            for revision in model.revisions:
+        if len(ordered) > 1:
+            for revision in ordered:
                 item.addChild(self._revision_item(model.repo_id, revision))
         return item
 
@@ -206,16 +225,19 @@ class LibraryDock(QDockWidget):
         child = QTreeWidgetItem(
             [
                 revision.commit[:12],
-                ", ".join(revision.refs) or "(no ref)",
                 human_bytes(revision.size),
+                HAS_WEIGHTS[revision.has_weights],
+                ", ".join(revision.refs) or "(no ref)",
                 _when(revision.last_modified),
-                "yes" if revision.has_weights else "no",
             ]
         )
+        if not revision.has_weights:
+            _mark_without_weights(child)
         child.setData(0, PATH_ROLE, str(revision.path))
         child.setData(0, REPO_ROLE, repo_id)
         child.setToolTip(0, f"{repo_id} @ {revision.commit}\n{revision.path}")
-        child.setTextAlignment(2, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        child.setTextAlignment(SIZE, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        child.setTextAlignment(WEIGHTS, Qt.AlignmentFlag.AlignCenter)
         return child
 
     def _apply_filter(self, text: str) -> None:
