@@ -126,6 +126,7 @@ class MainWindow(QMainWindow):
             tab = CheckpointTab(target)
             tab.loaded.connect(lambda _cp, tab=tab: self._tab_loaded(tab))
             tab.failed.connect(lambda message, tab=tab: self._tab_failed(tab, message))
+            tab.downloaded.connect(lambda _snapshot: self.library.refresh())
             index = self.tab_widget.addTab(tab, tab.title)
             self.tab_widget.setTabToolTip(index, target)
             self.tab_widget.setCurrentIndex(index)

@@ -65,6 +65,7 @@ def test_library_lists_cached_models_off_the_gui_thread(
     monkeypatch.setattr(library_module, "list_cached_models", recording)
     rescan(qtbot, window)
     library = window.library
+    assert library.toggleViewAction() in window.menu("&View").actions()
     assert threads and threading.main_thread() not in threads
     assert library.visible_repo_ids() == ["acme/sharded", "org/cached", "other/config-only"]
     cached = library.item_for("org/cached")
@@ -144,6 +145,7 @@ def test_open_from_hub_dialog_shows_progress_and_repo_facts(qtbot, window, hub) 
     shards = [f for f in tab.checkpoint.files if f.path.endswith(".safetensors")]
     header_steps = [p for p in progress if "header" in p.message]
     assert header_steps and header_steps[-1].done == header_steps[-1].total == len(shards) > 2
+    assert tab._busy_bar.format() == f"header {len(shards)}/{len(shards)}"  # what the user saw
     facts = tab.checkpoint.metadata["hub"]
     header = tab.findChild(SummaryHeader).label.text()
     assert facts["commit"][:12] in header
@@ -189,8 +191,10 @@ def test_download_can_be_cancelled_without_leaving_a_partial_file(qtbot, window,
 
 def test_download_then_reopen_reads_from_the_cache(qtbot, window, hub, llama_bin_dir) -> None:
     tab, dialog = open_bin_repo(qtbot, window)
-    dialog.download_button.click()
-    qtbot.waitUntil(lambda: dialog.state == "done", timeout=30_000)
+    with qtbot.waitSignal(window.library.refreshed, timeout=30_000):
+        dialog.download_button.click()  # when done, the Library scans the cache again
+    assert dialog.state == "done"
+    assert window.library.visible_repo_ids() == ["org/tiny-bin"]
     snapshot = dialog.snapshot
     assert (snapshot / "pytorch_model.bin").read_bytes() == (
         llama_bin_dir / "pytorch_model.bin"

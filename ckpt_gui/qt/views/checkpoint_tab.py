@@ -98,6 +98,7 @@ class CheckpointTab(QWidget):
     loaded = Signal(object)
     failed = Signal(str)
     progress = Signal(object)
+    downloaded = Signal(object)  # a snapshot folder: this tab's weights are now in the cache
 
     def __init__(
         self,
@@ -195,7 +196,7 @@ class CheckpointTab(QWidget):
         layout.addWidget(self._loading_label)
         busy = self._busy_bar = QProgressBar()
         busy.setRange(0, 0)  # indeterminate until a job reports how far it is
-        busy.setMaximumWidth(320)
+        busy.setFixedWidth(320)
         row = QHBoxLayout()
         row.addStretch(1)
         row.addWidget(busy)
@@ -242,7 +243,10 @@ class CheckpointTab(QWidget):
             self._busy_bar.setValue(progress.done)
             self._busy_bar.setFormat(f"header {progress.done}/{progress.total}")
             self._busy_bar.setTextVisible(True)
-        if progress.message:
+            self._loading_label.setText(
+                f"Opening {self.target}…\nreading the weight files' headers only"
+            )
+        elif progress.message:
             self._loading_label.setText(f"Opening {self.target}…\n{progress.message}")
         self.progress.emit(progress)
 
@@ -291,6 +295,7 @@ class CheckpointTab(QWidget):
             else None
         )
         if self.download_bar is not None:
+            self.download_bar.downloaded.connect(self.downloaded)
             layout.addWidget(self.download_bar)
         layout.addWidget(SummaryHeader(checkpoint, summary))
         layout.addWidget(split, 1)

@@ -53,7 +53,12 @@ def remote_hub_ref(checkpoint: Checkpoint) -> HubRef | None:
 
 
 class DownloadBar(QFrame):
-    """ "Weights not downloaded" with a Download button; ``reopen`` reloads the tab."""
+    """A "weights not downloaded" strip with a Download button; ``reopen`` reloads the tab.
+
+    ``downloaded(Path)`` fires with the snapshot folder when a download completes.
+    """
+
+    downloaded = Signal(object)
 
     def __init__(
         self,
@@ -87,6 +92,7 @@ class DownloadBar(QFrame):
         if self.dialog is None or not self.dialog.isVisible():
             self.dialog = DownloadDialog(self.ref, self.window())
             self.dialog.reopen_requested.connect(self._reopen)
+            self.dialog.downloaded.connect(self.downloaded)
             self.dialog.show()
         self.dialog.raise_()
         return self.dialog
@@ -105,6 +111,7 @@ class DownloadDialog(QDialog):
 
     reopen_requested = Signal()
     state_changed = Signal(str)
+    downloaded = Signal(object)
 
     def __init__(
         self, ref: HubRef, parent: QWidget | None = None, cache_dir: Path | None = None
@@ -197,6 +204,7 @@ class DownloadDialog(QDialog):
             f"Downloaded into the cache:<br><code>{html.escape(str(self.snapshot))}</code>"
             "<br>Reopen the tab from the cache to read tensor values.",
         )
+        self.downloaded.emit(self.snapshot)
 
     def cancel(self) -> None:
         """Stop a running download (its half-written file is removed), else close."""
