@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from ckpt_gui.core.tree_export import FORMATS
 from ckpt_gui.qt.drops import targets_from_mime
+from ckpt_gui.qt.gui_gc import collect_garbage_on_gui_thread
 from ckpt_gui.qt.views.checkpoint_tab import DEMO_TARGET, CheckpointTab
 from ckpt_gui.qt.views.hub_dialog import OpenFromHubDialog
 from ckpt_gui.qt.views.library import LibraryDock
@@ -47,6 +48,8 @@ class MainWindow(QMainWindow):
 
     def __init__(self, settings: QSettings | None = None) -> None:
         super().__init__()
+        # Reference cycles holding widgets must never be collected on a Worker thread.
+        collect_garbage_on_gui_thread()
         self.settings = settings
         self.setWindowTitle("ckpt-gui")
         self.setAcceptDrops(True)

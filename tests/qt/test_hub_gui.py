@@ -43,6 +43,8 @@ def cache(llama_dir: Path, llama_sharded_dir: Path) -> Path:
 
 
 def rescan(qtbot, window) -> None:
+    """A scan that starts now (the one started when the window was shown may be running)."""
+    qtbot.waitUntil(lambda: not window.library.is_busy, timeout=30_000)
     with qtbot.waitSignal(window.library.refreshed, timeout=30_000):
         window.library.refresh()
     qtbot.waitUntil(lambda: not window.library.is_busy, timeout=30_000)
@@ -208,3 +210,33 @@ def test_download_then_reopen_reads_from_the_cache(qtbot, window, hub, llama_bin
     assert tab.checkpoint.root == snapshot
     assert tab.checkpoint.metadata["hub"]["opened_from"] == "cache"
     assert tab.download_bar is None
+
+
+def test_closing_the_tab_cancels_its_download(qtbot, window, hub) -> None:
+    _tab, dialog = open_bin_repo(qtbot, window)
+    hub.throttle = 0.05
+    dialog.download_button.click()
+    qtbot.waitUntil(lambda: "pytorch_model.bin" in dialog.detail.text(), timeout=30_000)
+    window.close_current()
+    qtbot.waitUntil(lambda: not dialog.is_busy and window.is_idle(), timeout=30_000)
+    assert not dialog.isVisible() and dialog.snapshot is None
+    repo = default_cache_dir() / "models--org--tiny-bin"
+    assert not list(repo.rglob("*.incomplete"))
+    assert not list(repo.rglob("pytorch_model.bin"))
+
+
+def test_reference_cycles_are_collected_on_the_gui_thread(qtbot, window) -> None:
+    import gc
+    import weakref
+
+    class Cycle:
+        pass
+
+    assert not gc.isenabled()  # a Worker thread allocating never triggers a collection
+    cycle = Cycle()
+    cycle.me = cycle  # type: ignore[attr-defined]
+    ref = weakref.ref(cycle)
+    del cycle
+    junk = [[] for _ in range(5000)]  # past the youngest generation's threshold
+    qtbot.waitUntil(lambda: ref() is None, timeout=10_000)
+    del junk

@@ -173,6 +173,8 @@ class CheckpointTab(QWidget):
             self._worker.quit()
             self._worker = None
         self.details.cancel()
+        if self.download_bar is not None:
+            self.download_bar.close_dialog()  # a download for a closed tab is cancelled
 
     def set_row_status(self, status: Mapping[str, str]) -> None:
         """Colour rows by status (``ok``/``missing``/``unexpected``/``mismatch``) per path."""

@@ -97,6 +97,11 @@ class DownloadBar(QFrame):
         self.dialog.raise_()
         return self.dialog
 
+    def close_dialog(self) -> None:
+        """Close the dialog; a running download is cancelled (its partial file removed)."""
+        if self.dialog is not None and self.dialog.isVisible():
+            self.dialog.reject()
+
 
 def _plan_with_free_space(ref: HubRef, cache_dir: Path | None) -> tuple[DownloadPlan, int]:
     plan = plan_download(ref, cache_dir=cache_dir)

@@ -86,6 +86,7 @@ class LibraryDock(QDockWidget):
         self.error: str | None = None
         self._worker: Worker | None = None
         self._scanned = False
+        self._rescan = False
 
         body = QWidget()
         layout = QVBoxLayout(body)
@@ -137,8 +138,9 @@ class LibraryDock(QDockWidget):
         return self.cache_dir or default_cache_dir()
 
     def refresh(self) -> None:
-        """Scan the cache again in the background (ignored while a scan runs)."""
+        """Scan the cache again in the background (once more after a running scan)."""
         if self._worker is not None:
+            self._rescan = True  # the cache may have changed since that scan started
             return
         self._scanned = True
         self.refresh_button.setEnabled(False)
@@ -190,6 +192,9 @@ class LibraryDock(QDockWidget):
     def _scan_finished(self) -> None:
         self._worker = None
         self.refresh_button.setEnabled(True)
+        if self._rescan:
+            self._rescan = False
+            self.refresh()
 
     def _model_item(self, model: CachedModel) -> QTreeWidgetItem:
         # The revision a double click opens (main, else the newest) comes first.
