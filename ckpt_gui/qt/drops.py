@@ -1,33 +1,32 @@
 """Turn what is dropped on the window into targets for ``open_target``.
 
-Local files and folders become paths at this boundary; text that looks like a Hub
-repo id (``org/name``) or a huggingface.co URL becomes a repo id. Nothing here
-touches the network or Qt widgets, so it is easy to test.
+Local files and folders become paths at this boundary. Text that names a Hub repo
+(``org/name``, ``org/name@rev``) or a Hub URL is passed through as typed, once
+``ckpt_gui.core.hub_ref.parse_hub_target`` accepts it, so ``.../tree/v1`` keeps its
+revision and ``.../blob/main/model.safetensors`` its file. Nothing here touches the
+network or Qt widgets, so it is easy to test.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from PySide6.QtCore import QMimeData
 
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")
-_HUB_URL = re.compile(
-    r"^https?://(?:www\.)?(?:huggingface\.co|hf\.co)/(?!datasets/|spaces/)"
-    r"(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:/.*)?$"
-)
+from ckpt_gui.core.hub_ref import parse_hub_target
 
 
-def hub_repo_id(text: str) -> str | None:
-    """``org/name`` for a repo id or a huggingface.co model URL, else None."""
+def hub_target(text: str) -> str | None:
+    """``text`` (stripped) when it names a Hub repo, revision or file, else None.
+
+    A local path that exists is not a Hub target, even when it looks like ``org/name``.
+    """
     text = text.strip()
-    match = _HUB_URL.match(text)
-    if match:
-        return match.group("repo")
-    if _REPO_ID.match(text) and not text.startswith(".") and not Path(text).exists():
-        return text
-    return None
+    if not text or parse_hub_target(text) is None:
+        return None
+    if not text.startswith(("http://", "https://")) and Path(text).expanduser().exists():
+        return None
+    return text
 
 
 def targets_from_text(text: str) -> list[str]:
@@ -44,9 +43,9 @@ def targets_from_text(text: str) -> list[str]:
         elif Path(line).expanduser().exists():
             targets.append(str(Path(line).expanduser()))
         else:
-            repo = hub_repo_id(line)
-            if repo is not None:
-                targets.append(repo)
+            target = hub_target(line)
+            if target is not None:
+                targets.append(target)
     return targets
 
 
@@ -58,9 +57,9 @@ def targets_from_mime(mime: QMimeData) -> list[str]:
             if url.isLocalFile():
                 targets.append(str(Path(url.toLocalFile())))
             else:
-                repo = hub_repo_id(url.toString())
-                if repo is not None:
-                    targets.append(repo)
+                target = hub_target(url.toString())
+                if target is not None:
+                    targets.append(target)
     if not targets and mime.hasText():
         targets.extend(targets_from_text(mime.text()))
     return list(dict.fromkeys(targets))

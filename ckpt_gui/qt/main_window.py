@@ -18,9 +18,9 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QDialog,
     QDockWidget,
     QFileDialog,
-    QInputDialog,
     QMainWindow,
     QMenu,
     QMessageBox,
@@ -29,8 +29,11 @@ from PySide6.QtWidgets import (
 )
 
 from ckpt_gui.core.tree_export import FORMATS
-from ckpt_gui.qt.drops import hub_repo_id, targets_from_mime
+from ckpt_gui.qt.drops import targets_from_mime
+from ckpt_gui.qt.gui_gc import collect_garbage_on_gui_thread
 from ckpt_gui.qt.views.checkpoint_tab import DEMO_TARGET, CheckpointTab
+from ckpt_gui.qt.views.hub_dialog import OpenFromHubDialog
+from ckpt_gui.qt.views.library import LibraryDock
 from ckpt_gui.qt.views.welcome import WelcomeView
 from ckpt_gui.qt.workers import active_workers, shutdown_workers
 
@@ -45,6 +48,8 @@ class MainWindow(QMainWindow):
 
     def __init__(self, settings: QSettings | None = None) -> None:
         super().__init__()
+        # Reference cycles holding widgets must never be collected on a Worker thread.
+        collect_garbage_on_gui_thread()
         self.settings = settings
         self.setWindowTitle("ckpt-gui")
         self.setAcceptDrops(True)
@@ -70,6 +75,11 @@ class MainWindow(QMainWindow):
 
         self._menus: dict[str, QMenu] = {}
         self._build_menus()
+        # The local Hugging Face cache; scanned in the background when first shown.
+        self.library = LibraryDock()
+        self.library.open_requested.connect(lambda path: self.open_targets([path]))
+        self.add_dock(self.library, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.resizeDocks([self.library], [400], Qt.Orientation.Horizontal)
         self._restore_geometry()
         self._refresh_recent()
         self.statusBar().showMessage("Drop checkpoints, folders or Hub repo ids on the window")
@@ -119,6 +129,7 @@ class MainWindow(QMainWindow):
             tab = CheckpointTab(target)
             tab.loaded.connect(lambda _cp, tab=tab: self._tab_loaded(tab))
             tab.failed.connect(lambda message, tab=tab: self._tab_failed(tab, message))
+            tab.downloaded.connect(lambda _snapshot: self.library.refresh())
             index = self.tab_widget.addTab(tab, tab.title)
             self.tab_widget.setTabToolTip(index, target)
             self.tab_widget.setCurrentIndex(index)
@@ -138,7 +149,8 @@ class MainWindow(QMainWindow):
 
     def is_idle(self) -> bool:
         """Nothing loading or computing (the screenshot mode waits for this)."""
-        return not active_workers() and not any(tab.is_busy for tab in self.tabs())
+        busy = self.library.is_busy or any(tab.is_busy for tab in self.tabs())
+        return not active_workers() and not busy
 
     # -- drag and drop ---------------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
@@ -163,7 +175,9 @@ class MainWindow(QMainWindow):
         file_menu = self.menu("&File")
         self._action(file_menu, "&Open File…", self.open_file_dialog, "Ctrl+O")
         self._action(file_menu, "Open &Folder…", self.open_folder_dialog, "Ctrl+Shift+O")
-        self._action(file_menu, "Open from &Hub…", self.open_hub_dialog, "Ctrl+Shift+H")
+        self.hub_action = self._action(
+            file_menu, "Open from &Hub…", self.open_hub_dialog, "Ctrl+Shift+H"
+        )
         self._action(file_menu, "Open &Demo", lambda: self.open_targets([DEMO_TARGET]))
         self.recent_menu = file_menu.addMenu("Open &Recent")
         file_menu.addSeparator()
@@ -230,12 +244,22 @@ class MainWindow(QMainWindow):
         if folder:
             self.open_targets([folder])
 
-    def open_hub_dialog(self) -> None:
-        text, ok = QInputDialog.getText(
-            self, "Open from Hub", "Repo id or URL (e.g. meta-llama/Llama-3.2-1B):"
+    def open_hub_dialog(self) -> OpenFromHubDialog:
+        """Ask for ``org/name[@rev]`` or a Hub URL; the answer opens in a tab.
+
+        Window-modal but not blocking (``open()``), so callers and tests get the dialog.
+        """
+        dialog = OpenFromHubDialog(self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.finished.connect(
+            lambda result: (
+                self.open_targets([dialog.target()])
+                if result == QDialog.DialogCode.Accepted
+                else None
+            )
         )
-        if ok and text.strip():
-            self.open_targets([hub_repo_id(text) or text.strip()])
+        dialog.open()
+        return dialog
 
     def save_tree_dialog(self, fmt: str) -> None:
         tab = self.current_tab()
@@ -339,10 +363,14 @@ class MainWindow(QMainWindow):
             geometry = self.settings.value("geometry")
             if isinstance(geometry, QByteArray | bytes):
                 self.restoreGeometry(QByteArray(geometry))
+            state = self.settings.value("dock_state")
+            if isinstance(state, QByteArray | bytes):
+                self.restoreState(QByteArray(state))
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.settings is not None:
             self.settings.setValue("geometry", self.saveGeometry())
+            self.settings.setValue("dock_state", self.saveState())
             self.settings.sync()
         shutdown_workers(3000)
         super().closeEvent(event)

@@ -7,8 +7,8 @@ import socket
 from pathlib import Path
 
 import pytest
-from conftest import build_cache_repo
 from fake_hub import FakeHub, fake_commit, folder_files
+from hub_fixtures import build_cache_repo
 
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.formats import open_checkpoint

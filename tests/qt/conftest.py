@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import ckpt_gui.qt  # noqa: F401  (the None-refcount guard, before any PySide6 import)
 from ckpt_gui.core.model import Checkpoint, FileInfo, TensorInfo
+
+# The fake Hub and hand-built cache folders are shared with tests/hub.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hub"))
+from hub_fixtures import fake_hub, hub, hub_repos, legacy_bin_dir  # noqa: F401
+
+
+@pytest.fixture(autouse=True)
+def _private_hf_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The Library dock scans the HF cache: never the developer's own, never the network."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture()

@@ -12,8 +12,8 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QGuiApplication
 
 import ckpt_gui.qt.views.checkpoint_tab as checkpoint_tab
-from ckpt_gui.core.targets import open_target
-from ckpt_gui.qt.drops import hub_repo_id, targets_from_mime
+from ckpt_gui.core.targets import open_target_job
+from ckpt_gui.qt.drops import hub_target, targets_from_mime
 from ckpt_gui.qt.views.checkpoint_tab import DEMO_TARGET
 
 
@@ -44,9 +44,9 @@ def test_opening_reads_on_a_worker_thread(qtbot, window, llama_dir, monkeypatch)
 
     def recording_open(target):
         threads.append(threading.current_thread())
-        return open_target(target)
+        return (yield from open_target_job(target))
 
-    monkeypatch.setattr(checkpoint_tab, "open_target", recording_open)
+    monkeypatch.setattr(checkpoint_tab, "open_target_job", recording_open)
     window.open_targets([str(llama_dir)])
     wait_loaded(qtbot, window, 1)
     assert threads and threads[0] is not threading.main_thread()
@@ -91,21 +91,30 @@ def test_drop_files_and_folders_opens_one_tab_each(
     assert len({t.file for t in sharded.tensors}) > 1
 
 
-def test_dropping_hub_text_routes_to_open_target(qtbot, window, monkeypatch) -> None:
-    calls: list[str] = []
+def test_dropping_hub_text_keeps_revisions_and_opens_from_the_hub(qtbot, window, hub) -> None:
+    from fake_hub import fake_commit
 
-    def fake_open(target):
-        calls.append(str(target))
-        return open_target(target)  # the real one: a clear error until the Hub reader lands
-
-    monkeypatch.setattr(checkpoint_tab, "open_target", fake_open)
+    url = f"{hub.endpoint}/org/tiny/tree/v1"
     mime = QMimeData()
-    mime.setText("https://huggingface.co/acme-research/tiny-model/tree/main\nacme/other-model\n")
+    mime.setText(f"{url}\norg/tiny-sharded\n")
+    assert targets_from_mime(mime) == [url, "org/tiny-sharded"]
     drop(window, mime)
     wait_loaded(qtbot, window, 2)
-    assert sorted(calls) == ["acme-research/tiny-model", "acme/other-model"]
-    for tab in window.tabs():
-        assert tab.error and tab.error.startswith(tab.target)
+    tagged, sharded = window.tabs()
+    assert tagged.target == url and tagged.title == "tiny@v1"
+    facts = tagged.checkpoint.metadata["hub"]
+    assert facts["revision"] == "v1" and facts["commit"] == fake_commit("org/tinyv1")
+    assert len(tagged.checkpoint.files) > 1  # v1 is the sharded upload, main is one file
+    assert sharded.checkpoint.metadata["hub"]["revision"] == "main"
+    assert not any(r.path.endswith(".safetensors") and r.range is None for r in hub.log)
+
+
+def test_dropped_hub_urls_keep_revision_and_file(window) -> None:
+    mime = QMimeData()
+    tree = "https://huggingface.co/org/name/tree/v2.0"
+    blob = "https://huggingface.co/org/name/blob/refs%2Fpr%2F3/model.safetensors"
+    mime.setUrls([QUrl(tree), QUrl(blob), QUrl("https://huggingface.co/datasets/org/data")])
+    assert targets_from_mime(mime) == [tree, blob]
 
 
 def test_text_that_is_not_a_target_is_ignored(window) -> None:
@@ -120,15 +129,22 @@ def test_text_that_is_not_a_target_is_ignored(window) -> None:
     ("text", "expected"),
     [
         ("meta-llama/Llama-3.2-1B", "meta-llama/Llama-3.2-1B"),
-        ("https://huggingface.co/org/name/blob/main/model.safetensors", "org/name"),
-        ("https://hf.co/org/name", "org/name"),
+        ("  org/name@v1.0 ", "org/name@v1.0"),
+        (
+            "https://huggingface.co/org/name/blob/main/model.safetensors",
+            "https://huggingface.co/org/name/blob/main/model.safetensors",
+        ),
+        ("https://huggingface.co/org/name/tree/dev", "https://huggingface.co/org/name/tree/dev"),
+        ("https://hf.co/org/name", "https://hf.co/org/name"),
         ("https://huggingface.co/datasets/org/name", None),
+        ("https://example.com/org/name", None),
         ("just words", None),
         ("a/b/c", None),
+        ("org/name@", None),
     ],
 )
-def test_hub_repo_id(text: str, expected: str | None) -> None:
-    assert hub_repo_id(text) == expected
+def test_hub_target(text: str, expected: str | None) -> None:
+    assert hub_target(text) == expected
 
 
 def test_text_paths_and_file_urls_are_accepted(llama_dir) -> None:
@@ -248,9 +264,9 @@ def test_closing_a_tab_while_it_loads_is_harmless(qtbot, window, llama_dir, monk
 
     def slow_open(target):
         release.wait(10)
-        return open_target(target)
+        return (yield from open_target_job(target))
 
-    monkeypatch.setattr(checkpoint_tab, "open_target", slow_open)
+    monkeypatch.setattr(checkpoint_tab, "open_target_job", slow_open)
     window.open_targets([str(llama_dir)])
     tab = window.current_tab()
     assert tab.is_busy and tab._stack.currentIndex() == 0  # the busy page

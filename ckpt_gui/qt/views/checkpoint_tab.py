@@ -1,7 +1,9 @@
 """One open checkpoint: loading indicator, in-tab error, or summary + tree + details.
 
-Opening runs ``open_target`` on a Worker thread; the tab shows a busy bar meanwhile
-and the one-line error if it fails (never a dialog or a traceback).
+Opening runs ``open_target_job`` on a Worker thread; the tab shows a busy bar meanwhile
+(with "header 3/7" and a determinate bar when a Hub repo reports progress per shard)
+and the one-line error if it fails (never a dialog or a traceback). A Hub checkpoint
+read remotely (no local files) gets a "Download weights…" button above its summary.
 
 Extension points for other features:
 
@@ -10,7 +12,8 @@ Extension points for other features:
   ``tree.set_root(root)`` swaps in a tree with extra (ghost) rows.
 * ``add_panel(widget, title)`` adds a page to a panel area under the tree (e.g. a
   mismatch list); the area stays hidden until something is added.
-* ``loaded(Checkpoint)`` / ``failed(str)`` tell when the checkpoint is ready.
+* ``loaded(Checkpoint)`` / ``failed(str)`` tell when the checkpoint is ready;
+  ``progress(Progress)`` relays the loading job's progress.
 """
 
 from __future__ import annotations
@@ -33,10 +36,13 @@ from PySide6.QtWidgets import (
 )
 
 from ckpt_gui.core.demo import demo_checkpoint
+from ckpt_gui.core.hub_ref import parse_hub_target
+from ckpt_gui.core.jobs import Job, Progress
 from ckpt_gui.core.model import Checkpoint
-from ckpt_gui.core.targets import open_target
+from ckpt_gui.core.targets import open_target, open_target_job
 from ckpt_gui.core.tree import ModuleNode, build_tree
 from ckpt_gui.qt.views.details import DetailsPanel
+from ckpt_gui.qt.views.download import DownloadBar, remote_hub_ref
 from ckpt_gui.qt.views.summary import SummaryHeader, summary_html
 from ckpt_gui.qt.views.tree_panel import TreePanel
 from ckpt_gui.qt.workers import Worker
@@ -58,10 +64,32 @@ def open_demo() -> Checkpoint:
 
 
 def title_for(target: str) -> str:
+    """A short tab title: the file or folder name, ``org/name@rev`` for Hub repos."""
     if target == DEMO_TARGET:
         return "Demo (tiny Llama)"
     path = Path(target)
+    snapshot = _cache_snapshot_title(path)
+    if snapshot is not None:
+        return snapshot
+    if not path.exists():
+        ref = parse_hub_target(target)
+        if ref is not None:
+            name = ref.repo_id.split("/")[1]
+            title = name if ref.revision is None else f"{name}@{ref.revision}"
+            return f"{title}/{ref.path_in_repo}" if ref.path_in_repo else title
     return path.name or target
+
+
+def _cache_snapshot_title(path: Path) -> str | None:
+    """``name@abc1234`` for ``…/models--org--name/snapshots/<commit>`` (the Library opens these)."""
+    parts = path.parts
+    for i in range(len(parts) - 2, 0, -1):
+        if parts[i] == "snapshots" and parts[i - 1].startswith("models--"):
+            name = parts[i - 1].split("--")[-1]
+            inner = "/".join(parts[i + 2 :])
+            title = f"{name}@{parts[i + 1][:7]}"
+            return f"{title}/{inner}" if inner else title
+    return None
 
 
 class CheckpointTab(QWidget):
@@ -69,6 +97,8 @@ class CheckpointTab(QWidget):
 
     loaded = Signal(object)
     failed = Signal(str)
+    progress = Signal(object)
+    downloaded = Signal(object)  # a snapshot folder: this tab's weights are now in the cache
 
     def __init__(
         self,
@@ -89,6 +119,7 @@ class CheckpointTab(QWidget):
         self._panels.setVisible(False)
         self._pending_status: Mapping[str, str] | None = None
         self._disposed = False
+        self.download_bar: DownloadBar | None = None
 
         self._stack = QStackedWidget()
         self._stack.addWidget(self._loading_page())
@@ -114,16 +145,21 @@ class CheckpointTab(QWidget):
             else f"Opening {self.target}…"
         )
         self._stack.setCurrentIndex(0)
+        self._busy_bar.setRange(0, 0)
         target = self.target
         custom = self._loader or (open_demo if target == DEMO_TARGET else None)
 
-        def load() -> LoadResult:
-            # open_target is looked up at call time. The tree and the summary totals are
+        def load() -> Job[LoadResult]:
+            # open_target_job is looked up at call time. The tree and the summary totals are
             # computed here too: for 100,000 tensors they take seconds the GUI must not spend.
-            checkpoint = custom() if custom else open_target(target)
+            if custom:
+                checkpoint = custom()
+            else:
+                checkpoint = yield from open_target_job(target)
             return LoadResult(checkpoint, build_tree(checkpoint.tensors), summary_html(checkpoint))
 
         worker = Worker(load)
+        worker.yielded.connect(self._on_progress)
         worker.returned.connect(self._on_returned)
         worker.errored.connect(self._on_errored)
         worker.finished.connect(self._on_finished)
@@ -137,6 +173,8 @@ class CheckpointTab(QWidget):
             self._worker.quit()
             self._worker = None
         self.details.cancel()
+        if self.download_bar is not None:
+            self.download_bar.close_dialog()  # a download for a closed tab is cancelled
 
     def set_row_status(self, status: Mapping[str, str]) -> None:
         """Colour rows by status (``ok``/``missing``/``unexpected``/``mismatch``) per path."""
@@ -158,9 +196,9 @@ class CheckpointTab(QWidget):
         self._loading_label = QLabel()
         self._loading_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         layout.addWidget(self._loading_label)
-        busy = QProgressBar()
-        busy.setRange(0, 0)  # indeterminate
-        busy.setMaximumWidth(320)
+        busy = self._busy_bar = QProgressBar()
+        busy.setRange(0, 0)  # indeterminate until a job reports how far it is
+        busy.setFixedWidth(320)
         row = QHBoxLayout()
         row.addStretch(1)
         row.addWidget(busy)
@@ -197,6 +235,22 @@ class CheckpointTab(QWidget):
     def _on_returned(self, result: LoadResult) -> None:
         if not self._disposed:
             self._show_checkpoint(result.checkpoint, result.root, result.summary)
+
+    def _on_progress(self, progress: object) -> None:
+        if self._disposed or not isinstance(progress, Progress):
+            return
+        if "header" in progress.message and progress.total:
+            # Shards of a Hub repo: "header 3/7", and a bar that fills.
+            self._busy_bar.setRange(0, progress.total)
+            self._busy_bar.setValue(progress.done)
+            self._busy_bar.setFormat(f"header {progress.done}/{progress.total}")
+            self._busy_bar.setTextVisible(True)
+            self._loading_label.setText(
+                f"Opening {self.target}…\nreading the weight files' headers only"
+            )
+        elif progress.message:
+            self._loading_label.setText(f"Opening {self.target}…\n{progress.message}")
+        self.progress.emit(progress)
 
     def _on_errored(self, message: str) -> None:
         if not self._disposed:
@@ -236,6 +290,15 @@ class CheckpointTab(QWidget):
         content = QWidget()
         layout = QVBoxLayout(content)
         layout.setContentsMargins(4, 4, 4, 4)
+        ref = remote_hub_ref(checkpoint)
+        self.download_bar = (
+            DownloadBar(ref, self.reload, checkpoint.format.startswith("pytorch"))
+            if ref is not None
+            else None
+        )
+        if self.download_bar is not None:
+            self.download_bar.downloaded.connect(self.downloaded)
+            layout.addWidget(self.download_bar)
         layout.addWidget(SummaryHeader(checkpoint, summary))
         layout.addWidget(split, 1)
         self._stack.addWidget(content)

@@ -34,9 +34,34 @@ def summary_html(checkpoint: Checkpoint) -> str:
         f" · <b>{human_bytes(checkpoint.total_bytes)}</b>",
         f"<span style='color:#777'>by dtype:</span> {html.escape(dtypes) or '—'}",
     ]
+    facts = checkpoint.metadata.get("hub")
+    if isinstance(facts, dict):
+        lines.append(hub_facts_html(facts))
     for warning in checkpoint.warnings[:3]:
         lines.append(f"<span style='color:#b26a00'>⚠ {html.escape(warning)}</span>")
     return "<br>".join(lines)
+
+
+def hub_facts_html(facts: dict[str, Any]) -> str:
+    """One line of repo facts from ``metadata["hub"]``: commit, access, what the read cost."""
+    parts = [f"revision {html.escape(str(facts.get('revision') or 'main'))}"]
+    commit = facts.get("commit")
+    if commit:
+        parts.append(f"commit <code>{html.escape(str(commit)[:12])}</code>")
+    gated = facts.get("gated")
+    if gated:
+        parts.append(f"<b>gated</b> ({html.escape(str(gated))})")
+    if facts.get("private"):
+        parts.append("<b>private</b>")
+    if facts.get("repo_files") is not None:
+        size = human_bytes(int(facts.get("repo_size") or 0))
+        parts.append(f"repo: {facts['repo_files']} files, {size}")
+    if facts.get("opened_from") == "cache":
+        parts.append("opened from the local cache")
+    elif facts.get("requests") is not None:
+        received = human_bytes(int(facts.get("bytes_received") or 0))
+        parts.append(f"read {received} in {facts['requests']} requests (headers only)")
+    return "<span style='color:#777'>Hub:</span> " + " · ".join(parts)
 
 
 def metadata_text(checkpoint: Checkpoint) -> str:

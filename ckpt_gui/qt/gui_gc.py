@@ -1,0 +1,44 @@
+"""Run Python's cyclic garbage collector on the GUI thread only.
+
+Left automatic, the collector runs in whichever thread happens to allocate when a
+threshold is crossed, often a Worker thread busy with HTTP or file reads. If the
+garbage then holds Qt widgets (a closed tab, a dialog and the lambdas connected to
+them form reference cycles), their C++ objects are destroyed on that thread and
+the process crashes ("Fatal Python error: Segmentation fault ... Garbage-collecting"
+in a worker's traceback; seen in tests/qt/test_hub_gui.py before this existed).
+So automatic collection is switched off and a GUI-thread timer collects instead,
+generation by generation as the automatic collector would (the same approach as
+pyqtgraph's ``GarbageCollector``). Reference counting still frees everything that
+is not in a cycle at once; only cycles wait for the timer.
+"""
+
+from __future__ import annotations
+
+import gc
+
+from PySide6.QtCore import QCoreApplication, QTimer
+
+INTERVAL_MS = 500
+_timer: QTimer | None = None
+
+
+def collect_garbage_on_gui_thread() -> None:
+    """Install the timer once per application (call it from the GUI thread)."""
+    global _timer
+    app = QCoreApplication.instance()
+    if app is None or (_timer is not None and _timer.parent() is app):
+        return
+    gc.disable()
+    _timer = QTimer(app)
+    _timer.setInterval(INTERVAL_MS)
+    _timer.timeout.connect(_collect)
+    _timer.start()
+
+
+def _collect() -> None:
+    thresholds = gc.get_threshold()
+    counts = gc.get_count()
+    for generation in (2, 1, 0):
+        if counts[generation] > thresholds[generation]:
+            gc.collect(generation)
+            return
