@@ -37,7 +37,7 @@ class FakeRepo:
     allowed_tokens: set[str] = field(default_factory=set)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Request:
     method: str
     path: str
@@ -146,14 +146,17 @@ class FakeHub:
             handler.send_header(key, value)
         handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()
-        sent = 0
+        # Recorded before the body goes out: a client may return (and its test read the
+        # log) as soon as the last byte arrives, before this thread runs on.
+        request = Request(handler.command, path, range_header, 0 if head else len(body), status)
+        if not path.startswith("/__"):
+            self._record(request)
         if not head:
             try:
-                sent = self._write_body(handler, body, throttled="X-Repo-Commit" in headers)
+                self._write_body(handler, body, throttled="X-Repo-Commit" in headers)
             except (BrokenPipeError, ConnectionResetError):
-                sent = -1
-        if not path.startswith("/__"):
-            self._record(Request(handler.command, path, range_header, sent, status))
+                with self._lock:
+                    request.sent = -1
 
     def _write_body(self, handler: BaseHTTPRequestHandler, body: bytes, throttled: bool) -> int:
         if not (throttled and self.throttle):
