@@ -80,6 +80,9 @@ class MainWindow(QMainWindow):
         self.library.open_requested.connect(lambda path: self.open_targets([path]))
         self.add_dock(self.library, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.resizeDocks([self.library], [400], Qt.Orientation.Horizontal)
+        # Hidden until asked for (View > Library): the tree needs the width more. The saved
+        # dock state brings it back for users who keep it open.
+        self.library.hide()
         self._restore_geometry()
         self._refresh_recent()
         self.statusBar().showMessage("Drop checkpoints, folders or Hub repo ids on the window")
