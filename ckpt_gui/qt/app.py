@@ -33,6 +33,10 @@ def _fill(parent: QTreeWidgetItem | QTreeWidget, node: ModuleNode) -> None:
 
 
 def run_gui(args: argparse.Namespace) -> int:
+    if args.smoke_test:  # before any QApplication exists: the smoke test runs offscreen
+        from ckpt_gui.smoke import run_smoke_test
+
+        return run_smoke_test()
     from ckpt_gui.core.demo import demo_checkpoint
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
