@@ -42,7 +42,10 @@ SMOKE_LLAMA: dict[str, Any] = {
 # these (and the two functions that use them) when the branches are merged.
 PLANNED_TREE_MODEL = ("ckpt_gui.qt.models.tree_model", "TreeModel")  # TreeModel(root: ModuleNode)
 PLANNED_MAIN_WINDOW = ("ckpt_gui.qt.main_window", "MainWindow")  # MainWindow(); .open_target(path)
-PLANNED_COMPARE = ("ckpt_gui.core.matching", "compare")  # compare(checkpoint, config_path) -> report
+PLANNED_COMPARE = (
+    "ckpt_gui.core.matching",
+    "compare",
+)  # compare(checkpoint, config_path) -> report
 PLANNED_CONVERT = ("ckpt_gui.core.export", "convert")  # convert(source, out, dtype=...) -> Job
 
 WINDOW_TIMEOUT_S = 60.0
@@ -154,7 +157,9 @@ def _smoke_open(context: SmokeContext) -> str:
         names = sorted(checkpoint.tensor_map)
         if names != context.tensor_names:
             extra = set(names) ^ set(context.tensor_names)
-            raise SmokeFailure(f"{label}: tensor names differ from the model's: {sorted(extra)[:3]}")
+            raise SmokeFailure(
+                f"{label}: tensor names differ from the model's: {sorted(extra)[:3]}"
+            )
     formats = ", ".join(f"{label} as {c.format}" for label, c in opened.items())
     return f"{formats}; {len(context.tensor_names)} tensors each"
 
@@ -187,7 +192,9 @@ def _smoke_tree(context: SmokeContext) -> str:
     names = _model_names(model)
     wanted = {child.name for child in root.children}
     if not wanted <= names:
-        raise SmokeFailure(f"{source}: top-level modules missing from the model: {sorted(wanted - names)}")
+        raise SmokeFailure(
+            f"{source}: top-level modules missing from the model: {sorted(wanted - names)}"
+        )
     return f"{source}: {len(names)} distinct names, top level {sorted(wanted)}"
 
 
@@ -205,7 +212,9 @@ def _build_tree_model(root: Any) -> tuple[Any, str]:
 
     fill = getattr(qt_app, "_fill", None)
     if fill is None:
-        raise SmokeFailure(f"no tree model in ckpt_gui.qt ({module_name} missing): wire _smoke_tree")
+        raise SmokeFailure(
+            f"no tree model in ckpt_gui.qt ({module_name} missing): wire _smoke_tree"
+        )
     widget = QTreeWidget()
     widget.setHeaderLabels(["Name", "Shape", "DType", "Parameters", "Size"])
     fill(widget, root)
@@ -216,7 +225,9 @@ def _model_names(model: Any) -> set[str]:
     """Every column-0 text of a Qt item model (or a QTreeWidget's model), fetching lazily loaded rows."""
     from PySide6.QtCore import QAbstractItemModel, QModelIndex, Qt
 
-    item_model: QAbstractItemModel = model if isinstance(model, QAbstractItemModel) else model.model()
+    item_model: QAbstractItemModel = (
+        model if isinstance(model, QAbstractItemModel) else model.model()
+    )
     names: set[str] = set()
     pending = [QModelIndex()]
     while pending:
@@ -240,7 +251,9 @@ def _smoke_window(context: SmokeContext) -> str:
         window = getattr(module, class_name)()
         opener = getattr(window, "open_target", None)
         if opener is None:
-            raise SmokeFailure(f"{module_name}.{class_name} has no open_target(): wire _smoke_window")
+            raise SmokeFailure(
+                f"{module_name}.{class_name} has no open_target(): wire _smoke_window"
+            )
         opener(str(folder))
         source = f"{module_name}.{class_name}"
     else:
@@ -257,7 +270,9 @@ def _smoke_window(context: SmokeContext) -> str:
     deadline = time.monotonic() + WINDOW_TIMEOUT_S
     while True:
         QApplication.processEvents()
-        views = [v for v in window.findChildren(QTreeView) if v.model() and v.model().rowCount() > 0]
+        views = [
+            v for v in window.findChildren(QTreeView) if v.model() and v.model().rowCount() > 0
+        ]
         if views:
             break
         if time.monotonic() > deadline:
@@ -266,7 +281,9 @@ def _smoke_window(context: SmokeContext) -> str:
     image = window.grab().toImage()
     if image.isNull() or image.width() == 0:
         raise SmokeFailure(f"{source}: rendering the window gave an empty image")
-    sample = {image.pixel(x, y) for x in range(0, image.width(), 37) for y in range(0, image.height(), 29)}
+    sample = {
+        image.pixel(x, y) for x in range(0, image.width(), 37) for y in range(0, image.height(), 29)
+    }
     if len(sample) < 3:
         raise SmokeFailure(f"{source}: the rendered window is blank")
     window.close()
@@ -294,7 +311,9 @@ def _smoke_compare(context: SmokeContext) -> str:
     broken = compare(checkpoint, other)
     missing, mismatched = len(_field(broken, "missing")), len(_field(broken, "mismatched"))
     if not missing or not mismatched:
-        raise SmokeFailure(f"a deeper, wider config went unnoticed: {missing} missing, {mismatched} mismatched")
+        raise SmokeFailure(
+            f"a deeper, wider config went unnoticed: {missing} missing, {mismatched} mismatched"
+        )
     return f"own config clean; altered config: {missing} missing, {mismatched} mismatched"
 
 
@@ -314,6 +333,18 @@ def _smoke_convert(context: SmokeContext) -> str:
     if wrong:
         raise SmokeFailure(f"{out.name}: expected only BF16 tensors, found {wrong}")
     return f"fp32 -> bf16: {len(converted.tensors)} tensors, {converted.total_bytes} bytes"
+
+
+def planned_parts_available() -> bool:
+    """Whether the comparison and conversion this smoke test drives exist in this build."""
+    for module_name, attribute in (PLANNED_COMPARE, PLANNED_CONVERT):
+        try:
+            module = _optional_module(module_name)
+        except SmokeFailure:
+            return False
+        if module is None or not hasattr(module, attribute):
+            return False
+    return True
 
 
 def _planned(location: tuple[str, str], part: str) -> Callable[..., Any]:

@@ -9,7 +9,8 @@
 #
 # Environment: PYTHON (the interpreter with ckpt-gui and PyInstaller; default .venv/bin/python),
 # SKIP_INSTALL=1 to skip installing the .deb (needs root or sudo), MAX_BUNDLE_MB (default 750),
-# ZSTD_LEVEL (default 10).
+# ZSTD_LEVEL (default 10), SMOKE_EXPECTED_FAILURES="compare convert" to accept exactly those
+# smoke-test steps failing (a branch without those parts merged yet); every other step must pass.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -58,15 +59,32 @@ while IFS= read -r -d '' lib; do
     if [[ "$lib" =~ $OPTIONAL_LDD ]]; then
         echo "optional (system package in Depends): ${lib#"$BUNDLE"/}: $(echo "$out" | awk '{print $1}' | tr '\n' ' ')"
     else
-        echo "MISSING: ${lib#"$BUNDLE"/}:"; echo "$out"
+        echo "MISSING: ${lib#"$BUNDLE"/}: $(echo "$out" | awk '{print $1}' | tr '\n' ' ')"
         missing_required=1
     fi
 done < <(find "$BUNDLE" -type f \( -name '*.so' -o -name '*.so.*' -o -name ckpt-gui -o -name torch_shm_manager \) -print0)
 [ "$missing_required" -eq 0 ] || fail "shared libraries with unresolved dependencies (above)"
 echo "ldd: no required library missing"
 
+# Runs the smoke test; a failing step fails the build unless it is named in
+# SMOKE_EXPECTED_FAILURES (then it is reported loudly and the build goes on).
+smoke_test() {
+    local log status=0 failed unexpected=""
+    log="$(mktemp)"
+    "$@" --smoke-test | tee "$log" || status=$?
+    failed="$(sed -n 's/^smoke: FAIL \([a-z]*\):.*/\1/p' "$log")"
+    rm -f "$log"
+    if [ "$status" -eq 0 ]; then return 0; fi
+    [ -n "$failed" ] || fail "smoke test crashed (exit $status) before reporting its steps"
+    for name in $failed; do
+        [[ " ${SMOKE_EXPECTED_FAILURES:-} " == *" $name "* ]] || unexpected="$unexpected $name"
+    done
+    [ -z "$unexpected" ] || fail "smoke test failed:$unexpected"
+    echo "WARNING: smoke-test steps failed as SMOKE_EXPECTED_FAILURES allows: $(echo $failed)"
+}
+
 step "bundle smoke test"
-"$BUNDLE/ckpt-gui" --smoke-test
+smoke_test "$BUNDLE/ckpt-gui"
 
 step "Debian package"
 DEB="$DIST/ckpt-gui_${VERSION}_${ARCH}.deb"
@@ -108,7 +126,7 @@ else
     command -v desktop-file-validate >/dev/null && desktop-file-validate /usr/share/applications/ckpt-gui.desktop
     [ "$(readlink -f "$(command -v ckpt-gui)")" = /usr/bin/ckpt-gui ] \
         || echo "note: another ckpt-gui comes first on PATH ($(command -v ckpt-gui)); testing /usr/bin/ckpt-gui"
-    /usr/bin/ckpt-gui --smoke-test
+    smoke_test /usr/bin/ckpt-gui
 fi
 
 step "tar.zst for other distributions"

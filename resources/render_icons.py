@@ -65,7 +65,8 @@ def ico_bytes(pngs: dict[int, bytes]) -> bytes:
 
 def icns_bytes(pngs: dict[int, bytes]) -> bytes:
     elements = b"".join(
-        kind + struct.pack(">I", 8 + len(pngs[size])) + pngs[size] for size, kind in ICNS_TYPES.items()
+        kind + struct.pack(">I", 8 + len(pngs[size])) + pngs[size]
+        for size, kind in ICNS_TYPES.items()
     )
     return b"icns" + struct.pack(">I", 8 + len(elements)) + elements
 
