@@ -8,6 +8,10 @@ so these paths work there too.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PySide6.QtGui import QIcon
 
 RESOURCE_DIR = Path(__file__).resolve().parent / "resources"
 ICON_SIZES = (16, 32, 48, 64, 128, 256, 512)
@@ -25,3 +29,14 @@ def icon_path(size: int | None = None) -> Path:
 def icon_paths() -> list[Path]:
     """Every PNG size, smallest first: what a QIcon should be built from."""
     return [icon_path(size) for size in ICON_SIZES]
+
+
+def application_icon() -> QIcon:
+    """The app's QIcon with every size (for ``QApplication.setWindowIcon``). Imports Qt lazily
+    so that the CLI can use the paths above without PySide6."""
+    from PySide6.QtGui import QIcon
+
+    icon = QIcon()
+    for path in icon_paths():
+        icon.addFile(str(path))
+    return icon

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QApplication, QMainWindow, QTreeWidget, QTreeWidge
 from ckpt_gui.core.formatting import human_bytes, human_count
 from ckpt_gui.core.targets import open_target
 from ckpt_gui.core.tree import ModuleNode, build_tree
+from ckpt_gui.resources import application_icon
 
 
 def _fill(parent: QTreeWidgetItem | QTreeWidget, node: ModuleNode) -> None:
@@ -41,6 +42,10 @@ def run_gui(args: argparse.Namespace) -> int:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("ckpt-gui")
+    # Every window gets the icon; the desktop file name links windows to ckpt-gui.desktop
+    # (Wayland docks and task bars take the icon from there).
+    QApplication.setWindowIcon(application_icon())
+    QApplication.setDesktopFileName("ckpt-gui")
     target = args.targets[0] if args.targets else str(demo_checkpoint())
     window = QMainWindow()
     window.setWindowTitle(f"ckpt-gui — {target}")
