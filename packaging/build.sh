@@ -127,10 +127,14 @@ else
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     if ! $SUDO dpkg -i "$DEB"; then
+        # dpkg leaves the package unconfigured; apt's fix-broken installs the Depends and
+        # finishes the configuration.
         echo "dpkg -i stopped on missing Depends: installing them with apt-get"
         $SUDO apt-get update -q
-        $SUDO apt-get install -y -q "$DEB"
+        $SUDO apt-get install -y -q -f
     fi
+    dpkg-query -W -f='${Status}\n' ckpt-gui | grep -q '^install ok installed$' \
+        || fail "ckpt-gui is not fully installed"
     command -v desktop-file-validate >/dev/null && desktop-file-validate /usr/share/applications/ckpt-gui.desktop
     [ "$(readlink -f "$(command -v ckpt-gui)")" = /usr/bin/ckpt-gui ] \
         || echo "note: another ckpt-gui comes first on PATH ($(command -v ckpt-gui)); testing /usr/bin/ckpt-gui"
