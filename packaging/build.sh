@@ -110,7 +110,7 @@ install -D -m 644 ckpt_gui/resources/ckpt-gui.svg "$STAGE/usr/share/icons/hicolo
 install -m 644 packaging/linux/copyright "$STAGE/usr/share/doc/ckpt-gui/copyright"
 installed_kb=$(du -sk --exclude=DEBIAN "$STAGE" | cut -f1)
 # The bundle carries its own libraries but uses the build machine's glibc (and nothing older).
-GLIBC="$(ldd --version | head -1 | grep -oE '[0-9]+\.[0-9]+$')"
+GLIBC="$(getconf GNU_LIBC_VERSION | awk '{print $2}')"
 sed -e "s/@VERSION@/$VERSION/" -e "s/@GLIBC@/$GLIBC/" -e "s/@ARCH@/$ARCH/" -e "s/@INSTALLED_SIZE@/$installed_kb/" \
     packaging/linux/control.in > "$STAGE/DEBIAN/control"
 # dpkg-deb wants root-owned files; --root-owner-group works without fakeroot. zstd, not xz:
@@ -133,12 +133,23 @@ else
         $SUDO apt-get update -q
         $SUDO apt-get install -y -q -f
     fi
-    dpkg-query -W -f='${Status}\n' ckpt-gui | grep -q '^install ok installed$' \
+    [ "$(dpkg-query -W -f='${Status}' ckpt-gui)" = "install ok installed" ] \
         || fail "ckpt-gui is not fully installed"
     command -v desktop-file-validate >/dev/null && desktop-file-validate /usr/share/applications/ckpt-gui.desktop
     [ "$(readlink -f "$(command -v ckpt-gui)")" = /usr/bin/ckpt-gui ] \
         || echo "note: another ckpt-gui comes first on PATH ($(command -v ckpt-gui)); testing /usr/bin/ckpt-gui"
     smoke_test /usr/bin/ckpt-gui
+    # The smoke test runs offscreen; on a real X server the xcb plugin and the system
+    # libraries from Depends must load too.
+    if command -v xvfb-run >/dev/null; then
+        xcheck="$(mktemp -d)"
+        CKPT_GUI_DEMO_DIR="$xcheck/demo" timeout 300 xvfb-run -a /usr/bin/ckpt-gui --screenshot "$xcheck/window.png"
+        [ -s "$xcheck/window.png" ] || fail "the installed app rendered no window on Xvfb"
+        echo "xcb: the installed app opened its window on Xvfb and rendered it"
+        rm -rf "$xcheck"
+    else
+        echo "xcb check skipped: xvfb-run not installed (apt: xvfb)"
+    fi
 fi
 
 step "tar.zst for other distributions"
