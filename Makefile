@@ -32,5 +32,11 @@ bench: $(STAMP)
 screenshots: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) scripts/screenshots.py
 
+# Linux bundle + .deb + .tar.zst in dist/, each checked (see packaging/build.sh and
+# docs/packaging.md). SKIP_INSTALL=1 skips installing the .deb on this machine.
+package: $(STAMP)
+	$(PY) -m pip install -q -e ".[package]"
+	PYTHON=$(PY) packaging/build.sh
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -1,6 +1,6 @@
 """Open a 100,000-tensor (MoE-shaped) safetensors file in the window until it is usable.
 
-Ours: ``ckpt-gui FILE --smoke-test`` (offscreen window, background open, lazy tree
+Ours: ``ckpt-gui FILE --screenshot OUT.png`` (offscreen window, background open, lazy tree
 model, first tensor selected with its statistics). Baseline: the naive way, a
 QTreeWidget filled with one item per module and tensor on the GUI thread (what
 the first prototype did). Scale with CKPT_GUI_BENCH_TENSORS (default 100000).
@@ -75,7 +75,7 @@ def run(workdir: Path) -> list[Result]:
     target = workdir / "moe.safetensors"
     write_moe_safetensors(target, TENSORS)
     env = {"QT_QPA_PLATFORM": "offscreen"}
-    ours = measure(python("-m", "ckpt_gui", str(target), "--smoke-test"), env=env, repeat=3)
+    ours = measure(python("-m", "ckpt_gui", str(target), "--screenshot", str(workdir / "shot.png")), env=env, repeat=3)
     baseline = measure(python("-c", BASELINE, str(target)), env=env, repeat=3)
     return [
         Result(

@@ -1,8 +1,8 @@
 """Application entry: QApplication, icon, arguments, and the headless modes.
 
-``--screenshot OUT.png`` and ``--smoke-test`` run offscreen, wait until every
-background load and computation has finished (polling the window's idle state,
-no fixed sleep), then render the window (or just check it) and exit.
+``--screenshot OUT.png`` runs offscreen, waits until every background load and
+computation has finished (polling the window's idle state, no fixed sleep), then
+renders the window and exits. ``--smoke-test`` is the self-test in ckpt_gui/smoke.py.
 """
 
 from __future__ import annotations
@@ -18,7 +18,11 @@ FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype", "/
 
 def run_gui(args: argparse.Namespace) -> int:
     """Entry called by ``ckpt_gui.cli``; returns the process exit code."""
-    headless = bool(args.screenshot or args.smoke_test)
+    if args.smoke_test:  # before any QApplication exists: the smoke test runs offscreen
+        from ckpt_gui.smoke import run_smoke_test
+
+        return run_smoke_test()
+    headless = bool(args.screenshot)
     if headless:
         _prepare_offscreen()
 
@@ -50,16 +54,17 @@ def run_gui(args: argparse.Namespace) -> int:
 
 
 def configure_application(app: object) -> None:
-    from PySide6.QtGui import QGuiApplication, QIcon
+    from PySide6.QtGui import QGuiApplication
+
+    from ckpt_gui.resources import application_icon
 
     assert isinstance(app, QGuiApplication)
     app.setApplicationName("ckpt-gui")
     app.setOrganizationName("ckpt-gui")
     app.setApplicationDisplayName("ckpt-gui")
+    # The desktop file name links windows to ckpt-gui.desktop (Wayland docks take the icon there).
     app.setDesktopFileName("ckpt-gui")
-    icon = Path(__file__).resolve().parent.parent / "resources" / "icon.svg"
-    if icon.is_file():
-        app.setWindowIcon(QIcon(str(icon)))
+    app.setWindowIcon(application_icon())
 
 
 def _prepare_offscreen() -> None:

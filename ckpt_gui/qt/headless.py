@@ -1,4 +1,4 @@
-"""Screenshot and smoke-test modes: wait for the window to be idle, then render it."""
+"""Screenshot mode: wait for the window to be idle, then render it."""
 
 from __future__ import annotations
 

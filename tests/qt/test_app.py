@@ -58,7 +58,7 @@ def test_window_opens_a_safetensors_checkpoint_without_torch(
     script = (
         "import json, sys\n"
         "from ckpt_gui.cli import main\n"
-        f"code = main([{str(llama_dir)!r}, '--smoke-test'])\n"
+        f"code = main([{str(llama_dir)!r}, '--screenshot', {str(tmp_path / 'shot.png')!r}])\n"
         "print(json.dumps({'code': code, 'torch': 'torch' in sys.modules,"
         " 'transformers': 'transformers' in sys.modules, 'qt': 'PySide6.QtWidgets' in sys.modules}))\n"
     )
@@ -68,7 +68,7 @@ def test_window_opens_a_safetensors_checkpoint_without_torch(
     assert report == {"code": 0, "torch": False, "transformers": False, "qt": True}
 
 
-def test_no_demo_smoke_test_shows_the_welcome_view(tmp_path: Path) -> None:
+def test_no_demo_screenshot_shows_the_welcome_view(tmp_path: Path) -> None:
     out = tmp_path / "welcome.png"
     result = run(
         [sys.executable, "-m", "ckpt_gui", "--no-demo", "--screenshot", str(out)], tmp_path
