@@ -166,7 +166,15 @@ def _smoke_stats(context: SmokeContext) -> str:
         raise SmokeFailure(
             f"{tensor.name}: statistics disagree with torch (mean {stats.mean} vs {float(expected.mean())})"
         )
-    return f"{tensor.name}: mean {stats.mean:.4g}, std {stats.std:.4g}, {sum(stats.histogram_counts)} values binned"
+    # The plot is what a bundle most easily breaks (pyqtgraph needs QtOpenGL): draw it.
+    from ckpt_gui.qt.views.histogram import HistogramPlot
+
+    plot = HistogramPlot()
+    plot.show_histogram(stats.histogram_counts, stats.histogram_edges)
+    plot.resize(300, 200)
+    if plot.grab().isNull():
+        raise SmokeFailure("the histogram plot rendered an empty image")
+    return f"{tensor.name}: mean {stats.mean:.4g}, std {stats.std:.4g}, {sum(stats.histogram_counts)} values binned and plotted"
 
 
 def _smoke_tree(context: SmokeContext) -> str:

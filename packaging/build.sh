@@ -130,8 +130,10 @@ else
     # libraries from Depends must load too.
     if command -v xvfb-run >/dev/null; then
         xcheck="$(mktemp -d)"
-        CKPT_GUI_DEMO_DIR="$xcheck/demo" timeout 300 xvfb-run -a /usr/bin/ckpt-gui --screenshot "$xcheck/window.png"
+        CKPT_GUI_DEMO_DIR="$xcheck/demo" timeout 300 xvfb-run -a /usr/bin/ckpt-gui --screenshot "$xcheck/window.png" 2>&1 | tee "$xcheck/log"
         [ -s "$xcheck/window.png" ] || fail "the installed app rendered no window on Xvfb"
+        # An exception in a Qt slot does not stop the app, so look for it in the output.
+        ! grep -q "Traceback" "$xcheck/log" || fail "the installed app raised an exception on Xvfb (above)"
         echo "xcb: the installed app opened its window on Xvfb and rendered it"
         rm -rf "$xcheck"
     else
