@@ -72,6 +72,9 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._restore_geometry()
         self._refresh_recent()
+        from ckpt_gui.qt.export_controller import install_exports
+
+        self.exports = install_exports(self)  # Export menu, Jobs dock, quit guard
         self.statusBar().showMessage("Drop checkpoints, folders or Hub repo ids on the window")
 
     # -- extension API -----------------------------------------------------------------------
