@@ -157,7 +157,7 @@ class ExportController(QObject):
     # -- quitting -------------------------------------------------------------------------------
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self.window and event.type() == QEvent.Type.Close:
-            if self.queue.has_unfinished() and not self.confirm_quit():
+            if self.queue.needs_confirmation() and not self.confirm_quit():
                 event.ignore()
                 return True
             self.shutdown()

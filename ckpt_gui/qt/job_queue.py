@@ -162,7 +162,14 @@ class JobQueue(QObject):
         return list(self._pending)
 
     def has_unfinished(self) -> bool:
-        return self._running is not None or bool(self._pending)
+        """A job queued or still running (one whose thread ended but whose last signals
+        are not delivered yet counts as finished: nothing is left to cancel)."""
+        return bool(self._pending) or (self._worker is not None and self._worker.is_running)
+
+    def needs_confirmation(self) -> bool:
+        """Quitting would cancel work the user asked for (not one already being cancelled)."""
+        running = self._running is not None and self._running.state is JobState.RUNNING
+        return bool(self._pending) or (running and self.has_unfinished())
 
     # -- control ----------------------------------------------------------------------------
     def submit(self, job: ExportJob) -> ExportJob:

@@ -396,6 +396,47 @@ def test_tree_row_menu_exports_the_subtree(qtbot, window, llama_dir, tmp_path):
     assert {t.name.split(".")[2] for t in dialog.plan.tensors} == {"0"}
 
 
+def test_right_click_on_a_module_row_offers_the_subtree_export(qtbot, window, llama_dir):
+    from PySide6.QtCore import QTimer
+
+    tab = loaded_tab(qtbot, window, llama_dir)
+    tree = tab.tree
+    node = next(n for n in tree.model.root.walk() if n.path == "model.layers.1")
+    tree.select_node(node)
+    position = tree.view.visualRect(tree.view.currentIndex()).center()
+    shown: list[tuple[object, list[str]]] = []
+
+    def seen(menu, clicked) -> None:  # runs after the export hook added its action
+        shown.append((clicked, [a.text() for a in menu.actions()]))
+        QTimer.singleShot(0, menu.close)  # ends the menu's exec() loop
+
+    tree.context_menu_requested.connect(seen)
+    tree._context_menu(position)
+    assert shown and shown[0][0] is node and "Export this subtree…" in shown[0][1]
+
+
+def test_closing_while_a_job_is_already_cancelling_does_not_ask(
+    qtbot, window, llama_dir, tmp_path, monkeypatch
+):
+    gate, reached = threading.Event(), threading.Event()
+    job = window.exports.queue.submit(
+        ExportJob(
+            plan_safetensors(llama_dir, tmp_path / "c"),
+            ExportOptions(fsync=False),
+            runner=gated_runner(gate, reached),
+        )
+    )
+    assert reached.wait(30)
+    window.exports.queue.cancel(job)
+    asked = answer_quit_prompt(monkeypatch, None)
+    threading.Timer(0.2, gate.set).start()
+    assert window.close()
+    assert asked == []
+    qtbot.waitUntil(lambda: job.state.finished, timeout=10_000)
+    assert job.state is JobState.CANCELLED and not (tmp_path / "c").exists()
+    assert partial_folders(tmp_path) == []
+
+
 def test_bridge_prefills_renames_and_exports_them(qtbot, window, llama_dir, tmp_path):
     from ckpt_gui.core.suggestions import Rename as SuggestedRename
     from ckpt_gui.qt.export_bridge import request_export_with_renames

@@ -72,6 +72,13 @@ class JobActions(QWidget):
         layout.addStretch(1)
         self.refresh()
 
+    @staticmethod
+    def preferred_width() -> int:
+        """Room for Open folder + Open in new tab, the widest pair of buttons."""
+        probe = QPushButton("Open folder")
+        other = QPushButton("Open in new tab")
+        return probe.sizeHint().width() + other.sizeHint().width() + 16
+
     def refresh(self) -> None:
         state = self.job.state
         self.cancel_button.setVisible(state in (JobState.QUEUED, JobState.RUNNING))
@@ -101,7 +108,7 @@ class JobsDock(QDockWidget):
         self.view.verticalHeader().setDefaultSectionSize(30)
         header = self.view.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
+        header.setStretchLastSection(False)
         metrics = self.view.fontMetrics()
         for column, sample in (
             (JobColumn.JOB, "Convert → BF16: llama-sharded → llama-sharded-bf16"),
@@ -111,6 +118,9 @@ class JobsDock(QDockWidget):
             (JobColumn.ETA, "00:00"),
         ):
             header.resizeSection(column, metrics.horizontalAdvance(sample) + 16)
+        # The status line (progress message, result, error) gets the spare width.
+        header.setSectionResizeMode(JobColumn.STATUS, QHeaderView.ResizeMode.Stretch)
+        header.resizeSection(JobColumn.ACTIONS, JobActions.preferred_width())
 
         self.details = QLabel()
         self.details.setWordWrap(True)
@@ -131,6 +141,7 @@ class JobsDock(QDockWidget):
         self._actions: dict[int, JobActions] = {}
         self.model.rowsInserted.connect(self._rows_inserted)
         queue.job_changed.connect(self._job_changed)
+        queue.job_removed.connect(lambda job: self._actions.pop(job.id, None))
         self.view.selectionModel().currentRowChanged.connect(lambda *_: self._show_details())
 
     # -- public ---------------------------------------------------------------------------------
