@@ -475,3 +475,74 @@ def test_suggested_part_renames_replace_only_the_first_match() -> None:
     for key in ("layers.0.attn.q.weight", "attn.x", "a.attn.attn.b", "x.attn.y.attn.z"):
         assert apply(key, [rule]) == suggestion.apply(key), key
     assert re.compile(rule.pattern)
+
+
+def test_progress_updates_are_throttled_to_timer_ticks(qtbot, llama_dir, tmp_path):
+    """Hundreds of yields reach the widgets only as often as the update timer fires."""
+    queue = JobQueue()
+    plan = plan_safetensors(llama_dir, tmp_path / "unused")
+    total = 1000
+
+    def chatty(plan, options):
+        for done in range(total):
+            yield Progress(done, total, "working")
+        return None
+
+    job = queue.submit(ExportJob(plan, ExportOptions(), runner=chatty))
+    changes: list[int] = []
+    ticks: list[int] = []
+    queue.job_changed.connect(lambda j: changes.append(j.done))
+    queue._timer.timeout.connect(lambda: ticks.append(1))
+    with qtbot.waitSignal(queue.idle, timeout=60_000):
+        pass
+    # Progress-driven updates come only from timer ticks; the final state change is one more.
+    assert len(changes) <= len(ticks) + 1 < total
+    assert job.state is JobState.DONE
+
+
+def test_overflow_is_reported_on_the_job(qtbot, window, tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    source = tmp_path / "big"
+    source.mkdir()
+    save_file({"w": torch.tensor([1.0, 1e6, -1e6, 2.0])}, str(source / "model.safetensors"))
+    out = tmp_path / "f16"
+    job = window.exports.queue.submit(
+        ExportJob(plan_convert(source, out, "F16"), ExportOptions(fsync=False))
+    )
+    wait_finished(qtbot, job)
+    assert job.state is JobState.DONE and job.result.overflow == {"w": 2}
+    dock = window.exports.dock
+    index = dock.model.index(dock.model.row_of(job), JobColumn.STATUS)
+    assert "⚠" in index.data() and "overflowed" in index.data()
+    from PySide6.QtCore import Qt
+
+    assert "w: 2 values overflowed" in index.data(Qt.ItemDataRole.ToolTipRole)
+
+
+def test_one_plan_in_flight_and_only_the_newest_counts(qtbot, llama_dir, tmp_path):
+    from ckpt_gui.qt.views.export_dialog import make_plan
+
+    release = threading.Event()
+    calls: list[int | None] = []
+
+    def slow_planner(request):
+        calls.append(request.max_shard_size)
+        if len(calls) == 1:
+            release.wait(30)
+        return make_plan(request)
+
+    dialog = ExportDialog("reshard", str(llama_dir), planner=slow_planner)
+    qtbot.addWidget(dialog)
+    dialog.output_edit.setText(str(tmp_path / "o"))
+    dialog.output_edit.textEdited.emit(str(tmp_path / "o"))
+    dialog.replan()  # blocks in the planner
+    qtbot.waitUntil(lambda: len(calls) == 1, timeout=10_000)
+    dialog.shard_box.setCurrentText("20KB")
+    dialog.replan()  # waits for the first
+    assert len(calls) == 1 and not dialog.start_button.isEnabled()
+    release.set()
+    wait_planned(qtbot, dialog)
+    assert calls == [2 * 10**9, 20_000]
+    assert dialog.plan is not None and dialog.plan.max_shard_size == 20_000

@@ -216,6 +216,7 @@ class ExportDialog(QDialog):
         self._planner = planner
         self._generation = 0
         self._worker: Worker | None = None
+        self._replan_after = False
         self._output_edited = False
 
         self.kind_box = QComboBox()
@@ -399,16 +400,28 @@ class ExportDialog(QDialog):
         self.summary_label.setText("Planning…")
         self.error = None
         self.error_label.set_full_text("")
-        if self._worker is not None:
-            self._worker.quit()  # its result will be ignored anyway
+        if self._worker is not None and self._worker.is_running:
+            # One plan in flight at a time (a random-init plan takes seconds of CPU): the
+            # running one's result is stale, and the newest options are planned after it.
+            self._replan_after = True
+            return
+        self._replan_after = False
         worker = Worker(self._planner, request)
         worker.returned.connect(lambda plan: self._planned(generation, plan))
         worker.errored.connect(lambda message: self._plan_failed(generation, message))
+        worker.finished.connect(lambda: self._plan_finished(worker))
         self._worker = worker
         worker.start()
 
+    def _plan_finished(self, worker: Worker) -> None:
+        if worker is self._worker:
+            self._worker = None
+        if self._replan_after:
+            self.replan()
+
     def done(self, result: int) -> None:
         self._timer.stop()
+        self._replan_after = False
         self._generation += 1
         if self._worker is not None:
             self._worker.quit()
@@ -420,7 +433,6 @@ class ExportDialog(QDialog):
         if generation != self._generation:
             return
         self.plan, self.error = plan, None
-        self._worker = None
         shards = plan.shards
         raw = sum(t.nbytes for t in plan.tensors if t.raw_copy)
         parts = [
@@ -457,7 +469,6 @@ class ExportDialog(QDialog):
     def _plan_failed(self, generation: int, message: str) -> None:
         if generation != self._generation:
             return
-        self._worker = None
         self._show_error(message)
 
     def _show_error(self, message: str) -> None:
