@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from ckpt_gui.core.tree_export import FORMATS
 from ckpt_gui.qt.drops import hub_repo_id, targets_from_mime
+from ckpt_gui.qt.export_controller import install_exports
 from ckpt_gui.qt.views.checkpoint_tab import DEMO_TARGET, CheckpointTab
 from ckpt_gui.qt.views.welcome import WelcomeView
 from ckpt_gui.qt.workers import active_workers, shutdown_workers
@@ -70,11 +71,9 @@ class MainWindow(QMainWindow):
 
         self._menus: dict[str, QMenu] = {}
         self._build_menus()
+        self.exports = install_exports(self)  # Export menu, Jobs dock, quit guard
         self._restore_geometry()
         self._refresh_recent()
-        from ckpt_gui.qt.export_controller import install_exports
-
-        self.exports = install_exports(self)  # Export menu, Jobs dock, quit guard
         self.statusBar().showMessage("Drop checkpoints, folders or Hub repo ids on the window")
 
     # -- extension API -----------------------------------------------------------------------

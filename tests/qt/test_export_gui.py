@@ -546,3 +546,26 @@ def test_one_plan_in_flight_and_only_the_newest_counts(qtbot, llama_dir, tmp_pat
     wait_planned(qtbot, dialog)
     assert calls == [2 * 10**9, 20_000]
     assert dialog.plan is not None and dialog.plan.max_shard_size == 20_000
+
+
+def test_random_init_runs_through_the_dock(qtbot, window, llama_dir, tmp_path):
+    out = tmp_path / "fresh"
+    dialog = window.exports.open_dialog("random-init", source=str(llama_dir))
+    dialog.seed_box.setValue(7)
+    dialog.dtype_box.setCurrentIndex(dialog.dtype_box.findData("BF16"))
+    dialog.output_edit.setText(str(out))
+    dialog.output_edit.textEdited.emit(str(out))
+    dialog.replan()
+    wait_planned(qtbot, dialog)
+    assert dialog.plan is not None, dialog.error
+    assert dialog.plan.extra["seed"] == 7
+    dialog.start_button.click()
+    job = window.exports.queue.jobs[-1]
+    assert job.title.startswith("Random init → BF16")
+    wait_finished(qtbot, job)
+    assert job.state is JobState.DONE, job.error
+    written = open_checkpoint(out)
+    expected = {t.name for t in open_checkpoint(llama_dir).tensors}
+    assert {t.name for t in written.tensors} == expected
+    assert {t.dtype for t in written.tensors} == {"BF16"}
+    assert (out / "config.json").is_file()
