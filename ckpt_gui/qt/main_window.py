@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from ckpt_gui.core.tree_export import FORMATS
 from ckpt_gui.qt.drops import targets_from_mime
+from ckpt_gui.qt.export_controller import install_exports
 from ckpt_gui.qt.gui_gc import collect_garbage_on_gui_thread
 from ckpt_gui.qt.views.checkpoint_tab import DEMO_TARGET, CheckpointTab
 from ckpt_gui.qt.views.hub_dialog import OpenFromHubDialog
@@ -83,6 +84,7 @@ class MainWindow(QMainWindow):
         # Hidden until asked for (View > Library): the tree needs the width more. The saved
         # dock state brings it back for users who keep it open.
         self.library.hide()
+        self.exports = install_exports(self)  # Export menu, Jobs dock, quit guard
         self._restore_geometry()
         self._refresh_recent()
         self.statusBar().showMessage("Drop checkpoints, folders or Hub repo ids on the window")

@@ -33,6 +33,8 @@ class TreePanel(QWidget):
     """Filter bar + tree. ``node_selected`` fires with the current node (or None)."""
 
     node_selected = Signal(object)
+    # (QMenu, node or None) before the row context menu shows: other features add actions.
+    context_menu_requested = Signal(object, object)
 
     def __init__(self, root: ModuleNode, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -217,4 +219,6 @@ class TreePanel(QWidget):
         if index.isValid():
             menu.addAction("Expand all below", lambda: self.view.expandRecursively(index))
         menu.addAction("Collapse all", self.view.collapseAll)
+        node = self.proxy.mapToSource(index).internalPointer() if index.isValid() else None
+        self.context_menu_requested.emit(menu, node)
         menu.exec(self.view.viewport().mapToGlobal(position))

@@ -1,0 +1,129 @@
+"""What the export dialog asks for, without widgets: the request, planning, defaults.
+
+``make_plan(request)`` runs the matching core ``plan_*`` (call it on a Worker);
+``prefix_fields`` and ``default_output`` compute what the dialog prefills.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ckpt_gui.core.export import (
+    ExportPlan,
+    Rename,
+    plan_convert,
+    plan_random_init,
+    plan_reshard,
+    plan_safetensors,
+)
+
+
+@dataclass
+class ExportRequest:
+    """What the dialog asks the planner for (read from the widgets on the GUI thread)."""
+
+    kind: str
+    source: str
+    output: str
+    dtype: str | None = None
+    max_shard_size: int | None = None
+    seed: int = 0
+    overwrite: bool = False
+    subtree: str | None = None
+    renames: list[Rename] = field(default_factory=list)
+
+
+def make_plan(request: ExportRequest) -> ExportPlan:
+    """Run the matching ``plan_*`` (on a worker thread)."""
+    common: dict[str, Any] = {"renames": request.renames, "overwrite": request.overwrite}
+    if request.kind == "random-init":
+        return plan_random_init(
+            request.source,
+            request.output,
+            dtype=request.dtype,
+            max_shard_size=request.max_shard_size,
+            seed=request.seed,
+            **common,
+        )
+    common["subtree"] = request.subtree
+    if request.kind == "convert":
+        assert request.dtype is not None
+        return plan_convert(
+            request.source,
+            request.output,
+            request.dtype,
+            max_shard_size=request.max_shard_size,
+            **common,
+        )
+    if request.kind == "reshard":
+        assert request.max_shard_size is not None
+        return plan_reshard(request.source, request.output, request.max_shard_size, **common)
+    return plan_safetensors(
+        request.source, request.output, max_shard_size=request.max_shard_size, **common
+    )
+
+
+def prefix_fields(renames: Sequence[Rename]) -> tuple[str, str, list[Rename]]:
+    """Split renames into (strip prefix, add prefix, the rest) when they are prefix rules.
+
+    Only a leading strip followed by an add keeps its meaning in the dialog's fixed
+    order (strip, add, then the rest); anything else stays in the list as it is.
+    """
+    rules = list(renames)
+    strip = add = ""
+    if rules and (prefix := _stripped_prefix(rules[0])) is not None:
+        strip = prefix
+        rules.pop(0)
+    if rules and (prefix := _added_prefix(rules[0])) is not None:
+        add = prefix
+        rules.pop(0)
+    return strip, add, rules
+
+
+def _stripped_prefix(rule: Rename) -> str | None:
+    if rule.replacement or not rule.pattern.startswith("^") or rule.pattern == "^":
+        return None
+    prefix = re.sub(r"\\(.)", r"\1", rule.pattern[1:])
+    return prefix.removesuffix(".") if Rename.strip_prefix(prefix) == rule else None
+
+
+def _added_prefix(rule: Rename) -> str | None:
+    if rule.pattern != "^" or not rule.replacement:
+        return None
+    prefix = rule.replacement.replace("\\\\", "\\")
+    return prefix.removesuffix(".") if Rename.add_prefix(prefix) == rule else None
+
+
+def default_output(kind: str, source: str, dtype: str | None, subtree: str | None) -> str:
+    """A sibling folder of the source named after the job, e.g. ``llama-bf16``."""
+    if not source:
+        return ""
+    path = Path(source).expanduser()
+    folder = path if path.is_dir() else path.parent
+    suffix = {
+        "convert": (dtype or "bf16").lower(),
+        "reshard": "resharded",
+        "safetensors": "safetensors",
+        "random-init": "random-init",
+    }[kind]
+    if kind == "random-init" and dtype:
+        suffix += f"-{dtype.lower()}"
+    name = folder.name or "model"
+    if subtree:
+        name += f"-{subtree}"
+    return str(folder.parent / f"{name}-{suffix}")
+
+
+def as_rename(item: Rename | tuple[str, str] | Any) -> Rename:
+    if isinstance(item, Rename):
+        return item
+    pattern = getattr(item, "pattern", None)
+    replacement = getattr(item, "replacement", None)
+    if isinstance(pattern, str) and isinstance(replacement, str):
+        return Rename(pattern, replacement)  # a Rename-like object from another module
+    first, second = item
+    return Rename(str(first), str(second))
