@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from ckpt_gui.core.tree_export import FORMATS
+from ckpt_gui.qt.compare_scan import install_compare_scan
 from ckpt_gui.qt.drops import hub_repo_id, targets_from_mime
 from ckpt_gui.qt.views.checkpoint_tab import DEMO_TARGET, CheckpointTab
 from ckpt_gui.qt.views.welcome import WelcomeView
@@ -69,9 +71,12 @@ class MainWindow(QMainWindow):
         self.welcome.demo_requested.connect(lambda: self.open_targets([DEMO_TARGET]))
 
         self._menus: dict[str, QMenu] = {}
+        # Callables (targets, event) -> bool that may take over a drop (e.g. "compare").
+        self.drop_handlers: list[Callable[[list[str], QDropEvent], bool]] = []
         self._build_menus()
         self._restore_geometry()
         self._refresh_recent()
+        install_compare_scan(self)
         self.statusBar().showMessage("Drop checkpoints, folders or Hub repo ids on the window")
 
     # -- extension API -----------------------------------------------------------------------
@@ -130,8 +135,9 @@ class MainWindow(QMainWindow):
     def close_tab(self, index: int) -> None:
         widget = self.tab_widget.widget(index)
         self.tab_widget.removeTab(index)
-        if isinstance(widget, CheckpointTab):
-            widget.dispose()
+        dispose = getattr(widget, "dispose", None)
+        if callable(dispose):  # CheckpointTab, DiffView: stop their background work
+            dispose()
         if widget is not None:
             widget.deleteLater()
         self._update_stack()
@@ -154,7 +160,8 @@ class MainWindow(QMainWindow):
         targets = targets_from_mime(event.mimeData())
         if targets:
             event.acceptProposedAction()
-            self.open_targets(targets)
+            if not any(handler(targets, event) for handler in self.drop_handlers):
+                self.open_targets(targets)
         else:
             event.ignore()
 
