@@ -79,9 +79,7 @@ def make_samples(folder: Path) -> dict[str, Path]:
     damaged["model.layers.3.self_attn.o_proj.weight"] = state[
         "model.layers.3.self_attn.o_proj.weight"
     ].clone()
-    damaged["model.layers.3.self_attn.o_proj.weight"].view(-1)[[10, 11]] = torch.tensor(
-        [1e6, -7e4]
-    )
+    damaged["model.layers.3.self_attn.o_proj.weight"].view(-1)[[10, 11]] = torch.tensor([1e6, -7e4])
     damaged_file = folder / "llama-damaged.safetensors"
     save_file(damaged, damaged_file)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 HEADLESS_TIMEOUT_S = float(os.environ.get("CKPT_GUI_HEADLESS_TIMEOUT", "300"))
@@ -50,7 +51,7 @@ def run_gui(args: argparse.Namespace) -> int:
     return run_headless(app, window, args.screenshot, HEADLESS_TIMEOUT_S)
 
 
-def _compare_or_scan(window: object, tabs: list[object], args: argparse.Namespace) -> None:
+def _compare_or_scan(window: object, tabs: Sequence[object], args: argparse.Namespace) -> None:
     """``--compare B`` / ``--scan [DTYPE]`` act on the first target's tab once it loads."""
     compare, scan = getattr(args, "compare", None), getattr(args, "scan", None)
     actions = getattr(window, "compare_scan", None)

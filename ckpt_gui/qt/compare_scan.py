@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from ckpt_gui.qt.main_window import MainWindow
 
 FILE_FILTER = "Checkpoints (*.safetensors *.bin *.pt *.pth *.ckpt *.index.json);;All files (*)"
+REVEAL_LIMIT = 40  # rows the tree opens up to after a scan or diff
 COMPARE_MODIFIERS = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
 
 
@@ -143,7 +144,7 @@ class CompareScanActions(QObject):
         panel = tab.findChild(ScanPanel)
         if panel is None:
             panel = ScanPanel(tab.checkpoint)
-            panel.statuses_ready.connect(tab.set_row_status)
+            panel.statuses_ready.connect(lambda statuses, tab=tab: self._colour_tree(tab, statuses))
             panel.tensor_activated.connect(lambda name, tab=tab: select_tensor(tab, name))
             tab.add_panel(panel, "Scan")
         tab.show_panel(panel)
@@ -195,6 +196,7 @@ class CompareScanActions(QObject):
     def _colour_tree(self, tab: CheckpointTab, statuses: dict[str, str]) -> None:
         if tab in self.window.tabs():  # the tab may have been closed meanwhile
             tab.set_row_status(statuses)
+            reveal_rows(tab, list(statuses))
 
     def _handle_drop(self, targets: list[str], event: QDropEvent) -> bool:
         tab = self.window.current_tab()
@@ -256,6 +258,20 @@ def select_tensor(tab: CheckpointTab, name: str) -> None:
         tab.tree.filter_edit.clear()
         tab.tree.apply_filter()
     tab.tree.select_node(node)
+
+
+def reveal_rows(tab: CheckpointTab, names: list[str], limit: int = REVEAL_LIMIT) -> None:
+    """Expand the tree down to the given tensors (the first ``limit``), so they are seen."""
+    if tab.tree is None or not names:
+        return
+    wanted = set(names[:limit])
+    tree = tab.tree
+    for node in tree.model.root.walk():
+        if node.path in wanted:
+            parent = node.parent
+            while parent is not None and parent is not tree.model.root:
+                tree.view.expand(tree.proxy.mapFromSource(tree.model.index_of(parent)))
+                parent = parent.parent
 
 
 def find_node(root: ModuleNode, path: str) -> ModuleNode | None:

@@ -70,7 +70,8 @@ STRUCTURAL = frozenset({ONLY_IN_A, ONLY_IN_B, SHAPE_CHANGED})
 # Sort values of the metric columns for rows without a number.
 _STRUCTURAL_SORT = math.inf
 _UNDEFINED_SORT = 1e300  # changed, but NaN/Inf made the metrics undefined
-_PENDING_SORT = -1.0
+_PENDING_SORT = -0.1
+_IDENTICAL_SORT = -0.25
 _GREY = QBrush(QColor(138, 138, 138))
 
 
@@ -291,6 +292,9 @@ class DiffTableModel(QAbstractTableModel):
         result = entry.result
         if result is None:
             return 2.0 if column == DiffColumn.COSINE else _PENDING_SORT
+        if result.status == IDENTICAL:
+            # Below equal-valued dtype changes and pending pairs: those are worth a look.
+            return 3.0 if column == DiffColumn.COSINE else _IDENTICAL_SORT
         value = {
             DiffColumn.MAX_ABS: result.max_abs_diff,
             DiffColumn.REL_L2: result.rel_l2,
@@ -312,7 +316,7 @@ class DiffTableModel(QAbstractTableModel):
         return "\n".join(lines)
 
 
-_HEADER_TIPS = {
+_HEADER_TIPS: dict[int, str] = {
     DiffColumn.MAX_ABS: "Largest absolute difference between corresponding values",
     DiffColumn.REL_L2: "Relative L2 difference ‖a − b‖ / ‖a‖",
     DiffColumn.COSINE: "Cosine similarity of the flattened tensors",

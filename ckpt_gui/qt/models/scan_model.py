@@ -22,7 +22,7 @@ PROBLEM_COLORS = {
     "nan": QColor(198, 40, 40),
     "inf": QColor(173, 20, 87),
     "extreme": QColor(230, 81, 0),
-    "all_zero": QColor(69, 90, 100),
+    "all_zero": QColor(0, 121, 107),
 }
 
 

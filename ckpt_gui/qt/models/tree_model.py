@@ -61,12 +61,20 @@ STATUS_COLORS.update(
         "nan": QColor(198, 40, 40),
         "inf": QColor(173, 20, 87),
         "extreme": QColor(230, 81, 0),
-        "all_zero": QColor(69, 90, 100),
+        "all_zero": QColor(0, 121, 107),
         "changed": QColor(216, 67, 21),
         "only_in_a": QColor(198, 40, 40),
     }
 )
-STATUS_SEVERITY = ("nan", "inf", "extreme", "all_zero", "only_in_a", "changed", *STATUS_SEVERITY)
+STATUS_SEVERITY = (  # type: ignore[assignment]  # longer than the tuple above
+    "nan",
+    "inf",
+    "extreme",
+    "all_zero",
+    "only_in_a",
+    "changed",
+    *STATUS_SEVERITY,
+)
 
 
 def shape_text(shape: tuple[int, ...]) -> str:

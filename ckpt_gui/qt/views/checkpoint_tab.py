@@ -159,9 +159,15 @@ class CheckpointTab(QWidget):
         self._panels.setVisible(True)
 
     def show_panel(self, widget: QWidget) -> None:
-        """Bring a page added with ``add_panel`` to the front."""
+        """Bring a page added with ``add_panel`` to the front, with room to read it."""
         self._panels.setCurrentWidget(widget)
         self._panels.setVisible(True)
+        split = self._panels.parentWidget()
+        if isinstance(split, QSplitter) and split.count() == 2:
+            sizes = split.sizes()
+            total = sum(sizes)
+            if total and sizes[1] < total * 0.38:
+                split.setSizes([int(total * 0.6), total - int(total * 0.6)])
 
     def set_error_details(self, widget: QWidget | None) -> None:
         """Show ``widget`` under the one-line error (None removes it), e.g. pickle risk."""
@@ -210,7 +216,7 @@ class CheckpointTab(QWidget):
         self.error_label.setStyleSheet("color: #c62828; font-size: 11pt; padding: 12px;")
         layout.addWidget(self.error_label)
         self._error_details = QVBoxLayout()
-        layout.addLayout(self._error_details, 4)
+        layout.addLayout(self._error_details)
         retry = QPushButton("Retry (F5)")
         retry.clicked.connect(self.reload)
         row = QHBoxLayout()

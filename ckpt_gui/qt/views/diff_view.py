@@ -26,6 +26,8 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QStackedWidget,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QTableView,
     QTabWidget,
     QVBoxLayout,
@@ -93,6 +95,14 @@ def value_diff_blocker(a: Checkpoint, b: Checkpoint) -> str:
         "so the structure is compared but the values cannot be. Download the checkpoint "
         "(ckpt-gui download) and compare the local copy to see value differences."
     )
+
+
+class _ElideRightDelegate(QStyledItemDelegate):
+    """B's name differs from A's at the start (the renamed prefix): keep that visible."""
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: QModelIndex) -> None:  # type: ignore[override]
+        super().initStyleOption(option, index)
+        option.textElideMode = Qt.TextElideMode.ElideRight
 
 
 class DiffFilterProxy(QSortFilterProxyModel):
@@ -197,7 +207,7 @@ class DiffView(QWidget):
         self.loading_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.loading_label.setWordWrap(True)
         layout.addWidget(self.loading_label)
-        busy = QProgressBar()
+        busy = self._busy_bar = QProgressBar()
         busy.setRange(0, 0)
         busy.setMaximumWidth(320)
         row = QHBoxLayout()
@@ -271,9 +281,10 @@ class DiffView(QWidget):
         self.table.sortByColumn(DiffColumn.REL_L2, Qt.SortOrder.DescendingOrder)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(DiffColumn.NAME, QHeaderView.ResizeMode.Stretch)
+        self.table.setItemDelegateForColumn(DiffColumn.NAME_B, _ElideRightDelegate(self.table))
         widths = {
             DiffColumn.STATUS: 112,
-            DiffColumn.NAME_B: 120,
+            DiffColumn.NAME_B: 150,
             DiffColumn.SHAPE: 110,
             DiffColumn.DTYPE: 90,
             DiffColumn.PARAMETERS: 84,
@@ -325,8 +336,7 @@ class DiffView(QWidget):
         )
         self.loading_label.setTextFormat(Qt.TextFormat.RichText)
         self.loading_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        for bar in self._stack.widget(0).findChildren(QProgressBar):
-            bar.setVisible(False)
+        self._busy_bar.setVisible(False)
 
     def _on_worker_finished(self) -> None:
         self._worker = None

@@ -99,7 +99,7 @@ class PickleGlobalsModel(QAbstractTableModel):
             if column == GlobalColumn.NAME:
                 return entry.name
             if column == GlobalColumn.REASON:
-                return entry.reason or ("tensor rebuilding / container" if entry.allowed else "")
+                return entry.reason or ("on the weights-only allow list" if entry.allowed else "")
             return file
         if role == Qt.ItemDataRole.ForegroundRole and column == GlobalColumn.VERDICT:
             return QBrush(_ALLOWED if entry.allowed else _REFUSED)
@@ -125,6 +125,13 @@ def globals_table(model: PickleGlobalsModel, show_file: bool) -> QTableView:
     header.setSectionResizeMode(GlobalColumn.REASON, QHeaderView.ResizeMode.Stretch)
     table.setColumnHidden(GlobalColumn.FILE, not show_file)
     return table
+
+
+def fit_rows(table: QTableView, rows: int, most: int = 14) -> None:
+    """Make the table as tall as its rows (up to ``most``), so no empty block shows."""
+    height = table.horizontalHeader().height() + 2 * table.frameWidth()
+    height += table.verticalHeader().defaultSectionSize() * max(1, min(rows, most))
+    table.setMaximumHeight(height)
 
 
 def globals_summary(pickle_globals: Sequence[PickleGlobal]) -> str:
@@ -161,7 +168,7 @@ class PickleGlobalsToggle(QWidget):
         self.toggle.setArrowType(Qt.ArrowType.RightArrow)
         self.toggle.toggled.connect(self._toggled)
         self.table = globals_table(self.model, show_file=False)
-        self.table.setMaximumHeight(160)
+        fit_rows(self.table, self.model.rowCount(), most=6)
         self.table.setVisible(False)
         layout.addWidget(self.toggle)
         layout.addWidget(self.table)
@@ -185,7 +192,7 @@ class UnsafePickleView(QWidget):
         self._disposed = False
         self.model = PickleGlobalsModel(self)
         self.notice = QLabel(
-            "🛡 <b>Not loaded, nothing executed.</b> This file is a Python pickle that asks to "
+            "<b>Not loaded, nothing executed.</b> This file is a Python pickle that asks to "
             "import code that torch's weights-only loader refuses. ckpt-gui stopped before "
             "unpickling anything: no object was created and no code in the file ran. "
             "A plain <code>pickle.load</code> or <code>torch.load(weights_only=False)</code> "
@@ -205,7 +212,7 @@ class UnsafePickleView(QWidget):
         layout.setContentsMargins(24, 4, 24, 4)
         layout.addWidget(self.notice)
         layout.addWidget(self.status)
-        layout.addWidget(self.table, 1)
+        layout.addWidget(self.table)
         worker = Worker(pickle_risk, target)
         worker.returned.connect(self._on_report)
         worker.errored.connect(self._on_error)
@@ -243,6 +250,7 @@ class UnsafePickleView(QWidget):
                 "<span style='color:#7a4a00'>" + html.escape("; ".join(problems[:3])) + "</span>"
             )
         self.status.setText("<br>".join(lines))
+        fit_rows(self.table, self.model.rowCount())
         self.ready.emit(report)
 
     def _on_error(self, message: str) -> None:

@@ -100,9 +100,10 @@ class ScanPanel(QWidget):
         bar.addWidget(QLabel("Extreme beyond"))
         bar.addWidget(self.target_box)
         bar.addWidget(self.scan_button)
-        bar.addWidget(self.progress, 1)
-        bar.addWidget(self.progress_label, 1)
+        bar.addWidget(self.progress, 3)
+        bar.addWidget(self.progress_label, 2)
         bar.addWidget(self.cancel_button)
+        bar.addStretch(1)
 
         self.result_label = QLabel(
             f"Reads all {len(checkpoint.tensors):,} tensors "
@@ -135,6 +136,7 @@ class ScanPanel(QWidget):
             ScanColumn.BEYOND: 64,
         }.items():
             header.resizeSection(column, width)
+        self.table.sortByColumn(ScanColumn.PROBLEMS, Qt.SortOrder.AscendingOrder)
         self.table.doubleClicked.connect(self._activated)
         self.table.setVisible(False)
 
