@@ -16,7 +16,7 @@ tree (``changed`` / ``only_in_a``); scans add a "Scan" panel under the tree.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from PySide6.QtCore import QObject, QPoint, Qt
 from PySide6.QtGui import QAction, QDropEvent, QKeySequence
@@ -107,7 +107,6 @@ class CompareScanActions(QObject):
 
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
-        self.window = window
         self.drop_menu: QMenu | None = None  # the last drop prompt (tests trigger its actions)
         menu = window.menu("&Analyze")
         self.compare_action = self._action(menu, "&Compare With…", self.compare_current, "Ctrl+D")
@@ -119,6 +118,13 @@ class CompareScanActions(QObject):
         bar.customContextMenuRequested.connect(self._tab_context_menu)
         window.tab_opened.connect(self._watch_tab)
         window.drop_handlers.append(self._handle_drop)
+
+    @property
+    def window(self) -> MainWindow:
+        # Through the Qt parent, not an attribute: window.compare_scan -> self -> window
+        # would be a reference cycle, and the garbage collector may then destroy the
+        # window on whichever thread it runs, a worker's included (a crash).
+        return cast("MainWindow", self.parent())
 
     # -- public API ----------------------------------------------------------------------
     def compare(self, tab: CheckpointTab, b_target: str) -> DiffView:
