@@ -222,12 +222,11 @@ class CompareScanActions(QObject):
         menu.popup(position)  # not exec(): a drop must never block the event loop
         return True
 
-    def _tab_context_menu(self, position: QPoint) -> None:
-        bar = self.window.tab_widget.tabBar()
-        index = bar.tabAt(position)
+    def tab_menu(self, index: int) -> QMenu | None:
+        """The context menu of tab ``index`` (None when there is no such tab)."""
         widget = self.window.tab_widget.widget(index) if index >= 0 else None
         if widget is None:
-            return
+            return None
         menu = QMenu(self.window)
         if isinstance(widget, CheckpointTab) and widget.checkpoint is not None:
             tab = widget
@@ -243,7 +242,14 @@ class CompareScanActions(QObject):
         menu.addAction(
             "Close Tab", lambda: self.window.close_tab(self.window.tab_widget.indexOf(widget))
         )
-        menu.exec(bar.mapToGlobal(position))
+        return menu
+
+    def _tab_context_menu(self, position: QPoint) -> None:
+        bar = self.window.tab_widget.tabBar()
+        menu = self.tab_menu(bar.tabAt(position))
+        if menu is not None:
+            menu.exec(bar.mapToGlobal(position))
+            menu.deleteLater()
 
     def _action(self, menu: QMenu, text: str, slot: object, shortcut: str) -> QAction:
         action = QAction(text, self.window)

@@ -26,6 +26,7 @@ from ckpt_gui.qt.models.diff_model import (
 from ckpt_gui.qt.views import diff_view
 from ckpt_gui.qt.views.checkpoint_tab import CheckpointTab
 from ckpt_gui.qt.views.diff_view import SHOW_CHOICES, DiffView, LoadedPair
+from ckpt_gui.qt.views.scan_panel import ScanPanel
 from tests.diffscan_data import PERTURBED
 
 
@@ -296,3 +297,49 @@ def test_show_choices_cover_every_kind() -> None:
 
     shown = set().union(*(kinds for kinds in SHOW_CHOICES.values() if kinds))
     assert shown | {PENDING} == set(KIND_LABELS)
+
+
+def test_tab_context_menu_offers_compare_and_scan(
+    qtbot, window, llama_dir, finetuned_dir, monkeypatch
+):
+    monkeypatch.setattr(compare_scan, "ask_compare_target", lambda *_: str(finetuned_dir))
+    tab = open_tab(qtbot, window, llama_dir)
+    menu = window.compare_scan.tab_menu(window.tab_widget.indexOf(tab))
+    actions = {a.text(): a for a in menu.actions() if a.text()}
+    assert list(actions) == ["Compare With…", "Scan All Tensors", "Close Tab"]
+    actions["Scan All Tensors"].trigger()
+    panel = tab.findChild(ScanPanel)
+    assert panel is not None
+    qtbot.waitUntil(lambda: not panel.is_busy, timeout=30_000)
+    actions["Compare With…"].trigger()
+    view = window.tab_widget.currentWidget()
+    assert isinstance(view, DiffView)
+    wait_done(qtbot, view)
+    # The diff tab's own menu only closes it.
+    diff_menu = window.compare_scan.tab_menu(window.tab_widget.indexOf(view))
+    assert [a.text() for a in diff_menu.actions() if a.text()] == ["Close Tab"]
+    assert window.compare_scan.tab_menu(99) is None
+
+
+def test_command_line_compare_and_scan(qtbot, window, llama_dir, finetuned_dir, damaged_files):
+    """``ckpt-gui A --compare B`` / ``ckpt-gui F --scan BF16`` act once the tab has loaded."""
+    import argparse
+
+    from ckpt_gui.cli import build_gui_parser
+    from ckpt_gui.qt.app import _compare_or_scan
+
+    args = build_gui_parser().parse_args([str(llama_dir), "--compare", str(finetuned_dir)])
+    tabs = window.open_targets([str(t) for t in args.targets])
+    _compare_or_scan(window, tabs, args)  # before the tab has loaded: waits for it
+    qtbot.waitUntil(lambda: isinstance(window.tab_widget.currentWidget(), DiffView), timeout=30_000)
+    view = window.tab_widget.currentWidget()
+    assert (view.a_target, view.b_target) == (str(llama_dir), str(finetuned_dir))
+    wait_done(qtbot, view)
+    assert build_gui_parser().parse_args(["x", "--scan"]).scan == "F16"
+    args = argparse.Namespace(compare=None, scan="BF16")
+    (tab,) = window.open_targets([str(damaged_files["safetensors"])])
+    _compare_or_scan(window, [tab], args)
+    qtbot.waitUntil(lambda: tab.findChild(ScanPanel) is not None, timeout=30_000)
+    panel = tab.findChild(ScanPanel)
+    qtbot.waitUntil(lambda: panel.report is not None, timeout=30_000)
+    assert panel.report.target_dtype == "BF16"
