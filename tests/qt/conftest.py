@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
@@ -10,6 +11,18 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from ckpt_gui.core.model import Checkpoint, FileInfo, TensorInfo
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_on_the_gui_thread():
+    """Free each test's reference cycles here, on the GUI thread.
+
+    Test frames kept alive by tracebacks (pytest-qt's waitUntil retries) hold widgets
+    such as the window; left to the garbage collector, they may be destroyed by whatever
+    thread runs it next, e.g. the following test's loading worker, and Qt crashes.
+    """
+    yield
+    gc.collect()
 
 
 @pytest.fixture()

@@ -479,7 +479,7 @@ class DiffView(QWidget):
         ]
         dtype_changed = len(self.pair.structure.dtype_changed) if self.pair else 0
         if dtype_changed:
-            parts.append(f"<b>{dtype_changed:,}</b> dtype changed")
+            parts.append(chip(SHAPE_CHANGED, "dtype changed", dtype_changed))
         if counts[NOT_COMPARED]:
             parts.append(chip(NOT_COMPARED, "not compared", counts[NOT_COMPARED]))
         verdict = ""
