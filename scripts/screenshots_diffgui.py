@@ -104,12 +104,53 @@ def shoot(out: Path, *args: str) -> int:
     return result.returncode
 
 
+MODULES = """
+import sys
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+from ckpt_gui.qt.app import configure_application
+from ckpt_gui.qt.main_window import MainWindow
+app = QApplication([])
+configure_application(app)
+window = MainWindow(settings=None)
+window.resize(1280, 640)
+window.show()
+tab = window.open_targets([sys.argv[1]])[0]
+state = {}
+def ready():
+    if not window.is_idle():
+        return
+    if "view" not in state:
+        state["view"] = window.compare_scan.compare(tab, sys.argv[2])
+        return
+    timer.stop()
+    view = state["view"]
+    view.pages.setCurrentIndex(1)
+    app.processEvents()
+    window.grab().save(sys.argv[3], "PNG")
+    app.quit()
+timer = QTimer()
+timer.timeout.connect(ready)
+timer.start(50)
+app.exec()
+"""
+
+
+def shoot_modules(out: Path, a: Path, b: Path) -> None:
+    """The diff's Modules page: driven through the window's Python API."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "QT_QPA_PLATFORM": "offscreen"}
+    command = [sys.executable, "-c", MODULES, str(a), str(b), str(out)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    print(f"{out.name}: exit {result.returncode}")
+
+
 def main() -> int:
     out_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "docs" / "screenshots"
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as temp:
         samples = make_samples(Path(temp))
         shoot(out_dir / "diff.png", str(samples["base"]), "--compare", str(samples["finetuned"]))
+        shoot_modules(out_dir / "diff-modules.png", samples["base"], samples["finetuned"])
         shoot(out_dir / "scan.png", str(samples["damaged"]), "--scan")
         shoot(out_dir / "pickle-risk.png", str(samples["evil"]))
         if (Path(temp) / "PWNED").exists():
