@@ -88,6 +88,14 @@ def test_changed_tensors_match_the_core(qtbot, qtmodeltester, window, llama_dir,
     view.show_box.setCurrentText("Identical")
     view.filter_edit.clear()
     assert view.proxy.rowCount() == len(core.identical)
+    # Header clicks sort (the model sorts itself: fast for 100,000 rows).
+    view.show_box.setCurrentText("All tensors")
+    view.table.sortByColumn(DiffColumn.NAME, Qt.SortOrder.AscendingOrder)
+    names = proxy_column(view, DiffColumn.NAME)
+    assert names == sorted(names) and len(names) == len(core.tensors)
+    view.table.sortByColumn(DiffColumn.MAX_ABS, Qt.SortOrder.DescendingOrder)
+    largest = max(core.changed, key=lambda t: t.max_abs_diff or 0.0)
+    assert proxy_column(view, DiffColumn.NAME)[0] == largest.key
     qtmodeltester.check(view.model)
     qtmodeltester.check(view.proxy)
     qtmodeltester.check(view.module_model)

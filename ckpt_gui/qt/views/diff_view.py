@@ -55,6 +55,7 @@ from ckpt_gui.qt.models.diff_model import (
     ModuleColumn,
     ModuleDiffModel,
     SortRole,
+    SourceSortProxy,
 )
 from ckpt_gui.qt.result_relay import ResultRelay
 from ckpt_gui.qt.workers import Worker
@@ -69,6 +70,10 @@ SHOW_CHOICES: dict[str, frozenset[str] | None] = {
     "Only in B": frozenset({ONLY_IN_B}),
     "Shape changed": frozenset({SHAPE_CHANGED}),
 }
+
+
+# Up to this many rows the table re-sorts as results arrive; above, once at the end.
+LIVE_SORT_ROWS = 20_000
 
 
 class LoadedPair(NamedTuple):
@@ -105,7 +110,7 @@ class _ElideRightDelegate(QStyledItemDelegate):
         option.textElideMode = Qt.TextElideMode.ElideRight
 
 
-class DiffFilterProxy(QSortFilterProxyModel):
+class DiffFilterProxy(SourceSortProxy):
     """Filter by row kind (the Show box) and by a name substring."""
 
     def __init__(self, parent: Any = None) -> None:
@@ -159,7 +164,7 @@ class DiffView(QWidget):
         self.proxy = DiffFilterProxy(self)
         self.proxy.setSourceModel(self.model)
         self.module_model = ModuleDiffModel(self)
-        self.module_proxy = QSortFilterProxyModel(self)
+        self.module_proxy = SourceSortProxy(self)
         self.module_proxy.setSortRole(SortRole)
         self.module_proxy.setSourceModel(self.module_model)
         self.relay = ResultRelay(parent=self)
@@ -319,6 +324,7 @@ class DiffView(QWidget):
         blocker = value_diff_blocker(pair.a, pair.b)
         if blocker:
             self.model.mark_unfinished()
+            self.model.resort()
             self._show_message(blocker)
             self.progress_row.setVisible(False)
             self._update_summary()
@@ -384,6 +390,8 @@ class DiffView(QWidget):
         for result in results:
             self.results[result.key] = result
         self.model.apply_results(results)
+        if self.model.rowCount() <= LIVE_SORT_ROWS:
+            self.model.resort()
         self._update_summary()
 
     def _on_values_done(self, report: DiffReport) -> None:
@@ -392,6 +400,7 @@ class DiffView(QWidget):
             return
         self.report = report
         self.model.apply_results(report.tensors)
+        self.model.resort()
         self.module_model.set_modules(report.modules)
         self.pages.setTabEnabled(1, True)
         self.progress_row.setVisible(False)
@@ -419,6 +428,7 @@ class DiffView(QWidget):
 
     def _partial_end(self) -> None:
         self.model.mark_unfinished()
+        self.model.resort()
         ordered = tuple(self.results.values())
         self.module_model.set_modules(aggregate_modules(ordered))
         self.pages.setTabEnabled(1, True)
