@@ -39,6 +39,16 @@ def build_gui_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--smoke-test", action="store_true", help="self-test offscreen and exit")
     parser.add_argument("--no-demo", action="store_true", help="do not open the demo checkpoint")
+    parser.add_argument(
+        "--compare", metavar="B", help="compare the first target (A) with B in a diff tab"
+    )
+    parser.add_argument(
+        "--scan",
+        nargs="?",
+        const="F16",
+        metavar="DTYPE",
+        help="scan the first target's tensors (extreme beyond DTYPE, default F16)",
+    )
     return parser
 
 

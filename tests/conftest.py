@@ -16,6 +16,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Model descriptions cached by `check` go to a per-run folder, never the user's cache.
 os.environ.setdefault("CKPT_GUI_CACHE_DIR", tempfile.mkdtemp(prefix="ckpt-gui-test-cache-"))
 
+# Diff / scan / pickle-risk data (fixtures finetuned_dir, damaged_files, marker).
+pytest_plugins = ["tests.diffscan_data"]
+
 TINY_LLAMA = {
     "vocab_size": 128,
     "hidden_size": 32,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 HEADLESS_TIMEOUT_S = float(os.environ.get("CKPT_GUI_HEADLESS_TIMEOUT", "300"))
@@ -42,7 +43,8 @@ def run_gui(args: argparse.Namespace) -> int:
     # Headless runs must not change the user's recent list or window geometry.
     window = MainWindow(settings=None if headless else QSettings())
     if args.targets:
-        window.open_targets([str(t) for t in args.targets])
+        tabs = window.open_targets([str(t) for t in args.targets])
+        _compare_or_scan(window, tabs, args)
     elif not args.no_demo:
         window.open_targets([DEMO_TARGET])
     window.show()
@@ -51,6 +53,18 @@ def run_gui(args: argparse.Namespace) -> int:
     from ckpt_gui.qt.headless import run_headless
 
     return run_headless(app, window, args.screenshot, HEADLESS_TIMEOUT_S)
+
+
+def _compare_or_scan(window: object, tabs: Sequence[object], args: argparse.Namespace) -> None:
+    """``--compare B`` / ``--scan [DTYPE]`` act on the first target's tab once it loads."""
+    compare, scan = getattr(args, "compare", None), getattr(args, "scan", None)
+    actions = getattr(window, "compare_scan", None)
+    if not tabs or actions is None or not (compare or scan):
+        return
+    if compare:
+        actions.when_loaded(tabs[0], "compare", str(compare))
+    if scan:
+        actions.when_loaded(tabs[0], "scan", str(scan))
 
 
 def configure_application(app: object) -> None:

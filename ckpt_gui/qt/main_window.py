@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from ckpt_gui.core.tree_export import FORMATS
+from ckpt_gui.qt.compare_scan import install_compare_scan
 from ckpt_gui.qt.drops import targets_from_mime
 from ckpt_gui.qt.export_controller import install_exports
 from ckpt_gui.qt.gui_gc import collect_garbage_on_gui_thread
@@ -75,6 +77,8 @@ class MainWindow(QMainWindow):
         self.welcome.demo_requested.connect(lambda: self.open_targets([DEMO_TARGET]))
 
         self._menus: dict[str, QMenu] = {}
+        # Callables (targets, event) -> bool that may take over a drop (e.g. "compare").
+        self.drop_handlers: list[Callable[[list[str], QDropEvent], bool]] = []
         self._build_menus()
         # The local Hugging Face cache; scanned in the background when first shown.
         self.library = LibraryDock()
@@ -87,6 +91,7 @@ class MainWindow(QMainWindow):
         self.exports = install_exports(self)  # Export menu, Jobs dock, quit guard
         self._restore_geometry()
         self._refresh_recent()
+        install_compare_scan(self)
         self.statusBar().showMessage("Drop checkpoints, folders or Hub repo ids on the window")
 
     # -- extension API -----------------------------------------------------------------------
@@ -146,8 +151,9 @@ class MainWindow(QMainWindow):
     def close_tab(self, index: int) -> None:
         widget = self.tab_widget.widget(index)
         self.tab_widget.removeTab(index)
-        if isinstance(widget, CheckpointTab):
-            widget.dispose()
+        dispose = getattr(widget, "dispose", None)
+        if callable(dispose):  # CheckpointTab, DiffView: stop their background work
+            dispose()
         if widget is not None:
             widget.deleteLater()
         self._update_stack()
@@ -171,7 +177,8 @@ class MainWindow(QMainWindow):
         targets = targets_from_mime(event.mimeData())
         if targets:
             event.acceptProposedAction()
-            self.open_targets(targets)
+            if not any(handler(targets, event) for handler in self.drop_handlers):
+                self.open_targets(targets)
         else:
             event.ignore()
 

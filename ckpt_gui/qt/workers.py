@@ -37,9 +37,11 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal
+from shiboken6 import Shiboken
 
 _ACTIVE: set[Worker] = set()
 _ACTIVE_LOCK = threading.Lock()
+_RETIRED: list[QObject] = []  # finished workers/threads whose C++ deletion is pending
 
 
 def active_workers() -> list[Worker]:
@@ -99,14 +101,16 @@ class Worker(QObject):
         self._kwargs = kwargs
         self._stop = threading.Event()
         self._thread: _Thread | None = None
+        self._started = False
         self.exception: BaseException | None = None
         self.result: Any = None
 
     # -- control -----------------------------------------------------------------
     def start(self) -> None:
         """Start the background thread (once)."""
-        if self._thread is not None:
+        if self._started:
             raise RuntimeError("a Worker can only be started once")
+        self._started = True
         self._thread = _Thread(self._run)
         # finished is emitted by our body last; the thread object is dropped only when
         # the OS thread has really ended, so Qt never destroys a running QThread.
@@ -173,10 +177,22 @@ class Worker(QObject):
     def _release(self) -> None:
         # QThread.finished is emitted just before the OS thread ends; wait for the end so
         # that dropping the last reference can never destroy a running QThread (abort).
-        if self._thread is not None:
-            self._thread.wait()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.wait()
         with _ACTIVE_LOCK:
             _ACTIVE.discard(self)
+        # Worker and thread sit in reference cycles (the thread's body, frames kept by
+        # tracebacks) that only the garbage collector frees, on whatever thread it happens
+        # to run, a worker's too, and destroying a Qt object there crashes. So their C++
+        # halves are deleted by the GUI thread's event loop, and until that has happened
+        # _RETIRED keeps the wrappers reachable (the collector leaves them alone). The
+        # Python attributes (result, exception, should_stop) stay readable.
+        _RETIRED[:] = [obj for obj in _RETIRED if Shiboken.isValid(obj)]
+        for obj in (thread, self):
+            if obj is not None:
+                _RETIRED.append(obj)
+                obj.deleteLater()
 
 
 class _Aborted(Exception):

@@ -15,26 +15,9 @@ import pytest
 from ckpt_gui.core.diff import diff_structure, diff_values
 from ckpt_gui.core.formats import open_checkpoint
 from ckpt_gui.core.jobs import run_to_completion
+from tests.diffscan_data import PERTURBED
 
 ROOT = Path(__file__).resolve().parents[2]
-PERTURBED = ("model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.down_proj.weight")
-
-
-@pytest.fixture(scope="session")
-def finetuned_dir(tmp_path_factory: pytest.TempPathFactory, llama_state_dict) -> Path:
-    """A fine-tune-like copy: two tensors nudged, everything else byte-identical."""
-    import torch
-    from safetensors.torch import save_file
-
-    folder = tmp_path_factory.mktemp("finetuned")
-    generator = torch.Generator().manual_seed(1)
-    changed = dict(llama_state_dict)
-    # One noticeable change and one tiny one (1 - cosine near 1e-7, below float32 resolution).
-    for key, scale in zip(PERTURBED, (1e-3, 1e-5), strict=True):
-        base = llama_state_dict[key]
-        changed[key] = base + scale * torch.randn(base.shape, generator=generator)
-    save_file(changed, folder / "model.safetensors", metadata={"format": "pt"})
-    return folder
 
 
 def run_diff(a: Path, b: Path, **kwargs):  # type: ignore[no-untyped-def]

@@ -20,37 +20,9 @@ from ckpt_gui.core.pickle_scan import (
     globals_in_pickle,
     weights_only_allowed_names,
 )
+from tests.diffscan_data import evil_checkpoint, payloads
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class _Reduce:
-    """Pickles as ``func(*args)``: what an attacker's object looks like in the opcode stream."""
-
-    def __init__(self, func: object, *args: object) -> None:
-        self.func, self.args = func, args
-
-    def __reduce__(self):  # type: ignore[no-untyped-def]
-        return self.func, self.args
-
-
-def payloads(marker: Path) -> dict[str, object]:
-    """Objects whose unpickling would create ``marker``, keyed by the global they use."""
-    import builtins
-
-    command = f"touch {marker}"
-    return {
-        f"{os.system.__module__}.system": _Reduce(os.system, command),
-        "builtins.eval": _Reduce(builtins.eval, f"open({str(marker)!r}, 'w')"),
-        "subprocess.Popen": _Reduce(subprocess.Popen, ["touch", str(marker)]),
-    }
-
-
-@pytest.fixture()
-def marker(tmp_path: Path) -> Path:
-    path = tmp_path / "PWNED"
-    yield path
-    assert not path.exists(), "scanning executed the pickle"
 
 
 def names(data: bytes) -> list[str]:
@@ -141,23 +113,9 @@ def test_extension_registry_opcode_is_refused() -> None:
     assert len(found) == 1 and not classify(found[0], weights_only_allowed_names()).allowed
 
 
-def _evil_checkpoint(path: Path, marker: Path, legacy: bool = False) -> Path:
-    import torch
-
-    torch.save(
-        {
-            "model.weight": torch.ones(2, 2),
-            "hook": payloads(marker)[f"{os.system.__module__}.system"],
-        },
-        path,
-        _use_new_zipfile_serialization=not legacy,
-    )
-    return path
-
-
 @pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
 def test_torch_save_with_os_system(tmp_path: Path, marker: Path, legacy: bool) -> None:
-    path = _evil_checkpoint(tmp_path / "evil.pt", marker, legacy)
+    path = evil_checkpoint(tmp_path / "evil.pt", marker, legacy)
     report = pickle_risk(path)
     assert not report.safe
     refused = {g.name: g.reason for g in report.refused}
@@ -211,7 +169,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_inspect_refuses_but_pickle_risk_explains(tmp_path: Path, marker: Path) -> None:
-    path = _evil_checkpoint(tmp_path / "evil.pt", marker)
+    path = evil_checkpoint(tmp_path / "evil.pt", marker)
     inspected = cli("inspect", str(path), "--json")
     assert inspected.returncode == 2 and inspected.stdout == ""
     assert inspected.stderr.count("\n") == 1 and "system" in inspected.stderr
@@ -248,7 +206,7 @@ def test_folder_scan_includes_stray_pickles(tmp_path: Path, llama_dir: Path, mar
 
     folder = tmp_path / "model"
     shutil.copytree(llama_dir, folder)
-    _evil_checkpoint(folder / "pytorch_model.bin", marker)
+    evil_checkpoint(folder / "pytorch_model.bin", marker)
     report = pickle_risk(folder)
     kinds = {Path(f.path).name: f.kind for f in report.files}
     assert kinds == {"model.safetensors": "safetensors", "pytorch_model.bin": "pickle"}

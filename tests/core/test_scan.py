@@ -17,41 +17,9 @@ from ckpt_gui.core.jobs import run_to_completion
 from ckpt_gui.core.scan import scan
 from ckpt_gui.core.tensor_data import decode_into, iter_chunks
 from ckpt_gui.core.tensor_stream import TensorStream
+from tests.diffscan_data import BIG_KEY, INF_KEY, NAN_KEY, ZERO_KEY, damaged
 
 ROOT = Path(__file__).resolve().parents[2]
-NAN_KEY = "model.layers.0.self_attn.k_proj.weight"
-INF_KEY = "model.layers.1.mlp.gate_proj.weight"
-ZERO_KEY = "model.layers.0.post_attention_layernorm.weight"
-BIG_KEY = "model.layers.1.self_attn.o_proj.weight"
-
-
-def damaged(state_dict: dict) -> dict:  # type: ignore[type-arg]
-    import torch
-
-    out = {k: v.clone() for k, v in state_dict.items()}
-    out[NAN_KEY].view(-1)[[3, 200, 511]] = float("nan")
-    out[INF_KEY].view(-1)[7] = float("-inf")
-    out[ZERO_KEY] = torch.zeros_like(out[ZERO_KEY])
-    out[BIG_KEY].view(-1)[[10, 11]] = torch.tensor([1e6, -7e4])
-    return out
-
-
-@pytest.fixture(scope="session")
-def damaged_files(tmp_path_factory: pytest.TempPathFactory, llama_state_dict) -> dict[str, Path]:
-    import torch
-    from safetensors.torch import save_file
-
-    folder = tmp_path_factory.mktemp("damaged")
-    bad = damaged(llama_state_dict)
-    save_file(bad, folder / "bad.safetensors")
-    torch.save(bad, folder / "bad.pt")
-    half = {k: v.to(torch.bfloat16) for k, v in bad.items()}
-    save_file(half, folder / "bad_bf16.safetensors")
-    return {
-        "safetensors": folder / "bad.safetensors",
-        "pt": folder / "bad.pt",
-        "bf16": folder / "bad_bf16.safetensors",
-    }
 
 
 def test_real_model_is_clean(llama_dir: Path, llama_bin_dir: Path) -> None:

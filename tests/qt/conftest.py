@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from pathlib import Path
@@ -23,6 +24,18 @@ def _private_hf_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The Library dock scans the HF cache: never the developer's own, never the network."""
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_on_the_gui_thread():
+    """Free each test's reference cycles here, on the GUI thread.
+
+    Test frames kept alive by tracebacks (pytest-qt's waitUntil retries) hold widgets
+    such as the window; left to the garbage collector, they may be destroyed by whatever
+    thread runs it next, e.g. the following test's loading worker, and Qt crashes.
+    """
+    yield
+    gc.collect()
 
 
 @pytest.fixture()

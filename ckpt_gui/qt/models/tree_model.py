@@ -55,6 +55,26 @@ STATUS_COLORS: dict[str, QColor] = {
     "mismatch": QColor(142, 36, 170),
 }
 STATUS_SEVERITY = ("mismatch", "missing", "unexpected", "ok")
+# Scan findings (views/scan_panel.py) and diff results (views/diff_view.py).
+STATUS_COLORS.update(
+    {
+        "nan": QColor(198, 40, 40),
+        "inf": QColor(173, 20, 87),
+        "extreme": QColor(230, 81, 0),
+        "all_zero": QColor(0, 121, 107),
+        "changed": QColor(216, 67, 21),
+        "only_in_a": QColor(198, 40, 40),
+    }
+)
+STATUS_SEVERITY = (  # type: ignore[assignment]  # longer than the tuple above
+    "nan",
+    "inf",
+    "extreme",
+    "all_zero",
+    "only_in_a",
+    "changed",
+    *STATUS_SEVERITY,
+)
 
 
 def shape_text(shape: tuple[int, ...]) -> str:

@@ -112,6 +112,7 @@ class CheckpointTab(QWidget):
         self._loader = loader
         self.checkpoint: Checkpoint | None = None
         self.error: str | None = None
+        self.exception: BaseException | None = None  # what the load raised (e.g. UnsafePickleError)
         self.tree: TreePanel | None = None
         self.details = DetailsPanel()
         self._worker: Worker | None = None
@@ -146,6 +147,8 @@ class CheckpointTab(QWidget):
         )
         self._stack.setCurrentIndex(0)
         self._busy_bar.setRange(0, 0)
+        self.set_error_details(None)
+        self.exception = None
         target = self.target
         custom = self._loader or (open_demo if target == DEMO_TARGET else None)
 
@@ -175,6 +178,11 @@ class CheckpointTab(QWidget):
         self.details.cancel()
         if self.download_bar is not None:
             self.download_bar.close_dialog()  # a download for a closed tab is cancelled
+        # Panels and error details with their own background work (scan, pickle risk).
+        for child in self.findChildren(QWidget):
+            dispose = getattr(child, "dispose", None)
+            if callable(dispose):
+                dispose()
 
     def set_row_status(self, status: Mapping[str, str]) -> None:
         """Colour rows by status (``ok``/``missing``/``unexpected``/``mismatch``) per path."""
@@ -187,6 +195,30 @@ class CheckpointTab(QWidget):
         """Add a page to the panel area below the tree (shown once it has a page)."""
         self._panels.addTab(widget, title)
         self._panels.setVisible(True)
+
+    def show_panel(self, widget: QWidget) -> None:
+        """Bring a page added with ``add_panel`` to the front, with room to read it."""
+        self._panels.setCurrentWidget(widget)
+        self._panels.setVisible(True)
+        split = self._panels.parentWidget()
+        if isinstance(split, QSplitter) and split.count() == 2:
+            sizes = split.sizes()
+            total = sum(sizes)
+            if total and sizes[1] < total * 0.38:
+                split.setSizes([int(total * 0.6), total - int(total * 0.6)])
+
+    def set_error_details(self, widget: QWidget | None) -> None:
+        """Show ``widget`` under the one-line error (None removes it), e.g. pickle risk."""
+        while self._error_details.count():
+            item = self._error_details.takeAt(0)
+            old = item.widget() if item is not None else None
+            if old is not None:
+                dispose = getattr(old, "dispose", None)
+                if callable(dispose):
+                    dispose()
+                old.deleteLater()
+        if widget is not None:
+            self._error_details.addWidget(widget)
 
     # -- states ----------------------------------------------------------------------------------
     def _loading_page(self) -> QWidget:
@@ -221,6 +253,8 @@ class CheckpointTab(QWidget):
         self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.error_label.setStyleSheet("color: #c62828; font-size: 11pt; padding: 12px;")
         layout.addWidget(self.error_label)
+        self._error_details = QVBoxLayout()
+        layout.addLayout(self._error_details)
         retry = QPushButton("Retry (F5)")
         retry.clicked.connect(self.reload)
         row = QHBoxLayout()
@@ -254,6 +288,7 @@ class CheckpointTab(QWidget):
 
     def _on_errored(self, message: str) -> None:
         if not self._disposed:
+            self.exception = self._worker.exception if self._worker is not None else None
             self._show_error(message)
 
     def _on_finished(self) -> None:

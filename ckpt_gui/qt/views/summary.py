@@ -113,6 +113,11 @@ class SummaryHeader(QWidget):
         self.toggle.setVisible(bool(text))
         layout.addWidget(self.toggle)
         layout.addWidget(self.metadata_view)
+        if checkpoint.pickle_globals:
+            from ckpt_gui.qt.views.pickle_risk import PickleGlobalsToggle
+
+            self.pickle_globals = PickleGlobalsToggle(checkpoint.pickle_globals, checkpoint.source)
+            layout.addWidget(self.pickle_globals)
 
     def _toggled(self, shown: bool) -> None:
         self.metadata_view.setVisible(shown)
