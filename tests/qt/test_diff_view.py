@@ -293,7 +293,8 @@ def test_compare_dialog_accepts_paths_and_hub_ids(qtbot):
     dialog = compare_scan.CompareTargetDialog("A")
     qtbot.addWidget(dialog)
     dialog.edit.setText("https://huggingface.co/acme/tiny-model/tree/main")
-    assert dialog.target() == "acme/tiny-model"
+    # The URL is kept whole, so its revision (here main) is kept too.
+    assert dialog.target() == "https://huggingface.co/acme/tiny-model/tree/main"
     dialog.edit.setText("  /some/folder  ")
     assert dialog.target() == "/some/folder"
     dialog.edit.setText("")
