@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from ckpt_gui.core.tree_export import FORMATS
+from ckpt_gui.qt.compare.controller import install_compare
 from ckpt_gui.qt.drops import hub_repo_id, targets_from_mime
 from ckpt_gui.qt.views.checkpoint_tab import DEMO_TARGET, CheckpointTab
 from ckpt_gui.qt.views.welcome import WelcomeView
@@ -72,6 +73,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._restore_geometry()
         self._refresh_recent()
+        install_compare(self)
         self.statusBar().showMessage("Drop checkpoints, folders or Hub repo ids on the window")
 
     # -- extension API -----------------------------------------------------------------------

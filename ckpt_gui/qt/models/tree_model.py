@@ -21,9 +21,10 @@ from enum import IntEnum
 from typing import Any
 
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtGui import QBrush, QColor, QFont, QIcon
 
 from ckpt_gui.core.formatting import human_bytes, human_count
+from ckpt_gui.core.ghost_tree import is_ghost
 from ckpt_gui.core.grouping import GroupNode
 from ckpt_gui.core.tree import ModuleNode
 
@@ -55,6 +56,9 @@ STATUS_COLORS: dict[str, QColor] = {
     "mismatch": QColor(142, 36, 170),
 }
 STATUS_SEVERITY = ("mismatch", "missing", "unexpected", "ok")
+# Optional icon per status, shown before the name (the comparison registers them).
+STATUS_ICONS: dict[str, QIcon] = {}
+GHOST_COLOR = QColor(140, 140, 140)  # rows for tensors the checkpoint lacks (ghost rows)
 
 
 def shape_text(shape: tuple[int, ...]) -> str:
@@ -75,6 +79,8 @@ class CheckpointTreeModel(QAbstractItemModel):
         self._inherited: dict[int, str] = {}
         self._bold = QFont()
         self._bold.setBold(True)
+        self._italic = QFont()
+        self._italic.setItalic(True)
 
     # -- public API --------------------------------------------------------------------
     @property
@@ -170,6 +176,13 @@ class CheckpointTreeModel(QAbstractItemModel):
             return node.nbytes / total if total else 0.0
         if role == StatusRole:
             return self.status_of(node)
+        if role == Qt.ItemDataRole.DecorationRole and column == Column.NAME:
+            return STATUS_ICONS.get(self.status_of(node) or "")
+        if is_ghost(node.tensor):
+            if role == Qt.ItemDataRole.ForegroundRole:
+                return QBrush(GHOST_COLOR)
+            if role == Qt.ItemDataRole.FontRole:
+                return self._italic
         if role == Qt.ItemDataRole.ForegroundRole:
             status = self.status_of(node)
             if status in STATUS_COLORS and status != "ok":
@@ -197,6 +210,8 @@ class CheckpointTreeModel(QAbstractItemModel):
             return shape_text(tensor.shape) if tensor else ""
         if column == Column.DTYPE:
             return tensor.dtype if tensor else ""
+        if is_ghost(tensor) and column in (Column.PARAMETERS, Column.SIZE):
+            return "—"  # the model expects it; the checkpoint has no bytes for it
         if column == Column.PARAMETERS:
             return human_count(node.parameters)
         if column == Column.SIZE:
@@ -229,6 +244,8 @@ class CheckpointTreeModel(QAbstractItemModel):
                 f"{node.members[0].name} ({node.members[0].path})"
             )
         status = self.status_of(node)
+        if is_ghost(node.tensor):
+            return f"{node.path}  [missing: the model expects it, the checkpoint lacks it]"
         return f"{node.path}  [{status}]" if status else node.path
 
     def _emit_all_changed(self) -> None:

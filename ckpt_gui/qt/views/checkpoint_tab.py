@@ -83,6 +83,7 @@ class CheckpointTab(QWidget):
         self.checkpoint: Checkpoint | None = None
         self.error: str | None = None
         self.tree: TreePanel | None = None
+        self.header: SummaryHeader | None = None  # rebuilt on each load; extensions add rows
         self.details = DetailsPanel()
         self._worker: Worker | None = None
         self._panels = QTabWidget()
@@ -236,7 +237,8 @@ class CheckpointTab(QWidget):
         content = QWidget()
         layout = QVBoxLayout(content)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(SummaryHeader(checkpoint, summary))
+        self.header = SummaryHeader(checkpoint, summary)
+        layout.addWidget(self.header)
         layout.addWidget(split, 1)
         self._stack.addWidget(content)
         self._stack.setCurrentWidget(content)
