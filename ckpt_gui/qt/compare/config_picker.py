@@ -278,7 +278,9 @@ class ConfigPicker(QDialog):
         if worker is not self._values_worker:
             return  # a later choice superseded this one
         self._values_worker = None
-        self._seed = seed_values(values, self.checkpoint)
+        # Through JSON once, as the table shows it, so that an untouched cell (say
+        # id2label, whose int keys JSON turns into strings) is never an override.
+        self._seed = json.loads(json.dumps(seed_values(values, self.checkpoint), default=str))
         table = self.values_table
         table.setRowCount(0)
         table.setRowCount(len(self._seed))
@@ -287,10 +289,11 @@ class ConfigPicker(QDialog):
             key_item.setFlags(key_item.flags() & ~Qt.ItemFlag.ItemIsEditable)
             table.setItem(row, 0, key_item)
             table.setItem(row, 1, QTableWidgetItem(json.dumps(value)))
+        own = self.checkpoint.config if self.checkpoint is not None else None
         source = (
             "this checkpoint's config.json"
-            if self._seed != values
-            else f"{self.arch_combo.currentText()} defaults"
+            if own and own.get("model_type") == values.get("model_type")
+            else f"the {self.arch_combo.currentText()} defaults"
         )
         self.values_note.setText(f"Config values from {source} (edit to override):")
         self.values_loaded.emit()

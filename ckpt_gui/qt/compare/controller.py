@@ -88,6 +88,7 @@ class CompareController(QObject):
     """Owns one tab's comparison (a child of the tab; find it with ``controller_for``)."""
 
     finished = Signal()  # after each run, result or error
+    problems_only_changed = Signal(bool)
 
     def __init__(self, tab: Any) -> None:
         super().__init__(tab)
@@ -163,6 +164,7 @@ class CompareController(QObject):
         if self.bar.problems_only.isChecked() != on:
             self.bar.problems_only.setChecked(on)  # re-enters through toggled
             return
+        self.problems_only_changed.emit(on)
         tree = self.tab.tree
         if tree is None:
             return
@@ -301,4 +303,19 @@ def install_compare(window: Any) -> None:
     problems.toggled.connect(lambda on: on_current("set_problems_only", on)())
     menu.addAction(problems)
     window.compare_actions = {"compare": compare, "own": own, "problems": problems}
-    window.tab_opened.connect(lambda tab: CompareController(tab))
+
+    def sync_problems_action(*_args: Any) -> None:
+        # The menu item mirrors the current tab's "Show only problems" box.
+        tab = window.current_tab()
+        controller = controller_for(tab) if tab is not None else None
+        checked = controller is not None and controller.bar.problems_only.isChecked()
+        problems.blockSignals(True)
+        problems.setChecked(checked)
+        problems.blockSignals(False)
+
+    def attach(tab: Any) -> None:
+        controller = CompareController(tab)
+        controller.problems_only_changed.connect(sync_problems_action)
+
+    window.tab_opened.connect(attach)
+    window.tab_widget.currentChanged.connect(sync_problems_action)
