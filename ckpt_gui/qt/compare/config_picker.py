@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 from PySide6.QtCore import QStringListModel, Qt, Signal
+from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (
     QComboBox,
     QCompleter,
@@ -38,6 +39,9 @@ from ckpt_gui.core.model import Checkpoint
 from ckpt_gui.qt.workers import Worker
 
 PAGES = ("own", "path", "hub", "architecture")
+# Not worth editing here: bookkeeping, or fixed by the architecture chosen.
+HIDDEN_KEYS = frozenset({"_name_or_path", "architectures", "model_type", "transformers_version"})
+EDITED_BACKGROUND = QColor(255, 243, 205)
 
 
 def seed_values(defaults: dict[str, Any], checkpoint: Checkpoint | None) -> dict[str, Any]:
@@ -227,9 +231,17 @@ class ConfigPicker(QDialog):
         self.values_note = QLabel("Config values (edit to override):")
         self.values_note.setWordWrap(True)
         layout.addWidget(self.values_note)
+        self.values_filter = QLineEdit()
+        self.values_filter.setPlaceholderText("Filter keys (e.g. size, layers)…")
+        self.values_filter.setClearButtonEnabled(True)
+        self.values_filter.textChanged.connect(self._filter_values)
+        layout.addWidget(self.values_filter)
         self.values_table = QTableWidget(0, 2)
         self.values_table.setHorizontalHeaderLabels(["Key", "Value"])
         self.values_table.verticalHeader().setVisible(False)
+        self.values_table.verticalHeader().setDefaultSectionSize(22)
+        self.values_table.setAlternatingRowColors(True)
+        self.values_table.itemChanged.connect(self._mark_edited)
         self.values_table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.values_table.horizontalHeader().resizeSection(0, 220)
         layout.addWidget(self.values_table, 1)
@@ -282,13 +294,17 @@ class ConfigPicker(QDialog):
         # id2label, whose int keys JSON turns into strings) is never an override.
         self._seed = json.loads(json.dumps(seed_values(values, self.checkpoint), default=str))
         table = self.values_table
+        shown = sorted((k, v) for k, v in self._seed.items() if k not in HIDDEN_KEYS)
+        table.blockSignals(True)
         table.setRowCount(0)
-        table.setRowCount(len(self._seed))
-        for row, (key, value) in enumerate(sorted(self._seed.items())):
+        table.setRowCount(len(shown))
+        for row, (key, value) in enumerate(shown):
             key_item = QTableWidgetItem(key)
             key_item.setFlags(key_item.flags() & ~Qt.ItemFlag.ItemIsEditable)
             table.setItem(row, 0, key_item)
             table.setItem(row, 1, QTableWidgetItem(json.dumps(value)))
+        table.blockSignals(False)
+        self._filter_values(self.values_filter.text())
         own = self.checkpoint.config if self.checkpoint is not None else None
         source = (
             "this checkpoint's config.json"
@@ -297,6 +313,27 @@ class ConfigPicker(QDialog):
         )
         self.values_note.setText(f"Config values from {source} (edit to override):")
         self.values_loaded.emit()
+
+    def _mark_edited(self, item: QTableWidgetItem) -> None:
+        """Edited values stand out (bold, tinted): they are what becomes an override."""
+        if item.column() != 1:
+            return
+        key_item = self.values_table.item(item.row(), 0)
+        key = key_item.text() if key_item is not None else ""
+        edited = key not in self._seed or parse_value(item.text()) != self._seed[key]
+        font = QFont(item.font())
+        font.setBold(edited)
+        self.values_table.blockSignals(True)
+        item.setFont(font)
+        item.setBackground(EDITED_BACKGROUND if edited else QColor(0, 0, 0, 0))
+        self.values_table.blockSignals(False)
+
+    def _filter_values(self, text: str) -> None:
+        needle = text.strip().lower()
+        for row in range(self.values_table.rowCount()):
+            item = self.values_table.item(row, 0)
+            hidden = bool(needle) and (item is None or needle not in item.text().lower())
+            self.values_table.setRowHidden(row, hidden)
 
     def _values_failed(self, worker: Worker, message: str) -> None:
         if worker is self._values_worker:

@@ -16,9 +16,17 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
-from PySide6.QtCore import QItemSelectionModel, QObject, Qt, Signal
+from PySide6.QtCore import (
+    QItemSelectionModel,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QCheckBox,
     QHBoxLayout,
     QLabel,
@@ -44,6 +52,7 @@ from ckpt_gui.qt.export_bridge import request_export_with_renames
 from ckpt_gui.qt.workers import Worker
 
 PANEL_TITLE = "Comparison"
+_CENTER = QAbstractItemView.ScrollHint.PositionAtCenter
 
 
 class CompareBar(QWidget):
@@ -103,6 +112,7 @@ class CompareController(QObject):
         self.panel = MismatchPanel(tab)  # owned by the tab until add_panel adopts it
         self.panel.setVisible(False)
         self._panel_added = False
+        self._plain_root: ModuleNode | None = None
         self.bar.compare_button.clicked.connect(lambda: self.open_picker())
         self.bar.architecture_button.clicked.connect(lambda: self.open_picker("architecture"))
         self.bar.problems_only.toggled.connect(self.set_problems_only)
@@ -191,15 +201,30 @@ class CompareController(QObject):
         indexes = [i for i in indexes if i.isValid()]
         if not indexes:
             return
-        selection = tree.view.selectionModel()
-        tree.view.setCurrentIndex(indexes[0])
+        view = tree.view
+        for index in indexes:
+            parent = index.parent()
+            while parent.isValid():
+                view.expand(parent)
+                parent = parent.parent()
+        view.setCurrentIndex(indexes[0])
         flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
         for index in indexes[1:]:
-            selection.select(index, flags)
-        tree.view.scrollTo(indexes[0])
+            view.selectionModel().select(index, flags)
+        view.scrollTo(indexes[0], _CENTER)
+        first = QPersistentModelIndex(indexes[0])
+        # Again once the expansions are laid out: the first scroll may come too early.
+        QTimer.singleShot(0, lambda: self._scroll_to(view, first))
+
+    @staticmethod
+    def _scroll_to(view: Any, index: QPersistentModelIndex) -> None:
+        if index.isValid():
+            view.scrollTo(view.model().index(index.row(), index.column(), index.parent()), _CENTER)
 
     # -- internals ---------------------------------------------------------------------------
     def _tab_loaded(self, checkpoint: Checkpoint) -> None:
+        # The tree as loaded (no ghosts), to return to when a comparison fails.
+        self._plain_root = self.tab.tree.raw_root if self.tab.tree is not None else None
         header = getattr(self.tab, "header", None)
         if header is not None:
             header.layout().addWidget(self.bar)
@@ -246,10 +271,13 @@ class CompareController(QObject):
             return
         self.result, self.error = None, message
         self.tab.set_row_status({})
-        if self.tab.tree is not None and self.tab.checkpoint is not None:
-            from ckpt_gui.core.tree import build_tree
-
-            self.tab.tree.set_root(build_tree(self.tab.checkpoint.tensors))
+        tree = self.tab.tree
+        if (
+            tree is not None
+            and self._plain_root is not None
+            and tree.raw_root is not self._plain_root
+        ):
+            tree.set_root(self._plain_root)  # drop the ghost rows
         self.bar.legend.setVisible(False)
         self.bar.problems_only.setEnabled(False)
         self.bar.verdict.setText(

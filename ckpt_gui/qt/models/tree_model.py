@@ -178,7 +178,7 @@ class CheckpointTreeModel(QAbstractItemModel):
             return self.status_of(node)
         if role == Qt.ItemDataRole.DecorationRole and column == Column.NAME:
             return STATUS_ICONS.get(self.status_of(node) or "")
-        if is_ghost(node.tensor):
+        if _is_ghost_row(node):
             if role == Qt.ItemDataRole.ForegroundRole:
                 return QBrush(GHOST_COLOR)
             if role == Qt.ItemDataRole.FontRole:
@@ -210,7 +210,7 @@ class CheckpointTreeModel(QAbstractItemModel):
             return shape_text(tensor.shape) if tensor else ""
         if column == Column.DTYPE:
             return tensor.dtype if tensor else ""
-        if is_ghost(tensor) and column in (Column.PARAMETERS, Column.SIZE):
+        if _is_ghost_row(node) and column in (Column.PARAMETERS, Column.SIZE):
             return "—"  # the model expects it; the checkpoint has no bytes for it
         if column == Column.PARAMETERS:
             return human_count(node.parameters)
@@ -253,6 +253,13 @@ class CheckpointTreeModel(QAbstractItemModel):
         # re-sort and re-filter without a reset (expanded state and selection stay).
         self.layoutAboutToBeChanged.emit()
         self.layoutChanged.emit()
+
+
+def _is_ghost_row(node: ModuleNode) -> bool:
+    """A tensor the checkpoint lacks (comparison ghost), or a module made only of them."""
+    if node.tensor is not None:
+        return is_ghost(node.tensor)
+    return bool(node.children) and node.tensor_count == 0 and node.parent is not None
 
 
 def _inherit_status(root: ModuleNode, status: Mapping[str, str]) -> dict[int, str]:

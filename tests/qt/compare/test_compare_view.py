@@ -280,3 +280,39 @@ def test_export_with_this_fix_shows_a_command_that_fixes_it(
     fixed = open_target(out)
     report = run_comparison(fixed, ConfigChoice("path", str(ddp_dir / "config.json"))).report
     assert report.clean and report.counts["ok"] == len(fixed.tensors)
+
+
+def test_a_failed_comparison_clears_statuses_and_ghost_rows(
+    qtbot, window, broken_dir: Path, tmp_path: Path
+) -> None:
+    tab, controller = open_and_compare(qtbot, window, broken_dir)
+    assert tab.tree.model.root.find(DROPPED) is not None
+    controller.compare(ConfigChoice("path", str(tmp_path / "no-such-config.json")))
+    qtbot.waitUntil(lambda: not controller.is_running, timeout=30_000)
+    assert controller.result is None and "no such file or folder" in controller.error
+    assert tab.tree.model.root.find(DROPPED) is None  # the ghost row is gone
+    assert tab.tree.model.status_of(tab.tree.model.root.find(WRONG)) is None
+    assert not controller.bar.architecture_button.isVisibleTo(tab)
+    assert controller.panel.model.rowCount() == 0
+
+
+def test_a_config_suggestion_can_be_tried_at_once(qtbot, window, clean_dir: Path) -> None:
+    _tab, controller = open_and_compare(qtbot, window, clean_dir)
+    controller.compare(ConfigChoice("own", overrides={"intermediate_size": 40}))
+    qtbot.waitUntil(lambda: not controller.is_running, timeout=60_000)
+    panel = controller.panel
+    assert "set intermediate_size=48" in panel.suggestions[0].text
+    panel.override_buttons[0].click()
+    qtbot.waitUntil(lambda: not controller.is_running, timeout=60_000)
+    assert controller.choice.overrides == {"intermediate_size": 48}
+    assert controller.result.report.clean and "loads cleanly" in controller.bar.verdict.text()
+
+
+def test_reloading_compares_again(qtbot, window, broken_dir: Path) -> None:
+    tab, controller = open_and_compare(qtbot, window, broken_dir)
+    first = controller.result
+    tab.reload()
+    qtbot.waitUntil(lambda: window.is_idle() and controller.result is not first, timeout=60_000)
+    assert controller.bar.isVisibleTo(tab)  # moved into the new summary header
+    assert tab.tree.model.root.find(DROPPED) is not None
+    assert controller.panel.model.rowCount() == 3

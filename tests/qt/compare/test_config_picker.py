@@ -136,3 +136,20 @@ def test_remote_code_config_is_refused(remote_code_dir: Path) -> None:
         assert "\n" not in str(error.value)
     # The way out: a built-in architecture, with the same weights.
     assert run_comparison(checkpoint, ConfigChoice("architecture", "LlamaForCausalLM")).report.clean
+
+
+def test_edited_values_stand_out_and_the_table_filters(qtbot, picker: ConfigPicker) -> None:
+    picker.set_kind("architecture")
+    qtbot.waitUntil(lambda: picker.values_table.rowCount() > 0, timeout=60_000)
+    table = picker.values_table
+    row = next(r for r in range(table.rowCount()) if table.item(r, 0).text() == "vocab_size")
+    assert not table.item(row, 1).font().bold()
+    picker.set_value("vocab_size", "80")
+    assert table.item(row, 1).font().bold()
+    picker.set_value("vocab_size", "64")  # back to the checkpoint's value: no override
+    assert not table.item(row, 1).font().bold() and picker.overrides() == {}
+    picker.values_filter.setText("vocab")
+    shown = [table.item(r, 0).text() for r in range(table.rowCount()) if not table.isRowHidden(r)]
+    assert shown == ["vocab_size"]
+    keys = {table.item(r, 0).text() for r in range(table.rowCount())}
+    assert "model_type" not in keys and "architectures" not in keys
