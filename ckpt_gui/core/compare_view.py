@@ -126,25 +126,27 @@ def missing_shapes(report: MatchReport, expected: ExpectedModel) -> dict[str, tu
 def problem_rows(
     report: MatchReport, checkpoint: Checkpoint, missing: Mapping[str, tuple[Shape, str]]
 ) -> list[ProblemRow]:
-    """Mismatches, then missing, then unexpected keys; keys differing only in layer
-    numbers and sharing their shapes form one row."""
+    """Mismatches, then missing, then unexpected keys. Keys differing only in layer
+    numbers and sharing their shapes form one row; a module that is entirely missing
+    (or entirely unexpected) is one row (``model.layers.{4..31}.*``)."""
     tensors = checkpoint.tensor_map
+    ghosts = {key: report.ghost_keys[key] for key in report.missing if key in report.ghost_keys}
+    sources = {key: report.unexpected_sources.get(key, key) for key in report.unexpected}
+    loaded = {name for name in tensors if name not in set(sources.values())}
+    # A module collapses only when the tree shows nothing else inside it.
+    missing_modules = whole_modules(ghosts, set(tensors))
+    unexpected_modules = whole_modules(sources, loaded | set(ghosts.values()))
     entries: list[tuple[str, str, str, Shape | None, Shape | None]] = []
     for m in report.mismatched:
         entries.append(("mismatch", m.key, m.checkpoint_key, m.checkpoint_shape, m.model_shape))
-    absent = absent_modules(report, checkpoint)
-    whole: dict[str, list[str]] = {}  # missing module -> its missing keys
     for key in report.missing:
-        module = absent.get(key)
-        if module is not None:
-            whole.setdefault(module, []).append(key)
-            continue
-        shape = missing[key][0] if key in missing else None
-        entries.append(("missing", key, report.ghost_keys.get(key, ""), None, shape))
-    for key in report.unexpected:
-        source = report.unexpected_sources.get(key, key)
-        info = tensors.get(source)
-        entries.append(("unexpected", key, source, info.shape if info else None, None))
+        if key not in missing_modules:
+            shape = missing[key][0] if key in missing else None
+            entries.append(("missing", key, ghosts.get(key, ""), None, shape))
+    for key, source in sources.items():
+        if key not in unexpected_modules:
+            info = tensors.get(source)
+            entries.append(("unexpected", key, source, info.shape if info else None, None))
     buckets: dict[tuple[str, Shape | None, Shape | None], list[tuple[str, str]]] = {}
     for kind, key, path, ckpt_shape, model_shape in entries:
         buckets.setdefault((kind, ckpt_shape, model_shape), []).append((key, path))
@@ -154,39 +156,43 @@ def problem_rows(
         for group in group_keys([key for key, _ in members]):
             paths = tuple(path_of[k] for k in group.keys if path_of[k])
             rows.append(ProblemRow(kind, group.pattern, group.keys, paths, ckpt_shape, model_shape))
-    rows.extend(module_rows(whole, report))
+    rows.extend(module_rows("missing", missing_modules, ghosts))
+    rows.extend(module_rows("unexpected", unexpected_modules, sources))
     order = {"mismatch": 0, "missing": 1, "unexpected": 2}
     rows.sort(key=lambda r: order[r.kind])  # stable: keeps first-seen order within a kind
     return rows
 
 
-def absent_modules(report: MatchReport, checkpoint: Checkpoint) -> dict[str, str]:
-    """Missing key -> the outermost module (model naming) of which the checkpoint has
-    nothing at all, when that module holds more than one missing key: a whole missing
-    layer is one problem, not nine."""
-    present: set[str] = set()
-    for name in checkpoint.tensor_map:
+def whole_modules(paths: Mapping[str, str], others: set[str]) -> dict[str, str]:
+    """Key -> the outermost module (in tree naming) holding its ``paths`` entry and none
+    of the ``others`` (the rest of the tree), when that module holds more than one key."""
+    occupied: set[str] = set()
+    for name in others:
         parts = name.split(".")
-        present.update(".".join(parts[:depth]) for depth in range(1, len(parts)))
+        occupied.update(".".join(parts[:depth]) for depth in range(1, len(parts)))
     outermost: dict[str, str] = {}
     members: dict[str, int] = {}
-    for key in report.missing:
-        ghost = report.ghost_keys.get(key, key)
-        parts = ghost.split(".")
+    for key, path in paths.items():
+        parts = path.split(".")
         for depth in range(1, len(parts)):
             module = ".".join(parts[:depth])
-            if module not in present:
+            if module not in occupied:
                 outermost[key] = module
                 members[module] = members.get(module, 0) + 1
                 break
     return {key: module for key, module in outermost.items() if members[module] > 1}
 
 
-def module_rows(whole: Mapping[str, list[str]], report: MatchReport) -> list[ProblemRow]:
-    """Rows for wholly missing modules, numbered ones grouped (``model.layers.{4..31}.*``)."""
+def module_rows(
+    kind: str, modules: Mapping[str, str], paths: Mapping[str, str]
+) -> list[ProblemRow]:
+    """One row per whole module, numbered ones grouped (``model.layers.{4..31}.*``)."""
+    keys_of: dict[str, list[str]] = {}
+    for key, module in modules.items():
+        keys_of.setdefault(module, []).append(key)
     rows = []
-    for group in group_keys(list(whole)):
-        keys = tuple(k for module in group.keys for k in whole[module])
-        paths = tuple(report.ghost_keys[k] for k in keys if k in report.ghost_keys)
-        rows.append(ProblemRow("missing", group.pattern + ".*", keys, paths, None, None))
+    for group in group_keys(list(keys_of)):
+        keys = tuple(k for module in group.keys for k in keys_of[module])
+        tree_paths = tuple(paths[k] for k in keys if paths.get(k))
+        rows.append(ProblemRow(kind, group.pattern + ".*", keys, tree_paths, None, None))
     return rows

@@ -118,12 +118,15 @@ class ProblemTableModel(QAbstractTableModel):
             return LABELS[row.kind]
         if column == ProblemColumn.KEY:
             return row.pattern
+        whole = row.pattern.endswith(".*")  # a module entirely missing or unexpected
         if column == ProblemColumn.CHECKPOINT_SHAPE:
-            return shape_text(row.checkpoint_shape) if row.checkpoint_shape is not None else "—"
+            if row.checkpoint_shape is not None:
+                return shape_text(row.checkpoint_shape)
+            return "(whole module)" if whole and row.kind == "unexpected" else "—"
         if column == ProblemColumn.MODEL_SHAPE:
             if row.model_shape is not None:
                 return shape_text(row.model_shape)
-            return "(whole module)" if row.pattern.endswith(".*") else "—"
+            return "(whole module)" if whole and row.kind == "missing" else "—"
         if column == ProblemColumn.COUNT:
             return f"{row.count:,}"
         return ""

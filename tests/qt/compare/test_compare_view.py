@@ -316,3 +316,20 @@ def test_reloading_compares_again(qtbot, window, broken_dir: Path) -> None:
     assert controller.bar.isVisibleTo(tab)  # moved into the new summary header
     assert tab.tree.model.root.find(DROPPED) is not None
     assert controller.panel.model.rowCount() == 3
+
+
+def test_wholly_unexpected_and_missing_modules_are_one_row_each(ddp_dir: Path) -> None:
+    result = run_comparison(open_target(ddp_dir), ConfigChoice("own"))
+    model = ProblemTableModel()
+    model.set_rows(result.problems)
+    cells = [
+        tuple(model.data(model.index(r, c)) for c in ProblemColumn) for r in range(model.rowCount())
+    ]
+    checkpoint_keys = len(open_target(ddp_dir).tensors)
+    assert cells == [
+        ("missing", "lm_head.weight", "—", "64 × 32", "1"),
+        ("missing", "model.*", "—", "(whole module)", str(checkpoint_keys - 1)),
+        ("unexpected", "module.*", "(whole module)", "—", str(checkpoint_keys)),
+    ]
+    unexpected = model.data(model.index(2, 0), RowRole)
+    assert sorted(unexpected.tree_paths) == sorted(t.name for t in open_target(ddp_dir).tensors)
