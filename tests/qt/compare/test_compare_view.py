@@ -333,3 +333,19 @@ def test_wholly_unexpected_and_missing_modules_are_one_row_each(ddp_dir: Path) -
     ]
     unexpected = model.data(model.index(2, 0), RowRole)
     assert sorted(unexpected.tree_paths) == sorted(t.name for t in open_target(ddp_dir).tensors)
+
+
+def test_grouped_blocks_keep_statuses_and_ghosts(qtbot, window, clean_dir: Path) -> None:
+    tab, controller = open_and_compare(qtbot, window, clean_dir)
+    controller.compare(ConfigChoice("own", overrides={"num_hidden_layers": 3}))
+    qtbot.waitUntil(lambda: not controller.is_running, timeout=60_000)
+    tab.tree.set_grouped(True)
+    layers = tab.tree.model.root.find("model.layers")
+    names = [c.name for c in layers.children]
+    assert names == ["{0..1}", "2"]  # the loaded layers group; the ghost layer stays apart
+    model = tab.tree.model
+    assert model.status_of(layers.children[0]) == "ok"
+    assert model.status_of(layers.children[1]) == "missing"
+    controller.set_problems_only(True)
+    shown = [c.name for c in layers.children if tab.tree.proxy.accepts(c)]
+    assert shown == ["2"]
