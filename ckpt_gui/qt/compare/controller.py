@@ -16,6 +16,7 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import (
     QItemSelectionModel,
     QObject,
@@ -148,6 +149,7 @@ class CompareController(QObject):
         worker.errored.connect(lambda message, w=worker: self._errored(w, message))
         worker.finished.connect(lambda w=worker: self._finished(w))
         self.worker = worker
+        self.tab.destroyed.connect(worker.quit)  # a closed tab's result is not wanted
         worker.start()
 
     def compare_with_overrides(self, values: dict[str, Any]) -> None:
@@ -240,7 +242,7 @@ class CompareController(QObject):
             )
 
     def _returned(self, worker: Worker, result: ComparisonResult) -> None:
-        if worker is not self.worker or getattr(self.tab, "_disposed", False):
+        if worker is not self.worker or not self._alive():
             return
         self.result, self.error = result, None
         report = result.report
@@ -267,7 +269,7 @@ class CompareController(QObject):
             self._panel_added = True
 
     def _errored(self, worker: Worker, message: str) -> None:
-        if worker is not self.worker or getattr(self.tab, "_disposed", False):
+        if worker is not self.worker or not self._alive():
             return
         self.result, self.error = None, message
         self.tab.set_row_status({})
@@ -289,8 +291,12 @@ class CompareController(QObject):
         )
         self.panel.set_result(None)
 
+    def _alive(self) -> bool:
+        """False once the tab was closed (its widgets may already be deleted)."""
+        return shiboken6.isValid(self.bar) and not getattr(self.tab, "_disposed", False)
+
     def _finished(self, worker: Worker) -> None:
-        if worker is self.worker:
+        if worker is self.worker and self._alive():
             self.worker = None
             self.bar.busy.setVisible(False)
             self.finished.emit()

@@ -349,3 +349,28 @@ def test_grouped_blocks_keep_statuses_and_ghosts(qtbot, window, clean_dir: Path)
     controller.set_problems_only(True)
     shown = [c.name for c in layers.children if tab.tree.proxy.accepts(c)]
     assert shown == ["2"]
+
+
+def test_closing_a_tab_while_comparing_drops_the_result(
+    qtbot, window, clean_dir: Path, monkeypatch, request
+) -> None:
+    gate = threading.Event()
+    request.addfinalizer(gate.set)
+    started = threading.Event()
+    workers = []
+
+    def gated(checkpoint, choice):
+        started.set()
+        gate.wait(30)
+        return run_comparison(checkpoint, choice)
+
+    monkeypatch.setattr(controller_module, "run_comparison", gated)
+    window.open_targets([str(clean_dir)])
+    qtbot.waitUntil(started.is_set, timeout=30_000)
+    workers.append(controller_for(window.current_tab()).worker)
+    window.close_current()
+    qtbot.waitUntil(lambda: window.current_tab() is None, timeout=5_000)
+    gate.set()
+    qtbot.waitUntil(lambda: not workers[0].is_running, timeout=60_000)
+    qtbot.wait(50)  # let the worker's last queued signals arrive: they must be harmless
+    assert window.tabs() == []
