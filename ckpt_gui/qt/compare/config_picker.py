@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QStringListModel, Qt, Signal
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (
@@ -258,7 +259,20 @@ class ConfigPicker(QDialog):
         if path:
             self.path_edit.setText(path)
 
+    def done(self, result: int) -> None:
+        # Closing (and, with WA_DeleteOnClose, deleting) the dialog: stop the loaders.
+        self._architectures_worker.quit()
+        if self._values_worker is not None:
+            self._values_worker.quit()
+        super().done(result)
+
+    def _alive(self) -> bool:
+        """False once the dialog was deleted; a loader's late result is then dropped."""
+        return shiboken6.isValid(self) and shiboken6.isValid(self.values_table)
+
     def _architectures_ready(self, names: list[str]) -> None:
+        if not self._alive():
+            return
         current = self.arch_combo.currentText()
         self._arch_model.setStringList(names)
         self.arch_combo.blockSignals(True)
@@ -278,6 +292,8 @@ class ConfigPicker(QDialog):
         return ""
 
     def _show_arch_error(self, message: str) -> None:
+        if not self._alive():
+            return
         self.error = message
         self.values_note.setText(f"<span style='color:#c62828'>{message}</span>")
 
@@ -287,8 +303,8 @@ class ConfigPicker(QDialog):
             self.load_values(name)
 
     def _values_ready(self, worker: Worker, values: dict[str, Any]) -> None:
-        if worker is not self._values_worker:
-            return  # a later choice superseded this one
+        if worker is not self._values_worker or not self._alive():
+            return  # a later choice superseded this one, or the dialog is gone
         self._values_worker = None
         # Through JSON once, as the table shows it, so that an untouched cell (say
         # id2label, whose int keys JSON turns into strings) is never an override.
@@ -336,6 +352,6 @@ class ConfigPicker(QDialog):
             self.values_table.setRowHidden(row, hidden)
 
     def _values_failed(self, worker: Worker, message: str) -> None:
-        if worker is self._values_worker:
+        if worker is self._values_worker and self._alive():
             self._values_worker = None
             self._show_arch_error(message)

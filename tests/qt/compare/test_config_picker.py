@@ -114,7 +114,7 @@ def test_seed_values_use_the_checkpoint_only_for_its_family() -> None:
 
 
 def test_hub_repo_resolves_against_the_fake_hub(
-    picker: ConfigPicker, hub: FakeHub, clean_dir: Path
+    qtbot, picker: ConfigPicker, hub: FakeHub, clean_dir: Path
 ) -> None:
     picker.set_kind("hub")
     picker.hub_edit.setText(" org/tiny@main ")
@@ -122,7 +122,8 @@ def test_hub_repo_resolves_against_the_fake_hub(
     assert choice == ConfigChoice("hub", "org/tiny@main")
     result = run_comparison(open_target(clean_dir), choice)
     assert result.report.clean and result.report.config.source == "hub:org/tiny@main"
-    assert hub.requests_for("config.json")
+    # The server logs a request after sending it: wait for the log, not for a time.
+    qtbot.waitUntil(lambda: bool(hub.requests_for("config.json")), timeout=10_000)
     picker.hub_edit.setText("org/not-there")
     with pytest.raises(CheckpointError):
         picker.choice().resolve(open_target(clean_dir))
@@ -153,3 +154,18 @@ def test_edited_values_stand_out_and_the_table_filters(qtbot, picker: ConfigPick
     assert shown == ["vocab_size"]
     keys = {table.item(r, 0).text() for r in range(table.rowCount())}
     assert "model_type" not in keys and "architectures" not in keys
+
+
+def test_closing_the_picker_while_it_loads_is_harmless(qtbot, clean_dir: Path) -> None:
+    from PySide6.QtCore import Qt
+
+    from ckpt_gui.qt.workers import active_workers
+
+    dialog = ConfigPicker(open_target(clean_dir))
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    dialog.set_kind("architecture")
+    dialog.load_values("LlamaForCausalLM")  # a second loader, also running
+    dialog.open()
+    dialog.reject()
+    qtbot.waitUntil(lambda: not active_workers(), timeout=60_000)
+    qtbot.wait(50)  # the loaders' queued results arrive after the dialog is gone
