@@ -101,14 +101,22 @@ class ComparisonResult:
     expected_shapes: Mapping[str, tuple[Shape, str]]  # missing model key -> (shape, dtype)
 
 
-def run_comparison(checkpoint: Checkpoint, choice: ConfigChoice) -> ComparisonResult:
-    """Resolve the config, compare, and prepare the tree and table (seconds when cold)."""
+def run_comparison(
+    checkpoint: Checkpoint, choice: ConfigChoice, plain_root: ModuleNode | None = None
+) -> ComparisonResult:
+    """Resolve the config, compare, and prepare the tree and table (seconds when cold).
+
+    ``plain_root`` (the checkpoint's tree as already built) is reused when nothing is
+    missing, instead of building the tree again."""
     config = choice.resolve(checkpoint)
     expected = load_expected(config)
     report = compare(checkpoint, config, expected=expected)
     shapes = missing_shapes(report, expected)
     ghosts = {report.ghost_keys[key]: shapes[key] for key in report.ghost_keys if key in shapes}
-    root = tree_with_ghosts(checkpoint.tensors, ghosts)
+    if ghosts or plain_root is None:
+        root = tree_with_ghosts(checkpoint.tensors, ghosts)
+    else:
+        root = plain_root
     return ComparisonResult(
         choice, report, root, tuple(problem_rows(report, checkpoint, shapes)), shapes
     )
@@ -132,7 +140,8 @@ def problem_rows(
     tensors = checkpoint.tensor_map
     ghosts = {key: report.ghost_keys[key] for key in report.missing if key in report.ghost_keys}
     sources = {key: report.unexpected_sources.get(key, key) for key in report.unexpected}
-    loaded = {name for name in tensors if name not in set(sources.values())}
+    unexpected_names = set(sources.values())
+    loaded = {name for name in tensors if name not in unexpected_names}
     # A module collapses only when the tree shows nothing else inside it.
     missing_modules = whole_modules(ghosts, set(tensors))
     unexpected_modules = whole_modules(sources, loaded | set(ghosts.values()))

@@ -144,7 +144,7 @@ class CompareController(QObject):
             "<span style='color:#777'>(the first comparison of a config builds the model "
             "on the meta device: a few seconds)</span>"
         )
-        worker = Worker(run_comparison, checkpoint, choice)
+        worker = Worker(run_comparison, checkpoint, choice, self._plain_root)
         worker.returned.connect(lambda result, w=worker: self._returned(w, result))
         worker.errored.connect(lambda message, w=worker: self._errored(w, message))
         worker.finished.connect(lambda w=worker: self._finished(w))

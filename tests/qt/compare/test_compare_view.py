@@ -209,10 +209,10 @@ def test_comparison_runs_off_the_gui_thread(
     request.addfinalizer(gate.set)  # never leave the worker blocked, even on failure
     threads: list[threading.Thread] = []
 
-    def gated(checkpoint, choice):
+    def gated(checkpoint, choice, plain_root=None):
         threads.append(threading.current_thread())
         gate.wait(30)
-        return run_comparison(checkpoint, choice)
+        return run_comparison(checkpoint, choice, plain_root)
 
     monkeypatch.setattr(controller_module, "run_comparison", gated)
     window.open_targets([str(clean_dir)])
@@ -359,10 +359,10 @@ def test_closing_a_tab_while_comparing_drops_the_result(
     started = threading.Event()
     workers = []
 
-    def gated(checkpoint, choice):
+    def gated(checkpoint, choice, plain_root=None):
         started.set()
         gate.wait(30)
-        return run_comparison(checkpoint, choice)
+        return run_comparison(checkpoint, choice, plain_root)
 
     monkeypatch.setattr(controller_module, "run_comparison", gated)
     window.open_targets([str(clean_dir)])
