@@ -6,6 +6,7 @@ keeps the tree readable. The result is a new tree; the original is not changed.
 
 from __future__ import annotations
 
+from ckpt_gui.core.ghost_tree import is_ghost
 from ckpt_gui.core.tree import ModuleNode
 
 
@@ -29,11 +30,14 @@ class GroupNode(ModuleNode):
         self.tensor_count = sum(m.tensor_count for m in members)
 
 
-def block_signature(node: ModuleNode) -> tuple[tuple[str, str, tuple[int, ...]], ...]:
-    """What makes two blocks interchangeable: relative tensor names, dtypes and shapes."""
+def block_signature(node: ModuleNode) -> tuple[tuple[str, str, tuple[int, ...], bool], ...]:
+    """What makes two blocks interchangeable: relative tensor names, dtypes, shapes, and
+    whether the checkpoint has them (a comparison's ghost rows never merge with real ones)."""
     cut = len(node.path) + 1
     return tuple(
-        (n.path[cut:], n.tensor.dtype, n.tensor.shape) for n in node.walk() if n.tensor is not None
+        (n.path[cut:], n.tensor.dtype, n.tensor.shape, is_ghost(n.tensor))
+        for n in node.walk()
+        if n.tensor is not None
     )
 
 

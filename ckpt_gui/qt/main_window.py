@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from ckpt_gui.core.tree_export import FORMATS
+from ckpt_gui.qt.compare.controller import install_compare
 from ckpt_gui.qt.compare_scan import install_compare_scan
 from ckpt_gui.qt.drops import targets_from_mime
 from ckpt_gui.qt.export_controller import install_exports
@@ -92,6 +93,7 @@ class MainWindow(QMainWindow):
         self._restore_geometry()
         self._refresh_recent()
         install_compare_scan(self)
+        install_compare(self)
         self.statusBar().showMessage("Drop checkpoints, folders or Hub repo ids on the window")
 
     # -- extension API -----------------------------------------------------------------------

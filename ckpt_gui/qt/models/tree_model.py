@@ -21,9 +21,10 @@ from enum import IntEnum
 from typing import Any
 
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtGui import QBrush, QColor, QFont, QIcon
 
 from ckpt_gui.core.formatting import human_bytes, human_count
+from ckpt_gui.core.ghost_tree import is_ghost
 from ckpt_gui.core.grouping import GroupNode
 from ckpt_gui.core.tree import ModuleNode
 
@@ -75,6 +76,9 @@ STATUS_SEVERITY = (  # type: ignore[assignment]  # longer than the tuple above
     "changed",
     *STATUS_SEVERITY,
 )
+# Optional icon per status, shown before the name (the comparison registers them).
+STATUS_ICONS: dict[str, QIcon] = {}
+GHOST_COLOR = QColor(140, 140, 140)  # rows for tensors the checkpoint lacks (ghost rows)
 
 
 def shape_text(shape: tuple[int, ...]) -> str:
@@ -95,6 +99,8 @@ class CheckpointTreeModel(QAbstractItemModel):
         self._inherited: dict[int, str] = {}
         self._bold = QFont()
         self._bold.setBold(True)
+        self._italic = QFont()
+        self._italic.setItalic(True)
 
     # -- public API --------------------------------------------------------------------
     @property
@@ -190,6 +196,13 @@ class CheckpointTreeModel(QAbstractItemModel):
             return node.nbytes / total if total else 0.0
         if role == StatusRole:
             return self.status_of(node)
+        if role == Qt.ItemDataRole.DecorationRole and column == Column.NAME:
+            return STATUS_ICONS.get(self.status_of(node) or "")
+        if _is_ghost_row(node):
+            if role == Qt.ItemDataRole.ForegroundRole:
+                return QBrush(GHOST_COLOR)
+            if role == Qt.ItemDataRole.FontRole:
+                return self._italic
         if role == Qt.ItemDataRole.ForegroundRole:
             status = self.status_of(node)
             if status in STATUS_COLORS and status != "ok":
@@ -217,6 +230,8 @@ class CheckpointTreeModel(QAbstractItemModel):
             return shape_text(tensor.shape) if tensor else ""
         if column == Column.DTYPE:
             return tensor.dtype if tensor else ""
+        if _is_ghost_row(node) and column in (Column.PARAMETERS, Column.SIZE):
+            return "—"  # the model expects it; the checkpoint has no bytes for it
         if column == Column.PARAMETERS:
             return human_count(node.parameters)
         if column == Column.SIZE:
@@ -249,6 +264,8 @@ class CheckpointTreeModel(QAbstractItemModel):
                 f"{node.members[0].name} ({node.members[0].path})"
             )
         status = self.status_of(node)
+        if is_ghost(node.tensor):
+            return f"{node.path}  [missing: the model expects it, the checkpoint lacks it]"
         return f"{node.path}  [{status}]" if status else node.path
 
     def _emit_all_changed(self) -> None:
@@ -256,6 +273,13 @@ class CheckpointTreeModel(QAbstractItemModel):
         # re-sort and re-filter without a reset (expanded state and selection stay).
         self.layoutAboutToBeChanged.emit()
         self.layoutChanged.emit()
+
+
+def _is_ghost_row(node: ModuleNode) -> bool:
+    """A tensor the checkpoint lacks (comparison ghost), or a module made only of them."""
+    if node.tensor is not None:
+        return is_ghost(node.tensor)
+    return bool(node.children) and node.tensor_count == 0 and node.parent is not None
 
 
 def _inherit_status(root: ModuleNode, status: Mapping[str, str]) -> dict[int, str]:

@@ -114,6 +114,7 @@ class CheckpointTab(QWidget):
         self.error: str | None = None
         self.exception: BaseException | None = None  # what the load raised (e.g. UnsafePickleError)
         self.tree: TreePanel | None = None
+        self.header: SummaryHeader | None = None  # rebuilt on each load; extensions add rows
         self.details = DetailsPanel()
         self._worker: Worker | None = None
         self._panels = QTabWidget()
@@ -334,7 +335,8 @@ class CheckpointTab(QWidget):
         if self.download_bar is not None:
             self.download_bar.downloaded.connect(self.downloaded)
             layout.addWidget(self.download_bar)
-        layout.addWidget(SummaryHeader(checkpoint, summary))
+        self.header = SummaryHeader(checkpoint, summary)
+        layout.addWidget(self.header)
         layout.addWidget(split, 1)
         self._stack.addWidget(content)
         self._stack.setCurrentWidget(content)

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from ckpt_gui.core.formatting import human_bytes, human_count
+from ckpt_gui.core.ghost_tree import is_ghost
 from ckpt_gui.core.grouping import GroupNode
 from ckpt_gui.core.model import Checkpoint, TensorInfo
 from ckpt_gui.core.stats import TensorStats, compute_stats
@@ -142,6 +143,12 @@ class DetailsPanel(QScrollArea):
 
     # -- tensor / module ---------------------------------------------------------------------
     def _show_tensor(self, tensor: TensorInfo) -> None:
+        if is_ghost(tensor):
+            # A ghost row of a comparison: nothing to read, only what the model expects.
+            _add_row(self.facts, "Status", "missing: the model expects it, the checkpoint lacks it")
+            _add_row(self.facts, "Model shape", shape_text(tensor.shape))
+            _add_row(self.facts, "Model dtype", tensor.dtype)
+            return
         rows = [
             ("Shape", shape_text(tensor.shape)),
             ("DType", tensor.dtype),
