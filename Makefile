@@ -31,9 +31,11 @@ bench: $(STAMP)
 
 screenshots: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) scripts/screenshots.py
+	QT_QPA_PLATFORM=offscreen $(PY) scripts/export_screenshots.py
+	QT_QPA_PLATFORM=offscreen $(PY) scripts/screenshots_diffgui.py
 
 # Linux bundle + .deb + .tar.zst in dist/, each checked (see packaging/build.sh and
-# docs/packaging.md). SKIP_INSTALL=1 skips installing the .deb on this machine.
+# README.md, "Installing"). SKIP_INSTALL=1 skips installing the .deb on this machine.
 package: $(STAMP)
 	$(PY) -m pip install -q -e ".[package]"
 	PYTHON=$(PY) packaging/build.sh
