@@ -45,6 +45,7 @@ from ckpt_gui.qt.models.diff_model import (
     SourceSortProxy,
 )
 from ckpt_gui.qt.result_relay import ResultRelay
+from ckpt_gui.qt.views.cancellable import CancellableWorkerView
 from ckpt_gui.qt.views.diff_view_parts import (
     DIFF_COLUMN_WIDTHS,
     SHOW_CHOICES,
@@ -67,7 +68,7 @@ from ckpt_gui.qt.workers import Worker
 LIVE_SORT_ROWS = 20_000
 
 
-class DiffView(QWidget):
+class DiffView(CancellableWorkerView, QWidget):
     """Compare ``a_target`` with ``b_target``; pass ``a`` when A is already open in a tab."""
 
     finished = Signal()  # values done, cancelled, failed, or not possible
@@ -119,20 +120,6 @@ class DiffView(QWidget):
     @property
     def is_busy(self) -> bool:
         return self._worker is not None
-
-    def cancel(self) -> None:
-        """Stop the value comparison (results so far stay)."""
-        if self._worker is not None:
-            self.cancelled = True
-            self._worker.quit()
-            self.cancel_button.setEnabled(False)
-            self.progress_label.setText("Cancelling…")
-
-    def dispose(self) -> None:
-        """Called when the tab closes: stop background work, drop late results."""
-        self._disposed = True
-        if self._worker is not None:
-            self._worker.quit()
 
     # -- pages -----------------------------------------------------------------------------
     def _loading_page(self) -> QWidget:
