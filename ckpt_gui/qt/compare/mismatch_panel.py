@@ -13,10 +13,7 @@ from enum import IntEnum
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QItemSelection,
-    QModelIndex,
-    QPersistentModelIndex,
     Qt,
     Signal,
 )
@@ -36,10 +33,9 @@ from PySide6.QtWidgets import (
 from ckpt_gui.core.compare_view import ComparisonResult, ProblemRow
 from ckpt_gui.core.suggestions import Suggestion
 from ckpt_gui.qt.compare.status_style import LABELS, status_color, status_icon
+from ckpt_gui.qt.models.table_base import RowTableModel
 from ckpt_gui.qt.models.tree_model import shape_text
 
-AnyIndex = QModelIndex | QPersistentModelIndex
-_NO_PARENT = QModelIndex()
 RowRole = Qt.ItemDataRole.UserRole + 1  # the ProblemRow
 
 
@@ -54,8 +50,10 @@ class ProblemColumn(IntEnum):
 PROBLEM_HEADERS = ("Problem", "Key or group", "Checkpoint", "Model", "Keys")
 
 
-class ProblemTableModel(QAbstractTableModel):
+class ProblemTableModel(RowTableModel):
     """A flat, read-only table of ProblemRows."""
+
+    headers = PROBLEM_HEADERS
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -69,33 +67,7 @@ class ProblemTableModel(QAbstractTableModel):
     def row_at(self, row: int) -> ProblemRow:
         return self._rows[row]
 
-    def rowCount(self, parent: AnyIndex = _NO_PARENT) -> int:
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: AnyIndex = _NO_PARENT) -> int:
-        return 0 if parent.isValid() else len(PROBLEM_HEADERS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if (
-            orientation == Qt.Orientation.Horizontal
-            and role == Qt.ItemDataRole.DisplayRole
-            and 0 <= section < len(PROBLEM_HEADERS)
-        ):
-            return PROBLEM_HEADERS[section]
-        return None
-
-    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-
-    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
-            return None
-        row = self._rows[index.row()]
-        column = index.column()
+    def _cell(self, row: ProblemRow, column: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(row, column)
         if role == RowRole:

@@ -6,13 +6,12 @@ from collections.abc import Iterable
 from enum import IntEnum
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor, QFont
 
 from ckpt_gui.core.scan import TensorScan
+from ckpt_gui.qt.models.table_base import RowTableModel
 
-AnyIndex = QModelIndex | QPersistentModelIndex
-_NO_PARENT = QModelIndex()
 SortRole = Qt.ItemDataRole.UserRole + 2
 
 # Tree statuses for flagged tensors, most severe first (a tensor gets its first problem).
@@ -50,8 +49,10 @@ def _number(value: float | None) -> str:
     return "—" if value is None else f"{value:.4g}"
 
 
-class ScanTableModel(QAbstractTableModel):
+class ScanTableModel(RowTableModel):
     """Only flagged tensors are rows; ``add_results`` appends them in arrival order."""
+
+    headers = SCAN_HEADERS
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -82,35 +83,14 @@ class ScanTableModel(QAbstractTableModel):
     def flagged(self) -> list[TensorScan]:
         return list(self._rows)
 
-    def rowCount(self, parent: AnyIndex = _NO_PARENT) -> int:
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: AnyIndex = _NO_PARENT) -> int:
-        return 0 if parent.isValid() else len(SCAN_HEADERS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(SCAN_HEADERS):
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return SCAN_HEADERS[section]
-        if role == Qt.ItemDataRole.ToolTipRole and section == ScanColumn.BEYOND:
+    def _header_tooltip(self, section: int) -> str | None:
+        if section == ScanColumn.BEYOND:
             return f"Values beyond the largest finite {self.target_label} value"
-        if role == Qt.ItemDataRole.ToolTipRole and section in (ScanColumn.MIN, ScanColumn.MAX):
+        if section in (ScanColumn.MIN, ScanColumn.MAX):
             return "Over the finite values"
         return None
 
-    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-
-    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
-            return None
-        scan = self._rows[index.row()]
-        column = index.column()
+    def _cell(self, scan: TensorScan, column: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(scan, column)
         if role == SortRole:

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
-from typing import Any, NamedTuple
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QHBoxLayout,
     QHeaderView,
@@ -26,29 +24,18 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QStackedWidget,
-    QStyledItemDelegate,
-    QStyleOptionViewItem,
-    QTableView,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from ckpt_gui.core.diff import DiffReport, StructureDiff, TensorDiff, diff_structure, diff_values
+from ckpt_gui.core.diff import DiffReport, StructureDiff, TensorDiff, diff_values
 from ckpt_gui.core.diff_report import aggregate_modules
 from ckpt_gui.core.formatting import human_bytes
 from ckpt_gui.core.jobs import Progress
 from ckpt_gui.core.model import Checkpoint
-from ckpt_gui.core.targets import open_target
 from ckpt_gui.qt.models.diff_model import (
-    CHANGED,
-    EQUAL_VALUES,
-    IDENTICAL,
-    KIND_COLORS,
-    NOT_COMPARED,
-    ONLY_IN_A,
     ONLY_IN_B,
-    SHAPE_CHANGED,
     DiffColumn,
     DiffTableModel,
     KindRole,
@@ -58,85 +45,30 @@ from ckpt_gui.qt.models.diff_model import (
     SourceSortProxy,
 )
 from ckpt_gui.qt.result_relay import ResultRelay
+from ckpt_gui.qt.views.cancellable import CancellableWorkerView
+from ckpt_gui.qt.views.diff_view_parts import (
+    DIFF_COLUMN_WIDTHS,
+    SHOW_CHOICES,
+    DiffFilterProxy,
+    ElideRightDelegate,
+    LoadedPair,
+    busy_page,
+    load_pair,
+    make_table,
+    renames_html,
+    short_name,
+    sources_html,
+    summary_html,
+    tree_statuses,
+    value_diff_blocker,
+)
 from ckpt_gui.qt.workers import Worker
-
-# "Show" choices: label -> row kinds shown (None: all).
-SHOW_CHOICES: dict[str, frozenset[str] | None] = {
-    "All tensors": None,
-    "Differences": frozenset({CHANGED, NOT_COMPARED, ONLY_IN_A, ONLY_IN_B, SHAPE_CHANGED}),
-    "Changed values": frozenset({CHANGED}),
-    "Identical": frozenset({IDENTICAL, EQUAL_VALUES}),
-    "Only in A": frozenset({ONLY_IN_A}),
-    "Only in B": frozenset({ONLY_IN_B}),
-    "Shape changed": frozenset({SHAPE_CHANGED}),
-}
-
 
 # Up to this many rows the table re-sorts as results arrive; above, once at the end.
 LIVE_SORT_ROWS = 20_000
 
 
-class LoadedPair(NamedTuple):
-    a: Checkpoint
-    b: Checkpoint
-    structure: StructureDiff
-
-
-def load_pair(a_target: str, b_target: str, a: Checkpoint | None = None) -> LoadedPair:
-    """Runs on a Worker: open what is not open yet, then the (header-only) structure diff."""
-    a = a if a is not None else open_target(a_target)
-    b = open_target(b_target)
-    return LoadedPair(a, b, diff_structure(a, b))
-
-
-def value_diff_blocker(a: Checkpoint, b: Checkpoint) -> str:
-    """Why values cannot be compared ("" when they can)."""
-    remote = [c.source for c in (a, b) if c.root is None]
-    if not remote:
-        return ""
-    which = " and ".join(remote)
-    return (
-        f"{which} {'is' if len(remote) == 1 else 'are'} on the Hub: only the headers were read, "
-        "so the structure is compared but the values cannot be. Download the checkpoint "
-        "(ckpt-gui download) and compare the local copy to see value differences."
-    )
-
-
-class _ElideRightDelegate(QStyledItemDelegate):
-    """B's name differs from A's at the start (the renamed prefix): keep that visible."""
-
-    def initStyleOption(self, option: QStyleOptionViewItem, index: QModelIndex) -> None:  # type: ignore[override]
-        super().initStyleOption(option, index)
-        option.textElideMode = Qt.TextElideMode.ElideRight
-
-
-class DiffFilterProxy(SourceSortProxy):
-    """Filter by row kind (the Show box) and by a name substring."""
-
-    def __init__(self, parent: Any = None) -> None:
-        super().__init__(parent)
-        self.kinds: frozenset[str] | None = None
-        self.text = ""
-        self.setSortRole(SortRole)
-
-    def set_filter(self, kinds: frozenset[str] | None, text: str) -> None:
-        self.beginFilterChange()
-        self.kinds, self.text = kinds, text.strip().lower()
-        self.endFilterChange()
-
-    def filterAcceptsRow(
-        self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex
-    ) -> bool:
-        model = self.sourceModel()
-        if not isinstance(model, DiffTableModel):
-            return True
-        row = model.row(source_row)
-        if self.kinds is not None and row.kind not in self.kinds:
-            return False
-        return not self.text or self.text in row.key.lower() or self.text in row.key_b.lower()
-
-
-class DiffView(QWidget):
+class DiffView(CancellableWorkerView, QWidget):
     """Compare ``a_target`` with ``b_target``; pass ``a`` when A is already open in a tab."""
 
     finished = Signal()  # values done, cancelled, failed, or not possible
@@ -152,7 +84,7 @@ class DiffView(QWidget):
     ) -> None:
         super().__init__(parent)
         self.a_target, self.b_target = a_target, b_target
-        self.title = f"{_short(a_target)} ⇄ {_short(b_target)}"
+        self.title = f"{short_name(a_target)} ⇄ {short_name(b_target)}"
         self.pair: LoadedPair | None = None
         self.report: DiffReport | None = None
         self.results: dict[str, TensorDiff] = {}
@@ -189,38 +121,10 @@ class DiffView(QWidget):
     def is_busy(self) -> bool:
         return self._worker is not None
 
-    def cancel(self) -> None:
-        """Stop the value comparison (results so far stay)."""
-        if self._worker is not None:
-            self.cancelled = True
-            self._worker.quit()
-            self.cancel_button.setEnabled(False)
-            self.progress_label.setText("Cancelling…")
-
-    def dispose(self) -> None:
-        """Called when the tab closes: stop background work, drop late results."""
-        self._disposed = True
-        if self._worker is not None:
-            self._worker.quit()
-
     # -- pages -----------------------------------------------------------------------------
     def _loading_page(self) -> QWidget:
-        page = QWidget()
-        layout = QVBoxLayout(page)
-        layout.addStretch(1)
         self.loading_label = QLabel(f"Opening {html.escape(self.b_target)} and matching tensors…")
-        self.loading_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.loading_label.setWordWrap(True)
-        layout.addWidget(self.loading_label)
-        busy = self._busy_bar = QProgressBar()
-        busy.setRange(0, 0)
-        busy.setMaximumWidth(320)
-        row = QHBoxLayout()
-        row.addStretch(1)
-        row.addWidget(busy)
-        row.addStretch(1)
-        layout.addLayout(row)
-        layout.addStretch(2)
+        page, self._busy_bar = busy_page(self.loading_label)
         return page
 
     def _content_page(self) -> QWidget:
@@ -282,24 +186,14 @@ class DiffView(QWidget):
         self.filter_edit.textChanged.connect(self._apply_filter)
         self.show_box.currentIndexChanged.connect(self._apply_filter)
 
-        self.table = _table(self.proxy)
+        self.table = make_table(self.proxy)
         self.table.sortByColumn(DiffColumn.REL_L2, Qt.SortOrder.DescendingOrder)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(DiffColumn.NAME, QHeaderView.ResizeMode.Stretch)
-        self.table.setItemDelegateForColumn(DiffColumn.NAME_B, _ElideRightDelegate(self.table))
-        widths = {
-            DiffColumn.STATUS: 112,
-            DiffColumn.NAME_B: 150,
-            DiffColumn.SHAPE: 110,
-            DiffColumn.DTYPE: 90,
-            DiffColumn.PARAMETERS: 84,
-            DiffColumn.MAX_ABS: 84,
-            DiffColumn.REL_L2: 84,
-            DiffColumn.COSINE: 110,
-        }
-        for column, width in widths.items():
+        self.table.setItemDelegateForColumn(DiffColumn.NAME_B, ElideRightDelegate(self.table))
+        for column, width in DIFF_COLUMN_WIDTHS.items():
             header.resizeSection(column, width)
-        self.module_table = _table(self.module_proxy)
+        self.module_table = make_table(self.module_proxy)
         self.module_table.sortByColumn(ModuleColumn.REL_L2, Qt.SortOrder.DescendingOrder)
         self.module_table.horizontalHeader().setSectionResizeMode(
             ModuleColumn.MODULE, QHeaderView.ResizeMode.Stretch
@@ -443,27 +337,13 @@ class DiffView(QWidget):
 
     # -- presentation -------------------------------------------------------------------------------
     def _show_sources(self, pair: LoadedPair) -> None:
-        def line(letter: str, checkpoint: Checkpoint) -> str:
-            return (
-                f"<b>{letter}</b>&nbsp; {html.escape(checkpoint.source)} "
-                f"<span style='color:#777'>· {html.escape(checkpoint.format)} · "
-                f"{len(checkpoint.tensors):,} tensors · {human_bytes(checkpoint.total_bytes)}</span>"
-            )
-
-        self.sources_label.setText(line("A", pair.a) + "<br>" + line("B", pair.b))
+        self.sources_label.setText(sources_html(pair))
 
     def _show_renames(self, structure: StructureDiff) -> None:
         if not structure.renames:
             self.renames_label.setVisible(False)
             return
-        parts = [
-            f"<code>{html.escape(r.a_prefix or '(none)')}</code> → "
-            f"<code>{html.escape(r.b_prefix or '(none)')}</code> ({r.count:,} tensors)"
-            for r in structure.renames
-        ]
-        self.renames_label.setText(
-            "<span style='color:#1565c0'><b>Renamed keys matched:</b></span> " + ", ".join(parts)
-        )
+        self.renames_label.setText(renames_html(structure))
         self.renames_label.setVisible(True)
 
     def _show_message(self, text: str) -> None:
@@ -471,36 +351,8 @@ class DiffView(QWidget):
         self.message_label.setVisible(True)
 
     def _update_summary(self) -> None:
-        counts = self.model.counts()
-        identical = counts[IDENTICAL] + counts[EQUAL_VALUES]
-        compared = identical + counts[CHANGED] + counts[NOT_COMPARED]
-        pairs = compared + counts["pending"]
-
-        def chip(kind: str, text: str, count: int) -> str:
-            color = KIND_COLORS[kind].name() if count else "#9e9e9e"
-            return f"<span style='color:{color}'><b>{count:,}</b> {text}</span>"
-
-        parts = [
-            chip(CHANGED, "changed", counts[CHANGED]),
-            chip(IDENTICAL, "identical", identical),
-            chip(ONLY_IN_A, "only in A", counts[ONLY_IN_A]),
-            chip(ONLY_IN_B, "only in B", counts[ONLY_IN_B]),
-            chip(SHAPE_CHANGED, "shape changed", counts[SHAPE_CHANGED]),
-        ]
         dtype_changed = len(self.pair.structure.dtype_changed) if self.pair else 0
-        if dtype_changed:
-            parts.append(chip(SHAPE_CHANGED, "dtype changed", dtype_changed))
-        if counts[NOT_COMPARED]:
-            parts.append(chip(NOT_COMPARED, "not compared", counts[NOT_COMPARED]))
-        verdict = ""
-        if self.report is not None:
-            verdict = (
-                "<span style='color:#d84315'><b>Different</b></span> · "
-                if self.report.different
-                else "<span style='color:#2e7d32'><b>Identical</b></span> · "
-            )
-        pending = f" · {counts['pending']:,} of {pairs:,} pairs to go" if counts["pending"] else ""
-        self.summary_label.setText(verdict + " · ".join(parts) + pending)
+        self.summary_label.setText(summary_html(self.model.counts(), dtype_changed, self.report))
         self._update_count()
 
     def _apply_filter(self) -> None:
@@ -515,13 +367,7 @@ class DiffView(QWidget):
 
     def _emit_statuses(self) -> None:
         """Statuses for A's tree: what differs in B, by A's tensor name."""
-        statuses: dict[str, str] = {}
-        for row in self.model.rows():
-            if row.kind in (CHANGED, SHAPE_CHANGED):
-                statuses[row.key] = "changed"
-            elif row.kind == ONLY_IN_A:
-                statuses[row.key] = "only_in_a"
-        self.statuses_ready.emit(statuses)
+        self.statuses_ready.emit(tree_statuses(self.model.rows()))
 
     def kind_of(self, key: str) -> str | None:
         """The row kind shown for A's tensor ``key`` (for tests and tools)."""
@@ -530,24 +376,3 @@ class DiffView(QWidget):
             if entry.key == key and entry.kind != ONLY_IN_B:
                 return str(self.model.data(self.model.index(row, 0), KindRole))
         return None
-
-
-def _table(model: QSortFilterProxyModel) -> QTableView:
-    table = QTableView()
-    table.setModel(model)
-    table.setSortingEnabled(True)
-    table.setAlternatingRowColors(True)
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.setWordWrap(False)
-    table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-    table.verticalHeader().setVisible(False)
-    table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 8)
-    table.horizontalHeader().setHighlightSections(False)
-    return table
-
-
-def _short(target: str) -> str:
-    from pathlib import Path
-
-    name = Path(target).name or target
-    return name if len(name) <= 28 else name[:12] + "…" + name[-12:]

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from enum import IntEnum
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -30,10 +30,9 @@ from PySide6.QtWidgets import (
 
 from ckpt_gui.core.model import PickleGlobal
 from ckpt_gui.core.pickle_risk import PickleRiskReport, pickle_risk
+from ckpt_gui.qt.models.table_base import RowTableModel
 from ckpt_gui.qt.workers import Worker
 
-AnyIndex = QModelIndex | QPersistentModelIndex
-_NO_PARENT = QModelIndex()
 _REFUSED = QColor(198, 40, 40)
 _ALLOWED = QColor(46, 125, 50)
 
@@ -48,8 +47,10 @@ class GlobalColumn(IntEnum):
 GLOBAL_HEADERS = ("Safe loader", "Global", "Why", "File")
 
 
-class PickleGlobalsModel(QAbstractTableModel):
+class PickleGlobalsModel(RowTableModel):
     """Rows of ``(file, PickleGlobal)``, refused globals first, then in pickle order."""
+
+    headers = GLOBAL_HEADERS
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -66,33 +67,8 @@ class PickleGlobalsModel(QAbstractTableModel):
     def global_at(self, row: int) -> PickleGlobal:
         return self._rows[row][1]
 
-    def rowCount(self, parent: AnyIndex = _NO_PARENT) -> int:
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: AnyIndex = _NO_PARENT) -> int:
-        return 0 if parent.isValid() else len(GLOBAL_HEADERS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if (
-            orientation == Qt.Orientation.Horizontal
-            and 0 <= section < len(GLOBAL_HEADERS)
-            and role == Qt.ItemDataRole.DisplayRole
-        ):
-            return GLOBAL_HEADERS[section]
-        return None
-
-    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-
-    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
-            return None
-        file, entry = self._rows[index.row()]
-        column = index.column()
+    def _cell(self, row: tuple[str, PickleGlobal], column: int, role: int) -> Any:
+        file, entry = row
         if role == Qt.ItemDataRole.DisplayRole:
             if column == GlobalColumn.VERDICT:
                 return "allowed" if entry.allowed else "REFUSED"

@@ -34,6 +34,7 @@ from ckpt_gui.qt.models.scan_model import (
     worst_problem,
 )
 from ckpt_gui.qt.result_relay import ResultRelay
+from ckpt_gui.qt.views.cancellable import CancellableWorkerView
 from ckpt_gui.qt.workers import Worker
 
 # Target dtype choices: label -> core name (None: no range check).
@@ -58,7 +59,7 @@ _NOTE_STYLE = (
 )
 
 
-class ScanPanel(QWidget):
+class ScanPanel(CancellableWorkerView, QWidget):
     """Scan ``checkpoint``; results stay until the next scan."""
 
     finished = Signal()
@@ -187,18 +188,6 @@ class ScanPanel(QWidget):
         self.result_label.setStyleSheet("color: #555; padding: 4px;")
         self.result_label.setText("Scanning…")
         worker.start()
-
-    def cancel(self) -> None:
-        if self._worker is not None:
-            self.cancelled = True
-            self._worker.quit()
-            self.cancel_button.setEnabled(False)
-            self.progress_label.setText("Cancelling…")
-
-    def dispose(self) -> None:
-        self._disposed = True
-        if self._worker is not None:
-            self._worker.quit()
 
     # -- worker slots ------------------------------------------------------------------------
     def _on_progress(self, progress: Progress) -> None:
