@@ -75,7 +75,11 @@ def run(workdir: Path) -> list[Result]:
     target = workdir / "moe.safetensors"
     write_moe_safetensors(target, TENSORS)
     env = {"QT_QPA_PLATFORM": "offscreen"}
-    ours = measure(python("-m", "ckpt_gui", str(target), "--screenshot", str(workdir / "shot.png")), env=env, repeat=3)
+    ours = measure(
+        python("-m", "ckpt_gui", str(target), "--screenshot", str(workdir / "shot.png")),
+        env=env,
+        repeat=3,
+    )
     baseline = measure(python("-c", BASELINE, str(target)), env=env, repeat=3)
     return [
         Result(

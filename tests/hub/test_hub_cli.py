@@ -98,12 +98,16 @@ def test_remote_safetensors_inspection_never_imports_torch(cli_env: dict[str, st
     assert result.stdout.strip() == "[]"
 
 
-def test_check_against_a_hub_config_and_a_hub_checkpoint(cli_env: dict[str, str], llama_dir: Path, hub: FakeHub) -> None:
+def test_check_against_a_hub_config_and_a_hub_checkpoint(
+    cli_env: dict[str, str], llama_dir: Path, hub: FakeHub
+) -> None:
     """CONFIG and TARGET may both be repo ids; only config.json and headers travel."""
     local = run_cli("check", str(llama_dir), "--config", "org/tiny", "--json", env=cli_env)
     assert local.returncode == 0, local.stderr
     assert json.loads(local.stdout)["missing"] == []
-    remote = run_cli("check", "org/tiny-sharded", "--config", "org/tiny@main", "--json", env=cli_env)
+    remote = run_cli(
+        "check", "org/tiny-sharded", "--config", "org/tiny@main", "--json", env=cli_env
+    )
     assert remote.returncode == 0, remote.stderr
     report = json.loads(remote.stdout)
     assert report["architecture"] == "LlamaForCausalLM"

@@ -167,7 +167,10 @@ def test_conversion_runs_through_the_dock_and_loads(qtbot, window, llama_sharded
     assert {t.name for t in written.tensors} == {t.name for t in source.tensors}
     assert {t.dtype for t in written.tensors} == {"BF16"}
     row = dock.model.row_of(job)
-    assert dock.model.index(row, JobColumn.PROGRESS).data() == "100%"
+    # The dock refreshes on a timer (at most 10 times a second): wait for its next tick.
+    qtbot.waitUntil(
+        lambda: dock.model.index(row, JobColumn.PROGRESS).data() == "100%", timeout=10_000
+    )
     assert dock.model.index(row, JobColumn.STATUS).data().startswith("Done")
     actions = dock.actions_for(job)
     assert actions.folder_button.isVisibleTo(dock) and not actions.cancel_button.isVisibleTo(dock)
