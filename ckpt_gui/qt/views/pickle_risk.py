@@ -171,8 +171,8 @@ class UnsafePickleView(QWidget):
             "<b>Not loaded, nothing executed.</b> This file is a Python pickle that asks to "
             "import code that torch's weights-only loader refuses. ckpt-gui stopped before "
             "unpickling anything: no object was created and no code in the file ran. "
-            "A plain <code>pickle.load</code> or <code>torch.load(weights_only=False)</code> "
-            "would import the globals marked REFUSED below and may call them."
+            "Unpickling it without torch's weights-only check would import the globals "
+            "marked REFUSED below and may call them: do not."
         )
         self.notice.setTextFormat(Qt.TextFormat.RichText)
         self.notice.setWordWrap(True)
