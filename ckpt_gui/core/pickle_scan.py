@@ -186,7 +186,7 @@ def _walk(stream: IO[bytes], found: list[str]) -> None:
 
 def _python3_name(module: str, qualname: str, protocol: int) -> str:
     """The name the unpickler really imports: below protocol 3 it maps Python 2 names
-    (``__builtin__.eval`` is ``builtins.eval``), as ``pickle.load(fix_imports=True)`` does."""
+    (``__builtin__.eval`` is ``builtins.eval``), as the standard unpickler's ``fix_imports`` does."""
     if protocol < 3:
         module, qualname = _compat_pickle.NAME_MAPPING.get((module, qualname), (module, qualname))
         module = _compat_pickle.IMPORT_MAPPING.get(module, module)
