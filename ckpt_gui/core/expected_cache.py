@@ -1,5 +1,8 @@
 """A disk cache of model descriptions, so a repeated check needs no transformers import.
 
+A first check is served from a shipped template when one applies
+(``expected_template.py``); otherwise the model is built and the result cached.
+
 Building the meta model is quick; importing transformers and torch to do it costs
 seconds. The description depends only on the transformers version, the model class,
 the config values and the key mapping, so it is cached under a hash of those in
@@ -20,6 +23,7 @@ from typing import Any
 
 from ckpt_gui.core.config_source import ResolvedConfig
 from ckpt_gui.core.expected import ExpectedModel, ExpectedTensor, build_expected, refuse_remote_code
+from ckpt_gui.core.expected_template import template_for
 from ckpt_gui.core.renaming import PlainRenaming
 
 SCHEMA = 1
@@ -63,6 +67,11 @@ def load_expected(
         cached = _read(path)
         if cached is not None:
             return cached
+    if use_cache:
+        # A shipped template that provably describes this config: still no import.
+        from_template = template_for(config, key_mapping)
+        if from_template is not None:
+            return from_template
     expected = build_expected(config, key_mapping)
     if path is not None and expected.plain_renamings is not None:
         _write(path, to_json(expected))

@@ -47,6 +47,7 @@ def test_replayed_renaming_equals_transformers(tmp_path: Path, architecture: str
 
 def test_cached_description_round_trips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CKPT_GUI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CKPT_GUI_NO_TEMPLATES", "1")  # this is about the cache
     model = build_model("BertForMaskedLM")
     state = VARIANTS["gamma_beta"](VARIANTS["ddp_prefix"](state_dict_of(model)))
     folder = write_folder(tmp_path / "m", model, state)
@@ -70,7 +71,12 @@ def test_warm_check_does_not_import_transformers(tmp_path: Path) -> None:
     folder = write_folder(
         tmp_path / "m", model, {"module." + k: v for k, v in state_dict_of(model).items()}
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CKPT_GUI_CACHE_DIR": str(tmp_path / "cache")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "CKPT_GUI_CACHE_DIR": str(tmp_path / "cache"),
+        "CKPT_GUI_NO_TEMPLATES": "1",  # this is about the cache (templates: their own test)
+    }
     code = (
         "import sys, json, ckpt_gui.cli as c;"
         "code = c.main(['check', sys.argv[1], '--json']);"

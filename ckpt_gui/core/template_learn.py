@@ -1,0 +1,540 @@
+"""Learn a ``Template`` (expected_template.py) from real meta-device builds.
+
+For one architecture and one config (the *base*), every config field is varied on its
+own and the model rebuilt (a meta build takes milliseconds):
+
+- a field whose variations leave the description unchanged is free ("any");
+- an integer field whose variations change only repeat counts and dimensions is free
+  ("int"); each count and dimension it touches is fitted as ``c0 + c * Π field^e``
+  from three points per field;
+- any other field (it adds or removes keys, changes a dtype or a rule, or could not be
+  varied) is structural: the template applies only to configs with the base value.
+
+The template is then checked against builds at random combinations of the varied
+values; one disagreement and no template is made. Imports torch and transformers.
+``python -m ckpt_gui.core.template_learn`` regenerates the shipped templates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import re
+from collections.abc import Mapping, Sequence
+from fractions import Fraction
+from importlib import metadata
+from pathlib import Path
+from typing import Any, TypeGuard
+
+from ckpt_gui.core.config_source import ResolvedConfig
+from ckpt_gui.core.errors import CheckpointError
+from ckpt_gui.core.expected import ExpectedModel, build_expected
+from ckpt_gui.core.expected_template import (
+    FULL_ATTENTION_LAYERS,
+    METADATA_KEYS,
+    REPEAT,
+    Formula,
+    Template,
+    expand,
+)
+
+# Keys that config.json files carry outside the config class's fields, with values to
+# try: legacy spellings transformers converts on load.
+EXTRA_KEYS: dict[str, tuple[Any, ...]] = {
+    "torch_dtype": ("float16", "bfloat16"),
+    "rope_scaling": (None, {"rope_type": "linear", "factor": 2.0}),
+    "rope_theta": (10000.0, 500000.0),
+}
+# Other values to try for string fields (activation names leave shapes alone).
+STRING_TRIALS = ("gelu", "relu")
+# Fields whose values to try are not like their default's.
+FIELD_TRIALS: dict[str, tuple[Any, ...]] = {
+    "dtype": ("float16", "bfloat16", "float32"),
+    # Rotary settings only shape non-persistent buffers, which the trials confirm.
+    "rope_parameters": (
+        {"rope_theta": 10000.0, "rope_type": "default"},
+        {"rope_theta": 500000.0, "rope_type": "default"},
+        {"rope_theta": 10000.0, "rope_type": "linear", "factor": 2.0},
+    ),
+}
+VALIDATION_ROUNDS = 6
+_INDEX = re.compile(r"^\d+$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Abstract:
+    """A description with its numbers taken out: ``shape`` is everything but the
+    numbers (equal for configs of one structure), ``numbers`` the counts then dims."""
+
+    shape: str
+    numbers: tuple[int, ...]
+    count_prefixes: tuple[str, ...]
+    tensors: tuple[tuple[str, int, str], ...]  # pattern, rank, dtype
+    buffers: tuple[str, ...]
+
+
+def abstract(expected: ExpectedModel) -> Abstract | None:
+    """Patterns, counts and dims of ``expected``, or None when its keys are not a
+    regular repetition (then no template can describe it)."""
+    if expected.plain_renamings is None or expected.warnings:
+        return None
+    if any(
+        _INDEX.match(part) for key in expected.tied.items() for k in key for part in k.split(".")
+    ):
+        return None
+    counts: dict[str, int] = {}
+    patterns: dict[str, tuple[tuple[int, ...], str]] = {}
+    for tensor in expected.tensors.values():
+        pattern = _pattern(tensor.name, counts)
+        seen = patterns.setdefault(pattern, (tensor.shape, tensor.dtype))
+        if seen != (tensor.shape, tensor.dtype):
+            return None  # repeats of one pattern differ: not a template
+    buffer_patterns: dict[str, None] = {}
+    for name in expected.non_persistent_buffers:
+        buffer_patterns[_pattern(name, counts)] = None
+    names = list(patterns)
+    if [key for _, key in expand(names, counts)] != list(expected.tensors):
+        return None
+    if [key for _, key in expand(list(buffer_patterns), counts)] != list(
+        expected.non_persistent_buffers
+    ):
+        return None
+    prefixes = tuple(sorted(counts))
+    rules = {
+        "architecture": expected.architecture,
+        "model_type": expected.model_type,
+        "base_model_prefix": expected.base_model_prefix,
+        "tied": sorted(expected.tied.items()),
+        "ignore": [expected.ignore_missing, expected.ignore_unexpected],
+        "renamings": [r.to_json() for r in expected.plain_renamings],
+        "patterns": [(p, len(s), t) for p, (s, t) in patterns.items()],
+        "buffers": list(buffer_patterns),
+        "counts": prefixes,
+    }
+    numbers = [counts[p] for p in prefixes]
+    for shape, _ in patterns.values():
+        numbers.extend(shape)
+    return Abstract(
+        shape=json.dumps(rules, sort_keys=True),
+        numbers=tuple(numbers),
+        count_prefixes=prefixes,
+        tensors=tuple((p, len(s), t) for p, (s, t) in patterns.items()),
+        buffers=tuple(buffer_patterns),
+    )
+
+
+def _pattern(key: str, counts: dict[str, int]) -> str:
+    """``key`` with ModuleList indices as ``#``; records each prefix's largest index."""
+    parts = key.split(".")
+    abstract_parts: list[str] = []
+    for part in parts:
+        if _INDEX.match(part) and abstract_parts:
+            prefix = ".".join(abstract_parts)
+            counts[prefix] = max(counts.get(prefix, 0), int(part) + 1)
+            abstract_parts.append(REPEAT)
+        else:
+            abstract_parts.append(part)
+    return ".".join(abstract_parts)
+
+
+class Learner:
+    """Builds descriptions of one architecture for varied config values."""
+
+    def __init__(self, architecture: str) -> None:
+        import transformers
+
+        model_class = getattr(transformers, architecture, None)
+        if not isinstance(model_class, type) or not issubclass(
+            model_class, transformers.PreTrainedModel
+        ):
+            raise CheckpointError(architecture, "not a model architecture transformers knows")
+        self.architecture = architecture
+        config_class: Any = model_class.config_class
+        self.config_class = config_class
+        self.model_type = str(config_class.model_type)
+        self.defaults = _json_safe(_field_defaults(self.config_class))
+
+    def describe(self, values: Mapping[str, Any]) -> ExpectedModel | None:
+        config = ResolvedConfig(
+            "template", {**values, "model_type": self.model_type}, self.architecture
+        )
+        try:
+            return build_expected(config)
+        except CheckpointError:
+            return None
+
+    def learn(self, values: Mapping[str, Any], seed: int = 0) -> Template | None:
+        """A checked template for configs shaped like ``values``, or None."""
+        base = {**self.defaults, **_json_safe(dict(values))}
+        for key in METADATA_KEYS:
+            base.pop(key, None)
+        described = self.describe(base)
+        reference = abstract(described) if described is not None else None
+        if reference is None:
+            return None
+        free: dict[str, str] = {}
+        trials: dict[str, list[tuple[int, tuple[int, ...]]]] = {}
+        for name in [*base, *EXTRA_KEYS]:
+            verdict = self._vary(name, base, reference)
+            if verdict is None:
+                continue
+            kind, points = verdict
+            free[name] = kind
+            if kind == "int":
+                trials[name] = points
+        template = self._fit(base, free, trials, reference)
+        if template is None:
+            return None
+        template = dataclasses.replace(template, divides=self._divisions(template, base, trials))
+        if not self._validate(template, base, free, trials, seed):
+            return None
+        return template
+
+    def _divisions(
+        self, template: Template, base: Mapping[str, Any], trials: Mapping[str, Any]
+    ) -> tuple[tuple[str, str], ...]:
+        """The multiples the formulas rely on: for each pair of varied fields where
+        one divides the other at the base, values just off the multiple are tried; if
+        the build then differs from the formulas, or never succeeds, the template
+        keeps the pair as a condition."""
+        needed: list[tuple[str, str]] = []
+        for a in trials:
+            for b in trials:
+                if (
+                    a != b
+                    and base[b] > 1
+                    and base[a] % base[b] == 0
+                    and self._needs_multiple(template, base, a, b)
+                ):
+                    needed.append((a, b))
+        return tuple(needed)
+
+    def _vary(
+        self, name: str, base: Mapping[str, Any], reference: Abstract
+    ) -> tuple[str, list[tuple[int, tuple[int, ...]]]] | None:
+        """("any", []) when ``name`` does not matter, ("int", points) when it only
+        scales numbers, None when it is structural."""
+        present = name in base
+        value = base.get(name)
+        if name == "layer_types" and value is None and _is_int(base.get("num_hidden_layers")):
+            spelled = self.describe({**base, name: _full_attention(base)})
+            other = abstract(spelled) if spelled is not None else None
+            if other is not None and (other.shape, other.numbers) == (
+                reference.shape,
+                reference.numbers,
+            ):
+                return FULL_ATTENTION_LAYERS, []
+            return None
+        candidates = FIELD_TRIALS.get(name) or (
+            EXTRA_KEYS[name] if not present else _candidates(value)
+        )
+        points: list[tuple[int, tuple[int, ...]]] = []
+        for candidate in candidates:
+            described = self.describe({**base, name: candidate})
+            if described is None:
+                continue  # not a valid value: try the next
+            other = abstract(described)
+            if other is None or other.shape != reference.shape:
+                return None
+            points.append((candidate, other.numbers))
+            if len(points) == 2 and _is_int(value):
+                break  # two points besides the base fit a formula
+        if not points:
+            return None
+        if all(numbers == reference.numbers for _, numbers in points):
+            if _is_int(value) and not self._same_at(name, value + 1, base, reference):
+                return None  # matters only off the multiples tried (a floored division)
+            return "any", []
+        if _is_int(value) and len(points) == 2:
+            return "int", points
+        return None
+
+    def _needs_multiple(self, template: Template, base: Mapping[str, Any], a: str, b: str) -> bool:
+        for step in (1, 2, 3):
+            if (base[a] + step) % base[b] == 0:
+                continue
+            nudged = {**base, a: base[a] + step}
+            real = self.describe(nudged)
+            if real is None:
+                continue  # invalid for some reason (e.g. odd): try the next value
+            guess = template.instantiate(nudged)
+            return guess is not None and not same_description(guess, real)
+        return True  # never valid off the multiples: keep the condition
+
+    def _same_at(self, name: str, value: Any, base: Mapping[str, Any], reference: Abstract) -> bool:
+        described = self.describe({**base, name: value})
+        if described is None:
+            return True  # an invalid value says nothing about the description
+        other = abstract(described)
+        return other is not None and (other.shape, other.numbers) == (
+            reference.shape,
+            reference.numbers,
+        )
+
+    def _fit(
+        self,
+        base: Mapping[str, Any],
+        free: Mapping[str, str],
+        trials: Mapping[str, list[tuple[int, tuple[int, ...]]]],
+        reference: Abstract,
+    ) -> Template | None:
+        formulas: list[Formula] = []
+        for slot, number in enumerate(reference.numbers):
+            formula = _fit_slot(slot, number, base, trials)
+            if formula is None:
+                return None
+            formulas.append(formula)
+        count_formulas = dict(zip(reference.count_prefixes, formulas, strict=False))
+        dims = iter(formulas[len(reference.count_prefixes) :])
+        described = self.describe(base)
+        assert described is not None and described.plain_renamings is not None
+        return Template(
+            transformers=metadata.version("transformers"),
+            architecture=self.architecture,
+            model_type=self.model_type,
+            base=dict(base),
+            free=dict(free),
+            counts=count_formulas,
+            tensors=tuple(
+                (pattern, tuple(next(dims) for _ in range(rank)), dtype)
+                for pattern, rank, dtype in reference.tensors
+            ),
+            buffers=reference.buffers,
+            tied=tuple(described.tied.items()),
+            base_model_prefix=described.base_model_prefix,
+            ignore_missing=described.ignore_missing,
+            ignore_unexpected=described.ignore_unexpected,
+            plain_renamings=described.plain_renamings,
+        )
+
+    def _validate(
+        self,
+        template: Template,
+        base: Mapping[str, Any],
+        free: Mapping[str, str],
+        trials: Mapping[str, list[tuple[int, tuple[int, ...]]]],
+        seed: int,
+    ) -> bool:
+        """The template agrees with real builds at the base and at random mixes of the
+        values tried, wherever both give an answer; at least two must."""
+        rng = random.Random(seed)
+        mixes: list[dict[str, Any]] = [dict(base)]
+        for _ in range(VALIDATION_ROUNDS):
+            mix = dict(base)
+            for name, points in trials.items():
+                mix[name] = rng.choice([base[name], *(v for v, _ in points)])
+            for name, kind in free.items():
+                if kind == FULL_ATTENTION_LAYERS and rng.random() < 0.5:
+                    mix[name] = _full_attention(mix)
+                elif kind == "any" and rng.random() < 0.5:
+                    options = (
+                        FIELD_TRIALS.get(name)
+                        or EXTRA_KEYS.get(name)
+                        or _candidates(base.get(name))
+                    )
+                    if options:
+                        mix[name] = rng.choice(list(options))
+            mixes.append(mix)
+        checked = 0
+        for mix in mixes:
+            real = self.describe(mix)
+            guess = template.instantiate(mix)
+            if real is None or guess is None:
+                continue  # not a valid config, or the template steps aside: no answer
+            if not same_description(guess, real):
+                return False
+            checked += 1
+        return checked >= 2
+
+
+def _fit_slot(
+    slot: int,
+    number: int,
+    base: Mapping[str, Any],
+    trials: Mapping[str, list[tuple[int, tuple[int, ...]]]],
+) -> Formula | None:
+    """``c0 + c * Π field^e`` through the base and every single-field variation."""
+    exponents: list[tuple[str, int]] = []
+    slope: Fraction | None = None
+    for name, points in trials.items():
+        xs = [base[name], *(v for v, _ in points)]
+        ys = [number, *(numbers[slot] for _, numbers in points)]
+        if all(y == number for y in ys):
+            continue
+        for exponent in (1, -1, 2, -2):
+            px = [Fraction(x) ** exponent for x in xs]
+            if px[1] == px[0] or px[2] == px[0]:
+                continue
+            first = Fraction(ys[1] - ys[0]) / (px[1] - px[0])
+            if first == Fraction(ys[2] - ys[0]) / (px[2] - px[0]):
+                exponents.append((name, exponent))
+                if slope is None:
+                    slope = first  # c times the other fields' part, at the base
+                break
+        else:
+            return None  # not a monomial in this field
+    if slope is None:
+        return Formula.constant(number)
+    product = Fraction(1)
+    for name, exponent in exponents:
+        product *= Fraction(base[name]) ** exponent
+    first_name, first_exponent = exponents[0]
+    c = slope * Fraction(base[first_name]) ** first_exponent / product
+    return Formula(Fraction(number) - c * product, c, tuple(sorted(exponents)))
+
+
+def same_description(a: ExpectedModel | None, b: ExpectedModel | None) -> bool:
+    """Equal in everything a comparison uses (order of tensors and buffers included)."""
+    if a is None or b is None:
+        return a is b
+    return (
+        list(a.tensors.items()) == list(b.tensors.items())
+        and a.non_persistent_buffers == b.non_persistent_buffers
+        and a.tied == b.tied
+        and (a.architecture, a.model_type, a.base_model_prefix)
+        == (b.architecture, b.model_type, b.base_model_prefix)
+        and (a.ignore_missing, a.ignore_unexpected) == (b.ignore_missing, b.ignore_unexpected)
+        and a.plain_renamings == b.plain_renamings
+    )
+
+
+def _full_attention(values: Mapping[str, Any]) -> list[str]:
+    return ["full_attention"] * int(values["num_hidden_layers"])
+
+
+def _candidates(value: Any) -> tuple[Any, ...]:
+    if isinstance(value, bool):
+        return (not value,)
+    if isinstance(value, int):
+        if value <= 0:
+            return (1, 2, 3)
+        halves = [value // d for d in (2, 4) if value % d == 0 and value // d > 0]
+        return (value * 2, value * 4, *halves, value * 3, value + 1)
+    if isinstance(value, float):
+        return (value / 2, value * 0.75) if value else (0.1, 0.25)
+    if value is None:
+        return (0, 1)
+    if isinstance(value, str):
+        return tuple(s for s in STRING_TRIALS if s != value)
+    return ()
+
+
+def _is_int(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _field_defaults(config_class: Any) -> dict[str, Any]:
+    """What the config class uses for fields a config.json leaves out."""
+    defaults: dict[str, Any] = {}
+    if dataclasses.is_dataclass(config_class):
+        for item in dataclasses.fields(config_class):
+            if item.default is not dataclasses.MISSING:
+                defaults[item.name] = item.default
+            elif item.default_factory is not dataclasses.MISSING:
+                defaults[item.name] = item.default_factory()
+    return defaults
+
+
+def _json_safe(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Values as JSON keeps them; others as their repr, which no config.json equals."""
+    return {k: json.loads(json.dumps(v, default=repr)) for k, v in values.items()}
+
+
+# Layer counts are learned at 3 (builds are then quick) when the count turns out free;
+# 3 rather than 2, which would divide most sizes and make _divisions see false pairs.
+LAYER_FIELDS = (
+    "num_hidden_layers",
+    "num_layers",
+    "n_layer",
+    "encoder_layers",
+    "decoder_layers",
+    "num_decoder_layers",
+)
+
+
+def learn_variants(architecture: str, limit: int = 16) -> list[Template]:
+    """Templates for the class defaults and for the structural variants real configs
+    use: an explicit ``head_dim`` or ``num_key_value_heads``, flipped booleans."""
+    learner = Learner(architecture)
+    import transformers
+
+    processed = getattr(transformers, architecture).config_class().to_dict()
+    queue: list[dict[str, Any]] = [{}]
+    seen: set[str] = set()
+    templates: list[Template] = []
+    while queue and len(seen) < limit:
+        overrides = queue.pop(0)
+        key = json.dumps(overrides, sort_keys=True)
+        if key in seen:
+            continue
+        seen.add(key)
+        template = _learn_small_first(learner, overrides)
+        if template is None:
+            continue
+        templates.append(template)
+        for name, value in template.base.items():
+            if name in template.free or name in overrides:
+                continue
+            if isinstance(value, bool):
+                queue.append({**overrides, name: not value})
+            elif value is None and _is_int(processed.get(name)):
+                queue.append({**overrides, name: processed[name]})
+    return templates
+
+
+def _learn_small_first(learner: Learner, overrides: dict[str, Any]) -> Template | None:
+    shrink = {
+        name: 3
+        for name in LAYER_FIELDS
+        if name not in overrides and _is_int(learner.defaults.get(name))
+    }
+    if shrink:
+        template = learner.learn({**overrides, **shrink})
+        if template is not None and all(template.free.get(n) == "int" for n in shrink):
+            return template
+    return learner.learn(overrides)
+
+
+DEFAULT_ARCHITECTURES = (
+    "LlamaForCausalLM",
+    "MistralForCausalLM",
+    "Qwen2ForCausalLM",
+    "Qwen3ForCausalLM",
+    "GemmaForCausalLM",
+    "Gemma2ForCausalLM",
+    "Phi3ForCausalLM",
+    "MixtralForCausalLM",
+    "GPT2LMHeadModel",
+    "GPTNeoXForCausalLM",
+    "OPTForCausalLM",
+    "FalconForCausalLM",
+    "BertModel",
+    "BertForMaskedLM",
+    "RobertaModel",
+    "RobertaForMaskedLM",
+    "T5ForConditionalGeneration",
+    "BartForConditionalGeneration",
+    "ViTModel",
+)
+
+
+def write_shipped(architectures: Sequence[str], folder: Path) -> Path:
+    """Learn templates for ``architectures`` and write them for this transformers."""
+    version = metadata.version("transformers")
+    templates = [t.to_json() for a in architectures for t in learn_variants(a)]
+    path = folder / f"transformers-{version}.json"
+    path.write_text(
+        json.dumps({"transformers": version, "templates": templates}, indent=0) + "\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+if __name__ == "__main__":
+    import sys
+
+    target = Path(__file__).with_name("templates")
+    target.mkdir(exist_ok=True)
+    written = write_shipped(sys.argv[1:] or DEFAULT_ARCHITECTURES, target)
+    print(f"wrote {written}")
