@@ -68,7 +68,7 @@ def load_expected(
         if cached is not None:
             return cached
     if use_cache:
-        # A shipped template that provably describes this config: still no import.
+        # A shipped template that answers for this config: still no import.
         from_template = template_for(config, key_mapping)
         if from_template is not None:
             return from_template

@@ -8,11 +8,12 @@ num_attention_heads``. A ``Template`` keeps one architecture's description with
 every repeat count and every shape dimension written as ``c0 + c * Π field^e``,
 learned from real builds and checked against more (``template_learn.py``).
 
-A template applies to a config only when it provably describes it: every config
+A template answers only for configs inside what its learning checked: every config
 field that is not *free* must equal the value the template was learned with (a
 field the learning never varied, or one that changes the model's structure, such as
-``tie_word_embeddings`` or an explicit ``head_dim``, is not free), and every formula
-must give a whole positive number. Otherwise the model is built as before.
+``tie_word_embeddings`` or an explicit ``head_dim``, is not free), every formula must
+give a whole number, and the multiples the formulas rely on must hold (``divides``).
+Otherwise the model is built as before.
 Templates are tied to the transformers version they were learned with.
 """
 
@@ -105,8 +106,8 @@ class Template:
     divides: tuple[tuple[str, str], ...] = ()
 
     def instantiate(self, values: Mapping[str, Any]) -> ExpectedModel | None:
-        """The description for config ``values``, or None when this template does not
-        provably apply to them (the model is built instead)."""
+        """The description for config ``values``, or None when they fall outside what
+        this template was checked for (the model is built instead)."""
         effective = {**self.base, **values}
         if not self.accepts(effective):
             return None
@@ -240,7 +241,7 @@ def _walk(
 def template_for(
     config: ResolvedConfig, key_mapping: Mapping[str, str] | None
 ) -> ExpectedModel | None:
-    """The description from a shipped template that provably applies, else None."""
+    """The description from a shipped template that answers for ``config``, else None."""
     if key_mapping or config.architecture is None or "auto_map" in config.values:
         return None
     if os.environ.get("CKPT_GUI_NO_TEMPLATES"):
