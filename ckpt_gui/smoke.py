@@ -283,7 +283,20 @@ def _smoke_compare(context: SmokeContext) -> str:
         raise SmokeFailure(
             f"a deeper, wider config went unnoticed: {missing} missing, {mismatched} mismatched"
         )
-    return f"own config clean; altered config: {missing} missing, {mismatched} mismatched"
+    # The shipped templates are in the build and answer exactly as the model build did.
+    from ckpt_gui.core.expected_template import template_for
+
+    altered = resolve_config(other, checkpoint)
+    from_template = template_for(altered, None)
+    if from_template is None:
+        raise SmokeFailure("no shipped template answers for a Llama config (data files missing?)")
+    served = compare_report(checkpoint, altered, expected=from_template)
+    if served.to_json() != broken.to_json():
+        raise SmokeFailure("the shipped template's comparison differs from the built model's")
+    return (
+        f"own config clean; altered config: {missing} missing, {mismatched} mismatched "
+        "(the same through the shipped template)"
+    )
 
 
 def _smoke_convert(context: SmokeContext) -> str:
