@@ -13,32 +13,26 @@ import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QResizeEvent
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
-    QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from ckpt_gui.core.export import ExportOptions, ExportPlan, Rename
-from ckpt_gui.core.formatting import human_bytes, human_count, parse_size
+from ckpt_gui.core.formatting import parse_size
 from ckpt_gui.qt.export_request import (
     ExportRequest,
     as_rename,
@@ -46,6 +40,8 @@ from ckpt_gui.qt.export_request import (
     make_plan,
     prefix_fields,
 )
+from ckpt_gui.qt.views.elided_label import ElidedLabel
+from ckpt_gui.qt.views.export_plan_view import PLANNING, PlanPreview
 from ckpt_gui.qt.workers import Worker
 
 __all__ = ["KINDS", "ExportDialog", "ExportRequest", "make_plan", "prefix_fields"]
@@ -66,34 +62,6 @@ OVERFLOW_CHOICES = (
     ("error", "Stop with an error"),
 )
 ERROR_STYLE = "color: #c62828;"
-WARNING_STYLE = "color: #b26a00;"
-
-
-class ElidedLabel(QLabel):
-    """One line, shortened in the middle to fit; the whole text in the tooltip."""
-
-    def __init__(self, style: str = "") -> None:
-        super().__init__()
-        self._full = ""
-        self.setStyleSheet(style)
-        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.setMinimumWidth(100)
-
-    def set_full_text(self, text: str) -> None:
-        self._full = text
-        self.setToolTip(text)
-        self._elide()
-
-    def full_text(self) -> str:
-        return self._full
-
-    def resizeEvent(self, event: QResizeEvent) -> None:
-        super().resizeEvent(event)
-        self._elide()
-
-    def _elide(self) -> None:
-        metrics = self.fontMetrics()
-        self.setText(metrics.elidedText(self._full, Qt.TextElideMode.ElideMiddle, self.width()))
 
 
 class ExportDialog(QDialog):
@@ -169,28 +137,11 @@ class ExportDialog(QDialog):
         self.form.addRow("Other renames", self.renames_edit)
         self.form.addRow("", self.overwrite_box)
 
-        self.summary_label = QLabel("Planning…")
-        self.summary_label.setWordWrap(True)
-        self.shard_table = QTableWidget(0, 3)
-        self.shard_table.setHorizontalHeaderLabels(["File", "Tensors", "Size"])
-        self.shard_table.verticalHeader().setVisible(False)
-        self.shard_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.shard_table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
-        self.shard_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for column in (1, 2):
-            self.shard_table.horizontalHeader().setSectionResizeMode(
-                column, QHeaderView.ResizeMode.ResizeToContents
-            )
-        self.shard_table.setMinimumHeight(120)
-        self.warnings_label = QLabel()
-        self.warnings_label.setWordWrap(True)
-        self.warnings_label.setStyleSheet(WARNING_STYLE)
+        self.preview = PlanPreview()
+        # The preview's parts, by the names tests and callers use.
+        self.summary_label = self.preview.summary_label
+        self.shard_table = self.preview.shard_table
         self.error_label = ElidedLabel(ERROR_STYLE)
-        plan_box = QGroupBox("Plan")
-        plan_layout = QVBoxLayout(plan_box)
-        plan_layout.addWidget(self.summary_label)
-        plan_layout.addWidget(self.shard_table, 1)
-        plan_layout.addWidget(self.warnings_label)
 
         self.buttons = QDialogButtonBox()
         self.start_button = self.buttons.addButton(
@@ -203,7 +154,7 @@ class ExportDialog(QDialog):
 
         layout = QVBoxLayout(self)
         layout.addLayout(self.form)
-        layout.addWidget(plan_box, 1)
+        layout.addWidget(self.preview, 1)
         layout.addWidget(self.error_label)
         layout.addWidget(self.buttons)
         self.resize(640, 720)
@@ -300,7 +251,7 @@ class ExportDialog(QDialog):
         except ValueError as exc:
             self._show_error(str(exc))
             return
-        self.summary_label.setText("Planning…")
+        self.summary_label.setText(PLANNING)
         self.error = None
         self.error_label.set_full_text("")
         if self._worker is not None and self._worker.is_running:
@@ -336,35 +287,7 @@ class ExportDialog(QDialog):
         if generation != self._generation:
             return
         self.plan, self.error = plan, None
-        shards = plan.shards
-        raw = sum(t.nbytes for t in plan.tensors if t.raw_copy)
-        parts = [
-            f"<b>{human_bytes(plan.estimated_bytes)}</b> to write",
-            f"{len(plan.tensors):,} tensors",
-            f"{human_count(plan.total_parameters)} parameters",
-            f"{len(shards)} shard{'s' if len(shards) != 1 else ''}",
-        ]
-        if plan.total_size and raw:
-            parts.append(f"{raw * 100 // plan.total_size}% copied without decoding")
-        extra = [name for _, name in plan.copied_files] + [n for n, _ in plan.generated_files]
-        text = " · ".join(parts)
-        if extra:
-            text += "<br>Also writes: " + ", ".join(sorted(extra))
-        if plan.kind == "random-init":
-            text += f"<br>Architecture: {plan.extra.get('architecture')}"
-        self.summary_label.setText(text)
-        self.shard_table.setRowCount(len(shards))
-        for row, shard in enumerate(shards):
-            cells = (shard.filename, f"{len(shard.tensors):,}", human_bytes(shard.file_size))
-            for column, text_value in enumerate(cells):
-                item = QTableWidgetItem(text_value)
-                if column:
-                    item.setTextAlignment(
-                        Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-                    )
-                self.shard_table.setItem(row, column, item)
-        self.warnings_label.setText("\n".join(f"⚠ {w}" for w in plan.warnings))
-        self.warnings_label.setVisible(bool(plan.warnings))
+        self.preview.show_plan(plan)
         self.error_label.set_full_text("")
         self.start_button.setEnabled(True)
         self.planned.emit(plan)
@@ -376,9 +299,7 @@ class ExportDialog(QDialog):
 
     def _show_error(self, message: str) -> None:
         self.plan, self.error = None, " ".join(message.split())
-        self.summary_label.setText("No plan: fix the problem below.")
-        self.shard_table.setRowCount(0)
-        self.warnings_label.setVisible(False)
+        self.preview.show_nothing("No plan: fix the problem below.")
         self.error_label.set_full_text(self.error)
         self.start_button.setEnabled(False)
         self.planned.emit(None)
