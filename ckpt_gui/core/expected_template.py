@@ -35,10 +35,11 @@ from ckpt_gui.core.renaming import PlainRenaming
 SCHEMA = 1
 REPEAT = "#"  # stands for a ModuleList index in a key pattern
 # Kinds of free fields: "int" fields may appear in formulas; "any" fields were shown to
-# leave the description unchanged, whatever their value; "full_attention_layers" is
-# ``layer_types`` left out or spelled out as every layer "full_attention" (what
-# transformers 5 writes into config.json for models without sliding windows).
-FULL_ATTENTION_LAYERS = "full_attention_layers"
+# leave the description unchanged, whatever their value. ``layer_types`` (which
+# transformers 5 spells out in config.json, one entry per layer) gets the kind
+# "layers:" + the attention types shown not to matter, e.g. "layers:full_attention":
+# the field may be left out or list one of those per layer.
+LAYER_TYPES = "layers:"
 # Config keys outside the config class that transformers only records.
 METADATA_KEYS = frozenset({"_name_or_path", "transformers_version", "architectures", "model_type"})
 
@@ -149,8 +150,8 @@ class Template:
             if kind is None:
                 if name not in self.base or not _same(value, self.base[name]):
                     return False
-            elif kind == FULL_ATTENTION_LAYERS:
-                if value is not None and value != ["full_attention"] * _layers(effective):
+            elif kind.startswith(LAYER_TYPES):
+                if value is not None and not _per_layer(value, effective, kind):
                     return False
             elif kind == "int" and not _is_int(value):
                 return False
@@ -285,9 +286,14 @@ def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _layers(values: Mapping[str, Any]) -> int:
-    count = values.get("num_hidden_layers")
-    return count if _is_int(count) else -1
+def _per_layer(value: Any, values: Mapping[str, Any], kind: str) -> bool:
+    """``value`` lists one of the kind's attention types for each layer."""
+    allowed = kind[len(LAYER_TYPES) :].split(",")
+    return (
+        isinstance(value, list)
+        and len(value) == values.get("num_hidden_layers")
+        and all(entry in allowed for entry in value)
+    )
 
 
 def _same(a: Any, b: Any) -> bool:

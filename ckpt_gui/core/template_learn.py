@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import random
 import re
 from collections.abc import Mapping, Sequence
@@ -31,7 +32,7 @@ from ckpt_gui.core.config_source import ResolvedConfig
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.expected import ExpectedModel, build_expected
 from ckpt_gui.core.expected_template import (
-    FULL_ATTENTION_LAYERS,
+    LAYER_TYPES,
     METADATA_KEYS,
     REPEAT,
     Formula,
@@ -51,6 +52,8 @@ STRING_TRIALS = ("gelu", "relu")
 # Fields whose values to try are not like their default's.
 FIELD_TRIALS: dict[str, tuple[Any, ...]] = {
     "dtype": ("float16", "bfloat16", "float32"),
+    # Label names matter only to classification heads, which the trials show.
+    "id2label": ({"0": "LABEL_0", "1": "LABEL_1"}, {"0": "A", "1": "B", "2": "C"}),
     # Rotary settings only shape non-persistent buffers, which the trials confirm.
     "rope_parameters": (
         {"rope_theta": 10000.0, "rope_type": "default"},
@@ -58,7 +61,7 @@ FIELD_TRIALS: dict[str, tuple[Any, ...]] = {
         {"rope_theta": 10000.0, "rope_type": "linear", "factor": 2.0},
     ),
 }
-VALIDATION_ROUNDS = 6
+VALIDATION_ROUNDS = 10
 _INDEX = re.compile(r"^\d+$")
 
 
@@ -194,18 +197,22 @@ class Learner:
     def _divisions(
         self, template: Template, base: Mapping[str, Any], trials: Mapping[str, Any]
     ) -> tuple[tuple[str, str], ...]:
-        """The multiples the formulas rely on: for each pair of varied fields where
-        one divides the other at the base, values just off the multiple are tried; if
+        """The multiples the formulas rely on: for each varied field and each field
+        dividing it at the base, values just off the multiple are tried; if
         the build then differs from the formulas, or never succeeds, the template
         keeps the pair as a condition."""
         needed: list[tuple[str, str]] = []
+        integers = [name for name, value in base.items() if _is_int(value)]
+        # Divisors: varied fields, and fixed (structural) ones such as Phi-3's heads.
+        # Fields shown not to matter cannot sit in a division that shapes anything.
+        divisors = [n for n in integers if n in trials or n not in template.free]
         for a in trials:
-            for b in trials:
+            for b in divisors:
                 if (
                     a != b
                     and base[b] > 1
                     and base[a] % base[b] == 0
-                    and self._needs_multiple(template, base, a, b)
+                    and self._needs_multiple(template, base, a, b, integers)
                 ):
                     needed.append((a, b))
         return tuple(needed)
@@ -218,14 +225,7 @@ class Learner:
         present = name in base
         value = base.get(name)
         if name == "layer_types" and value is None and _is_int(base.get("num_hidden_layers")):
-            spelled = self.describe({**base, name: _full_attention(base)})
-            other = abstract(spelled) if spelled is not None else None
-            if other is not None and (other.shape, other.numbers) == (
-                reference.shape,
-                reference.numbers,
-            ):
-                return FULL_ATTENTION_LAYERS, []
-            return None
+            return self._vary_layer_types(base, reference)
         candidates = FIELD_TRIALS.get(name) or (
             EXTRA_KEYS[name] if not present else _candidates(value)
         )
@@ -243,29 +243,62 @@ class Learner:
         if not points:
             return None
         if all(numbers == reference.numbers for _, numbers in points):
-            if _is_int(value) and not self._same_at(name, value + 1, base, reference):
+            # An invalid value says nothing about the description, hence if_invalid.
+            if _is_int(value) and not self._unchanged(
+                base, name, value + 1, reference, if_invalid=True
+            ):
                 return None  # matters only off the multiples tried (a floored division)
             return "any", []
         if _is_int(value) and len(points) == 2:
             return "int", points
         return None
 
-    def _needs_multiple(self, template: Template, base: Mapping[str, Any], a: str, b: str) -> bool:
-        for step in (1, 2, 3):
+    def _needs_multiple(
+        self, template: Template, base: Mapping[str, Any], a: str, b: str, others: list[str]
+    ) -> bool:
+        # First a step that keeps a multiple of every other field dividing it (so a
+        # failure is this pair's), then small steps.
+        keep = math.lcm(
+            *(base[c] for c in others if c not in (a, b) and base[c] > 1 and base[a] % base[c] == 0)
+        )
+        for step in (keep, 1, 2, 3):
             if (base[a] + step) % base[b] == 0:
                 continue
             nudged = {**base, a: base[a] + step}
             real = self.describe(nudged)
-            if real is None:
-                continue  # invalid for some reason (e.g. odd): try the next value
             guess = template.instantiate(nudged)
-            return guess is not None and not same_description(guess, real)
-        return True  # never valid off the multiples: keep the condition
+            if real is None or guess is None:
+                continue  # invalid (e.g. odd), or no answer from the formulas: no evidence
+            return not same_description(guess, real)
+        return True  # no evidence off the multiples: keep the condition
 
-    def _same_at(self, name: str, value: Any, base: Mapping[str, Any], reference: Abstract) -> bool:
+    def _vary_layer_types(
+        self, base: Mapping[str, Any], reference: Abstract
+    ) -> tuple[str, list[tuple[int, tuple[int, ...]]]] | None:
+        """Which attention types may be spelled out per layer without changing the
+        description: all "full_attention", and also sliding windows when a mix of both
+        changes nothing."""
+        kinds = ["full_attention"]
+        if not self._unchanged(base, "layer_types", _layer_types(base, kinds), reference):
+            return None
+        mixed = ["sliding_attention", "full_attention"]
+        if self._unchanged(base, "layer_types", _layer_types(base, mixed), reference):
+            kinds = mixed
+        return LAYER_TYPES + ",".join(kinds), []
+
+    def _unchanged(
+        self,
+        base: Mapping[str, Any],
+        name: str,
+        value: Any,
+        reference: Abstract,
+        if_invalid: bool = False,
+    ) -> bool:
+        """Whether ``name = value`` leaves the description as at the base
+        (``if_invalid`` when the config does not build)."""
         described = self.describe({**base, name: value})
         if described is None:
-            return True  # an invalid value says nothing about the description
+            return if_invalid
         other = abstract(described)
         return other is not None and (other.shape, other.numbers) == (
             reference.shape,
@@ -325,9 +358,9 @@ class Learner:
             for name, points in trials.items():
                 mix[name] = rng.choice([base[name], *(v for v, _ in points)])
             for name, kind in free.items():
-                if kind == FULL_ATTENTION_LAYERS and rng.random() < 0.5:
-                    mix[name] = _full_attention(mix)
-                elif kind == "any" and rng.random() < 0.5:
+                if kind.startswith(LAYER_TYPES) and rng.random() < 0.5:
+                    mix[name] = _layer_types(mix, kind[len(LAYER_TYPES) :].split(","))
+                elif kind == "any" and rng.random() < 0.3:
                     options = (
                         FIELD_TRIALS.get(name)
                         or EXTRA_KEYS.get(name)
@@ -399,8 +432,9 @@ def same_description(a: ExpectedModel | None, b: ExpectedModel | None) -> bool:
     )
 
 
-def _full_attention(values: Mapping[str, Any]) -> list[str]:
-    return ["full_attention"] * int(values["num_hidden_layers"])
+def _layer_types(values: Mapping[str, Any], kinds: Sequence[str]) -> list[str]:
+    """One of ``kinds`` per layer, in turn."""
+    return [kinds[i % len(kinds)] for i in range(int(values["num_hidden_layers"]))]
 
 
 def _candidates(value: Any) -> tuple[Any, ...]:

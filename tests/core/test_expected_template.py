@@ -118,8 +118,9 @@ def _random_values(template: Any, rng: random.Random) -> dict[str, Any]:
         if kind == "int":
             values[name] = values[name] * rng.choice([1, 2, 3])
     for name, kind in template.free.items():
-        if kind == "full_attention_layers":
-            values[name] = ["full_attention"] * values["num_hidden_layers"]
+        if kind.startswith("layers:"):
+            kinds = kind.removeprefix("layers:").split(",")
+            values[name] = [rng.choice(kinds) for _ in range(values["num_hidden_layers"])]
         elif rng.random() < 0.5:
             options = (
                 FIELD_TRIALS.get(name) or EXTRA_KEYS.get(name) or _candidates(values.get(name))
@@ -163,6 +164,20 @@ SAVED_CONFIGS = {
     "MistralForCausalLM": ("MistralConfig", {**TINY_LLAMA, "sliding_window": 16}),
     "Qwen3ForCausalLM": ("Qwen3Config", {**TINY_LLAMA, "head_dim": 16}),
     "GemmaForCausalLM": ("GemmaConfig", {**TINY_LLAMA, "head_dim": 8}),
+    # layer_types spelled out, sliding and full in turn:
+    "Gemma2ForCausalLM": ("Gemma2Config", {**TINY_LLAMA, "head_dim": 8, "num_hidden_layers": 3}),
+    "Qwen2ForCausalLM": ("Qwen2Config", TINY_LLAMA),
+    "GPTNeoXForCausalLM": (
+        "GPTNeoXConfig",
+        {
+            "vocab_size": 64,
+            "hidden_size": 32,
+            "intermediate_size": 48,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+        },
+    ),
+    "BartForConditionalGeneration": FAMILIES["BartForConditionalGeneration"],
     "GPT2LMHeadModel": FAMILIES["GPT2LMHeadModel"],
     "BertForMaskedLM": FAMILIES["BertForMaskedLM"],
     "RobertaForMaskedLM": FAMILIES["RobertaForMaskedLM"],
