@@ -31,7 +31,7 @@ bench: $(STAMP)
 
 # Relearn the shipped model templates (ckpt_gui/core/templates) after a transformers upgrade.
 templates: $(STAMP)
-	$(PY) -m ckpt_gui.core.template_learn
+	$(PY) -m ckpt_gui.core.template_ship
 
 screenshots: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) scripts/screenshots.py

@@ -10,9 +10,12 @@ own and the model rebuilt (a meta build takes milliseconds):
 - any other field (it adds or removes keys, changes a dtype or a rule, or could not be
   varied) is structural: the template applies only to configs with the base value.
 
-The template is then checked against builds at random combinations of the varied
-values; one disagreement and no template is made. Imports torch and transformers.
-``python -m ckpt_gui.core.template_learn`` regenerates the shipped templates.
+Divisions transformers floors (``hidden_size // num_attention_heads``) become
+conditions: values just off each multiple are built, and where the formulas then
+disagree the template requires the multiple. The template is then checked against
+builds at random combinations of the varied values; one disagreement and no template
+is made. Imports torch and transformers.
+The shipped templates are made by ``template_ship.py``.
 """
 
 from __future__ import annotations
@@ -21,11 +24,8 @@ import dataclasses
 import json
 import math
 import random
-import re
 from collections.abc import Mapping, Sequence
-from fractions import Fraction
 from importlib import metadata
-from pathlib import Path
 from typing import Any, TypeGuard
 
 from ckpt_gui.core.config_source import ResolvedConfig
@@ -34,11 +34,10 @@ from ckpt_gui.core.expected import ExpectedModel, build_expected
 from ckpt_gui.core.expected_template import (
     LAYER_TYPES,
     METADATA_KEYS,
-    REPEAT,
     Formula,
     Template,
-    expand,
 )
+from ckpt_gui.core.template_shape import Abstract, Trials, abstract, fit_slot, same_description
 
 # Keys that config.json files carry outside the config class's fields, with values to
 # try: legacy spellings transformers converts on load.
@@ -62,83 +61,6 @@ FIELD_TRIALS: dict[str, tuple[Any, ...]] = {
     ),
 }
 VALIDATION_ROUNDS = 10
-_INDEX = re.compile(r"^\d+$")
-
-
-@dataclasses.dataclass(frozen=True)
-class Abstract:
-    """A description with its numbers taken out: ``shape`` is everything but the
-    numbers (equal for configs of one structure), ``numbers`` the counts then dims."""
-
-    shape: str
-    numbers: tuple[int, ...]
-    count_prefixes: tuple[str, ...]
-    tensors: tuple[tuple[str, int, str], ...]  # pattern, rank, dtype
-    buffers: tuple[str, ...]
-
-
-def abstract(expected: ExpectedModel) -> Abstract | None:
-    """Patterns, counts and dims of ``expected``, or None when its keys are not a
-    regular repetition (then no template can describe it)."""
-    if expected.plain_renamings is None or expected.warnings:
-        return None
-    if any(
-        _INDEX.match(part) for key in expected.tied.items() for k in key for part in k.split(".")
-    ):
-        return None
-    counts: dict[str, int] = {}
-    patterns: dict[str, tuple[tuple[int, ...], str]] = {}
-    for tensor in expected.tensors.values():
-        pattern = _pattern(tensor.name, counts)
-        seen = patterns.setdefault(pattern, (tensor.shape, tensor.dtype))
-        if seen != (tensor.shape, tensor.dtype):
-            return None  # repeats of one pattern differ: not a template
-    buffer_patterns: dict[str, None] = {}
-    for name in expected.non_persistent_buffers:
-        buffer_patterns[_pattern(name, counts)] = None
-    names = list(patterns)
-    if [key for _, key in expand(names, counts)] != list(expected.tensors):
-        return None
-    if [key for _, key in expand(list(buffer_patterns), counts)] != list(
-        expected.non_persistent_buffers
-    ):
-        return None
-    prefixes = tuple(sorted(counts))
-    rules = {
-        "architecture": expected.architecture,
-        "model_type": expected.model_type,
-        "base_model_prefix": expected.base_model_prefix,
-        "tied": sorted(expected.tied.items()),
-        "ignore": [expected.ignore_missing, expected.ignore_unexpected],
-        "renamings": [r.to_json() for r in expected.plain_renamings],
-        "patterns": [(p, len(s), t) for p, (s, t) in patterns.items()],
-        "buffers": list(buffer_patterns),
-        "counts": prefixes,
-    }
-    numbers = [counts[p] for p in prefixes]
-    for shape, _ in patterns.values():
-        numbers.extend(shape)
-    return Abstract(
-        shape=json.dumps(rules, sort_keys=True),
-        numbers=tuple(numbers),
-        count_prefixes=prefixes,
-        tensors=tuple((p, len(s), t) for p, (s, t) in patterns.items()),
-        buffers=tuple(buffer_patterns),
-    )
-
-
-def _pattern(key: str, counts: dict[str, int]) -> str:
-    """``key`` with ModuleList indices as ``#``; records each prefix's largest index."""
-    parts = key.split(".")
-    abstract_parts: list[str] = []
-    for part in parts:
-        if _INDEX.match(part) and abstract_parts:
-            prefix = ".".join(abstract_parts)
-            counts[prefix] = max(counts.get(prefix, 0), int(part) + 1)
-            abstract_parts.append(REPEAT)
-        else:
-            abstract_parts.append(part)
-    return ".".join(abstract_parts)
 
 
 class Learner:
@@ -202,7 +124,7 @@ class Learner:
         the build then differs from the formulas, or never succeeds, the template
         keeps the pair as a condition."""
         needed: list[tuple[str, str]] = []
-        integers = [name for name, value in base.items() if _is_int(value)]
+        integers = [name for name, value in base.items() if is_int(value)]
         # Divisors: varied fields, and fixed (structural) ones such as Phi-3's heads.
         # Fields shown not to matter cannot sit in a division that shapes anything.
         divisors = [n for n in integers if n in trials or n not in template.free]
@@ -224,7 +146,7 @@ class Learner:
         scales numbers, None when it is structural."""
         present = name in base
         value = base.get(name)
-        if name == "layer_types" and value is None and _is_int(base.get("num_hidden_layers")):
+        if name == "layer_types" and value is None and is_int(base.get("num_hidden_layers")):
             return self._vary_layer_types(base, reference)
         candidates = FIELD_TRIALS.get(name) or (
             EXTRA_KEYS[name] if not present else _candidates(value)
@@ -238,18 +160,18 @@ class Learner:
             if other is None or other.shape != reference.shape:
                 return None
             points.append((candidate, other.numbers))
-            if len(points) == 2 and _is_int(value):
+            if len(points) == 2 and is_int(value):
                 break  # two points besides the base fit a formula
         if not points:
             return None
         if all(numbers == reference.numbers for _, numbers in points):
             # An invalid value says nothing about the description, hence if_invalid.
-            if _is_int(value) and not self._unchanged(
+            if is_int(value) and not self._unchanged(
                 base, name, value + 1, reference, if_invalid=True
             ):
                 return None  # matters only off the multiples tried (a floored division)
             return "any", []
-        if _is_int(value) and len(points) == 2:
+        if is_int(value) and len(points) == 2:
             return "int", points
         return None
 
@@ -309,12 +231,12 @@ class Learner:
         self,
         base: Mapping[str, Any],
         free: Mapping[str, str],
-        trials: Mapping[str, list[tuple[int, tuple[int, ...]]]],
+        trials: Trials,
         reference: Abstract,
     ) -> Template | None:
         formulas: list[Formula] = []
         for slot, number in enumerate(reference.numbers):
-            formula = _fit_slot(slot, number, base, trials)
+            formula = fit_slot(slot, number, base, trials)
             if formula is None:
                 return None
             formulas.append(formula)
@@ -346,7 +268,7 @@ class Learner:
         template: Template,
         base: Mapping[str, Any],
         free: Mapping[str, str],
-        trials: Mapping[str, list[tuple[int, tuple[int, ...]]]],
+        trials: Trials,
         seed: int,
     ) -> bool:
         """The template agrees with real builds at the base and at random mixes of the
@@ -381,57 +303,6 @@ class Learner:
         return checked >= 2
 
 
-def _fit_slot(
-    slot: int,
-    number: int,
-    base: Mapping[str, Any],
-    trials: Mapping[str, list[tuple[int, tuple[int, ...]]]],
-) -> Formula | None:
-    """``c0 + c * Π field^e`` through the base and every single-field variation."""
-    exponents: list[tuple[str, int]] = []
-    slope: Fraction | None = None
-    for name, points in trials.items():
-        xs = [base[name], *(v for v, _ in points)]
-        ys = [number, *(numbers[slot] for _, numbers in points)]
-        if all(y == number for y in ys):
-            continue
-        for exponent in (1, -1, 2, -2):
-            px = [Fraction(x) ** exponent for x in xs]
-            if px[1] == px[0] or px[2] == px[0]:
-                continue
-            first = Fraction(ys[1] - ys[0]) / (px[1] - px[0])
-            if first == Fraction(ys[2] - ys[0]) / (px[2] - px[0]):
-                exponents.append((name, exponent))
-                if slope is None:
-                    slope = first  # c times the other fields' part, at the base
-                break
-        else:
-            return None  # not a monomial in this field
-    if slope is None:
-        return Formula.constant(number)
-    product = Fraction(1)
-    for name, exponent in exponents:
-        product *= Fraction(base[name]) ** exponent
-    first_name, first_exponent = exponents[0]
-    c = slope * Fraction(base[first_name]) ** first_exponent / product
-    return Formula(Fraction(number) - c * product, c, tuple(sorted(exponents)))
-
-
-def same_description(a: ExpectedModel | None, b: ExpectedModel | None) -> bool:
-    """Equal in everything a comparison uses (order of tensors and buffers included)."""
-    if a is None or b is None:
-        return a is b
-    return (
-        list(a.tensors.items()) == list(b.tensors.items())
-        and a.non_persistent_buffers == b.non_persistent_buffers
-        and a.tied == b.tied
-        and (a.architecture, a.model_type, a.base_model_prefix)
-        == (b.architecture, b.model_type, b.base_model_prefix)
-        and (a.ignore_missing, a.ignore_unexpected) == (b.ignore_missing, b.ignore_unexpected)
-        and a.plain_renamings == b.plain_renamings
-    )
-
-
 def _layer_types(values: Mapping[str, Any], kinds: Sequence[str]) -> list[str]:
     """One of ``kinds`` per layer, in turn."""
     return [kinds[i % len(kinds)] for i in range(int(values["num_hidden_layers"]))]
@@ -454,7 +325,7 @@ def _candidates(value: Any) -> tuple[Any, ...]:
     return ()
 
 
-def _is_int(value: Any) -> TypeGuard[int]:
+def is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -473,102 +344,3 @@ def _field_defaults(config_class: Any) -> dict[str, Any]:
 def _json_safe(values: Mapping[str, Any]) -> dict[str, Any]:
     """Values as JSON keeps them; others as their repr, which no config.json equals."""
     return {k: json.loads(json.dumps(v, default=repr)) for k, v in values.items()}
-
-
-# Layer counts are learned at 3 (builds are then quick) when the count turns out free;
-# 3 rather than 2, which would divide most sizes and make _divisions see false pairs.
-LAYER_FIELDS = (
-    "num_hidden_layers",
-    "num_layers",
-    "n_layer",
-    "encoder_layers",
-    "decoder_layers",
-    "num_decoder_layers",
-)
-
-
-def learn_variants(architecture: str, limit: int = 16) -> list[Template]:
-    """Templates for the class defaults and for the structural variants real configs
-    use: an explicit ``head_dim`` or ``num_key_value_heads``, flipped booleans."""
-    learner = Learner(architecture)
-    import transformers
-
-    processed = getattr(transformers, architecture).config_class().to_dict()
-    queue: list[dict[str, Any]] = [{}]
-    seen: set[str] = set()
-    templates: list[Template] = []
-    while queue and len(seen) < limit:
-        overrides = queue.pop(0)
-        key = json.dumps(overrides, sort_keys=True)
-        if key in seen:
-            continue
-        seen.add(key)
-        template = _learn_small_first(learner, overrides)
-        if template is None:
-            continue
-        templates.append(template)
-        for name, value in template.base.items():
-            if name in template.free or name in overrides:
-                continue
-            if isinstance(value, bool):
-                queue.append({**overrides, name: not value})
-            elif value is None and _is_int(processed.get(name)):
-                queue.append({**overrides, name: processed[name]})
-    return templates
-
-
-def _learn_small_first(learner: Learner, overrides: dict[str, Any]) -> Template | None:
-    shrink = {
-        name: 3
-        for name in LAYER_FIELDS
-        if name not in overrides and _is_int(learner.defaults.get(name))
-    }
-    if shrink:
-        template = learner.learn({**overrides, **shrink})
-        if template is not None and all(template.free.get(n) == "int" for n in shrink):
-            return template
-    return learner.learn(overrides)
-
-
-DEFAULT_ARCHITECTURES = (
-    "LlamaForCausalLM",
-    "MistralForCausalLM",
-    "Qwen2ForCausalLM",
-    "Qwen3ForCausalLM",
-    "GemmaForCausalLM",
-    "Gemma2ForCausalLM",
-    "Phi3ForCausalLM",
-    "MixtralForCausalLM",
-    "GPT2LMHeadModel",
-    "GPTNeoXForCausalLM",
-    "OPTForCausalLM",
-    "FalconForCausalLM",
-    "BertModel",
-    "BertForMaskedLM",
-    "RobertaModel",
-    "RobertaForMaskedLM",
-    "T5ForConditionalGeneration",
-    "BartForConditionalGeneration",
-    "ViTModel",
-)
-
-
-def write_shipped(architectures: Sequence[str], folder: Path) -> Path:
-    """Learn templates for ``architectures`` and write them for this transformers."""
-    version = metadata.version("transformers")
-    templates = [t.to_json() for a in architectures for t in learn_variants(a)]
-    path = folder / f"transformers-{version}.json"
-    path.write_text(
-        json.dumps({"transformers": version, "templates": templates}, indent=0) + "\n",
-        encoding="utf-8",
-    )
-    return path
-
-
-if __name__ == "__main__":
-    import sys
-
-    target = Path(__file__).with_name("templates")
-    target.mkdir(exist_ok=True)
-    written = write_shipped(sys.argv[1:] or DEFAULT_ARCHITECTURES, target)
-    print(f"wrote {written}")

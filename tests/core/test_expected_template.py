@@ -20,13 +20,8 @@ from ckpt_gui.core.expected import build_expected
 from ckpt_gui.core.expected_template import Formula, _templates, expand, template_for
 from ckpt_gui.core.matching import compare
 from ckpt_gui.core.targets import open_target
-from ckpt_gui.core.template_learn import (
-    EXTRA_KEYS,
-    FIELD_TRIALS,
-    Learner,
-    _candidates,
-    same_description,
-)
+from ckpt_gui.core.template_learn import EXTRA_KEYS, FIELD_TRIALS, Learner, _candidates
+from ckpt_gui.core.template_shape import same_description
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_LLAMA = dict(FAMILIES["LlamaForCausalLM"][1])
@@ -134,7 +129,7 @@ def test_shipped_templates_match_real_builds() -> None:
     """Every shipped template, at its base and at random configs of its structure,
     against a real build: the same description, or none (the model is built then)."""
     shipped = _templates()
-    assert shipped, "no templates for this transformers: run python -m ckpt_gui.core.template_learn"
+    assert shipped, "no templates for this transformers: run make templates"
     rng = random.Random(0)
     served = 0
     for architecture, templates in shipped.items():
