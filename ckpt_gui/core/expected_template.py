@@ -25,7 +25,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
-from importlib import metadata, resources
+from importlib import metadata
+from pathlib import Path
 from typing import Any, TypeGuard
 
 from ckpt_gui.core.config_source import ResolvedConfig, apply_overrides
@@ -33,6 +34,7 @@ from ckpt_gui.core.expected import ExpectedModel, ExpectedTensor
 from ckpt_gui.core.renaming import PlainRenaming
 
 SCHEMA = 1
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 REPEAT = "#"  # stands for a ModuleList index in a key pattern
 # Kinds of free fields: "int" fields may appear in formulas; "any" fields were shown to
 # leave the description unchanged, whatever their value. ``layer_types`` (which
@@ -265,10 +267,9 @@ def _templates() -> dict[str, list[Template]]:
     """Shipped templates learned with the installed transformers version, by architecture."""
     try:
         version = metadata.version("transformers")
-        text = resources.files("ckpt_gui.core").joinpath(
-            "templates", f"transformers-{version}.json"
-        )
-        data = json.loads(text.read_text(encoding="utf-8"))
+        # Next to this module, as the icons are (proven in the PyInstaller bundle).
+        path = TEMPLATE_DIR / f"transformers-{version}.json"
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, metadata.PackageNotFoundError):
         return {}
     found: dict[str, list[Template]] = {}

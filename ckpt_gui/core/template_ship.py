@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ckpt_gui.core.expected_template import Template
+from ckpt_gui.core.expected_template import TEMPLATE_DIR, Template
 from ckpt_gui.core.template_learn import Learner, is_int
 
 # Layer counts are learned at 3 (builds are then quick) when the count turns out free;
@@ -108,7 +108,6 @@ def write_shipped(architectures: Sequence[str], folder: Path) -> Path:
 if __name__ == "__main__":
     import sys
 
-    target = Path(__file__).with_name("templates")
-    target.mkdir(exist_ok=True)
-    written = write_shipped(sys.argv[1:] or DEFAULT_ARCHITECTURES, target)
+    TEMPLATE_DIR.mkdir(exist_ok=True)
+    written = write_shipped(sys.argv[1:] or DEFAULT_ARCHITECTURES, TEMPLATE_DIR)
     print(f"wrote {written}")
