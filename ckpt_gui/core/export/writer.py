@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -173,44 +174,85 @@ class SourceFiles:
 
 
 class ReadAhead:
-    """Asks the kernel to read source tensors ahead of use (``POSIX_FADV_WILLNEED``).
+    """Keeps the kernel reading source tensors ahead of use (``POSIX_FADV_WILLNEED``).
 
-    The disk then works while we convert or while torch is still importing; the
-    pages land in the page cache, which does not count against the job's memory.
+    A background thread asks for the next piece whenever less than ``window``
+    bytes past the consumer are requested, from the start of the job: the disk
+    then streams while torch imports and while we convert. The pages land in
+    the page cache, which does not count against the job's memory. WILLNEED
+    only queues reads, but it blocks when the device queue is full, which is
+    why it does not run on the job's thread.
     """
 
-    def __init__(
-        self, ranges: list[tuple[Path, int, int]], window: int = 256 * 1024 * 1024
-    ) -> None:
+    # Linux caps one WILLNEED at the device's readahead size (8 MiB here, 128 KiB by
+    # default) and silently drops the rest: a 64 MiB request read 8 MiB. Asking in
+    # the kernel's own 2 MiB steps reads everything (measured 2.7 GB/s cold).
+    PIECE = 2 * 1024 * 1024
+
+    def __init__(self, ranges: list[tuple[Path, int, int]], window: int | None = None) -> None:
         self.ranges = ranges
-        self.window = window
-        self.next = 0
-        self.fds: dict[Path, int] = {}
+        self.window = window if window is not None else _read_ahead_window()
+        # Bytes before range i: the consumer's position in bytes.
+        self.starts = [0]
+        for _, _, nbytes in ranges:
+            self.starts.append(self.starts[-1] + nbytes)
+        self.consumed = 0
+        self.stopping = False
+        self.condition = threading.Condition()
+        self.thread: threading.Thread | None = None
 
     def advance(self, position: int) -> None:
-        """Make sure everything up to ``window`` bytes past range ``position`` was requested."""
-        if not hasattr(os, "posix_fadvise"):
+        """The consumer reached range ``position``; the first call starts the thread."""
+        if not hasattr(os, "posix_fadvise") or not self.ranges:
             return
-        ahead = 0
-        index = position
-        while index < len(self.ranges) and ahead < self.window:
-            path, offset, nbytes = self.ranges[index]
-            if index >= self.next:
-                fd = self.fds.get(path)
-                if fd is None:
-                    try:
-                        fd = self.fds[path] = os.open(path, os.O_RDONLY)
-                    except OSError:
-                        return
-                try:
-                    os.posix_fadvise(fd, offset, nbytes, os.POSIX_FADV_WILLNEED)
-                except OSError:
-                    return
-                self.next = index + 1
-            ahead += nbytes
-            index += 1
+        with self.condition:
+            self.consumed = max(self.consumed, self.starts[min(position, len(self.ranges))])
+            self.condition.notify()
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._run, name="export-readahead", daemon=True)
+            self.thread.start()
+
+    def _run(self) -> None:
+        fds: dict[Path, int] = {}
+        try:
+            requested = 0
+            for path, offset, nbytes in self.ranges:
+                for piece in range(0, nbytes, self.PIECE):
+                    length = min(self.PIECE, nbytes - piece)
+                    with self.condition:
+                        while not self.stopping and requested - self.consumed >= self.window:
+                            self.condition.wait()
+                        if self.stopping:
+                            return
+                    fd = fds.get(path)
+                    if fd is None:
+                        fd = fds[path] = os.open(path, os.O_RDONLY)
+                    os.posix_fadvise(fd, offset + piece, length, os.POSIX_FADV_WILLNEED)
+                    requested += length
+        except OSError:
+            return  # only a hint: the reads themselves report problems
+        finally:
+            for fd in fds.values():
+                os.close(fd)
 
     def close(self) -> None:
-        for fd in self.fds.values():
-            os.close(fd)
-        self.fds.clear()
+        with self.condition:
+            self.stopping = True
+            self.condition.notify()
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+
+
+def _read_ahead_window() -> int:
+    """An eighth of the available memory, between 256 MiB and 2 GiB."""
+    low, high = 256 << 20, 2 << 30
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+                    return max(low, min(high, available // 8))
+    except (OSError, ValueError, IndexError):
+        pass
+    return low
