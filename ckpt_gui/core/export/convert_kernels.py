@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from ckpt_gui.core.export.writer import ShardFile, SourceFiles
 
 CHUNK_BYTES = 32 * 1024 * 1024
-# Output slots: one being written while the next two chunks are read and converted.
-OUT_SLOTS = 3
+# Output slots: two being written while the next two chunks are read and converted.
+OUT_SLOTS = 4
 # Conversions that can turn finite values into Inf.
 NARROWING = {("F32", "F16"), ("F32", "BF16"), ("BF16", "F16"), ("F64", "F16"), ("F64", "BF16")}
 
@@ -55,7 +55,7 @@ class Converter:
         self.use_mmap = True
         self.read_buffer: bytearray | None = None  # only when mapping fails
         self.worker = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="export-convert", initializer=_one_torch_thread
+            max_workers=1, thread_name_prefix="export-convert", initializer=one_torch_thread
         )
         # Output slots per dtype: one being written, the others being converted into.
         self.out_buffers: dict[str, list[Any]] = {}
@@ -246,7 +246,7 @@ class Converter:
         return out
 
 
-def _one_torch_thread() -> None:
+def one_torch_thread() -> None:
     """Worker initializer: torch ops of this thread use one core (OpenMP's setting is per thread)."""
     import torch
 
