@@ -10,6 +10,7 @@ name) before its init, so the bytes depend on the seed alone.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import threading
 import weakref
@@ -215,8 +216,9 @@ class _Arena:
 
     A unit's tensors are views of one base tensor made from a fresh numpy view
     of the arena; the engine's queued writes keep those tensors alive, so the
-    view dies (and the arena is idle again) only after the last write of the
-    unit is done. Filled with zeros before each use: a unit's bytes never
+    view dies only after the last write of the unit is done. Its finalizer
+    then zeroes the bytes the unit used (on whichever thread let go last, not
+    on the initialising one) and marks the arena idle: a unit's bytes never
     depend on what the previous one left behind.
     """
 
@@ -233,13 +235,15 @@ class _Arena:
         if not self.idle.wait(ARENA_WAIT_SECONDS):
             return None  # something still holds the last unit: fresh memory instead
         if self.array is None:
-            self.array = np.empty(self.size, dtype=np.uint8)
+            self.array = np.zeros(self.size, dtype=np.uint8)  # fresh pages: zero already
         self.idle.clear()
         view = self.array[:nbytes]
-        weakref.finalize(view, self.idle.set)
-        base = torch.from_numpy(view)
-        base.zero_()
-        return base
+        weakref.finalize(view, self._recycle, self.array, nbytes)
+        return torch.from_numpy(view)
+
+    def _recycle(self, array: Any, nbytes: int) -> None:
+        ctypes.memset(array.ctypes.data, 0, nbytes)  # releases the GIL
+        self.idle.set()
 
     def trim(self) -> None:
         if self.idle.is_set():
