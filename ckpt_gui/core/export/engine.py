@@ -54,7 +54,6 @@ class ExportOptions:
     fsync: bool = True
     overflow: str = "inf"  # "inf" (as torch does), "clamp" (to the largest finite) or "error"
     fail_after_bytes: int | None = None  # tests: simulate a failure mid-way
-    direct_io: bool = True  # shard bytes with O_DIRECT (see direct_io.py); plain writes if refused
 
     def __post_init__(self) -> None:
         if self.overflow not in ("inf", "clamp", "error"):
@@ -88,22 +87,17 @@ def run_export(
 
     # Two writers: ShardFile writes at explicit offsets, in any order.
     write_worker = ThreadPoolExecutor(max_workers=2, thread_name_prefix="export-write")
-    direct = None
     try:
         remove_stale(target.parent, target.name)
         staging = Staging(target)
         check_free_space(staging.parent, plan.estimated_bytes)
-        if options.direct_io:
-            from ckpt_gui.core.export.direct_io import DirectBuffers
-
-            direct = DirectBuffers()
         read_ahead.advance(0)
         yield Progress(0, total, "starting")
         done = 0
         last_report = 0
         for shard in plan.shards:
             shard_file = ShardFile(
-                staging.path / shard.filename, shard, options.fsync, write_worker, direct
+                staging.path / shard.filename, shard, options.fsync, write_worker
             )
             for tensor in shard.tensors:
                 if tensor.name in position_of:
@@ -167,8 +161,6 @@ def run_export(
         if converter is not None:
             converter.close()
         write_worker.shutdown(wait=True, cancel_futures=True)
-        if direct is not None:
-            direct.close()
         if staging is not None and not staging.committed:
             staging.abort()
 

@@ -17,7 +17,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from ckpt_gui.core.errors import CheckpointError
-from ckpt_gui.core.export.direct_io import DirectBuffers, DirectStream
 from ckpt_gui.core.export.plan import ShardPlan
 
 CHUNK_BYTES = 64 * 1024 * 1024
@@ -34,7 +33,6 @@ class ShardFile:
         shard: ShardPlan,
         fsync: bool,
         executor: ThreadPoolExecutor | None = None,
-        direct: DirectBuffers | None = None,
     ) -> None:
         self.path = path
         self.fsync = fsync
@@ -49,26 +47,17 @@ class ShardFile:
         self._copy_file_range_ok = hasattr(os, "copy_file_range")
         self._bounce: bytearray | None = None
         self.fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        self.stream: DirectStream | None = None
-        if direct is not None:
-            self.stream = DirectStream(
-                str(path), self.fd, direct, executor, lambda exc: _write_error(path, exc)
-            )
         self.write(memoryview(header))
 
     def write(self, data: memoryview) -> None:
-        view = data.cast("B") if data.format != "B" or data.ndim != 1 else data
-        if self.stream is not None:
-            self.stream.add(view)  # copied: ``data`` is free again at once
-            self.position += len(view)
-            return
         self.drain()
+        view = data.cast("B") if data.format != "B" or data.ndim != 1 else data
         self._write_all(view, self.position)
         self.position += len(view)
 
     def write_async(self, data: memoryview) -> Future[None] | None:
         """Queue a write; ``data`` must stay unchanged until the returned future is done."""
-        if self.executor is None or self.stream is not None:
+        if self.executor is None:
             self.write(data)
             return None
         view = data.cast("B") if data.format != "B" or data.ndim != 1 else data
@@ -82,8 +71,6 @@ class ShardFile:
 
     def drain(self) -> None:
         """Wait for queued writes; the first failure is raised."""
-        if self.stream is not None:
-            self.stream.drain()
         pending, self.pending = self.pending, []
         for future in pending:
             future.result()
@@ -101,9 +88,6 @@ class ShardFile:
     def copy_from(self, src_fd: int, src_path: Path, offset: int, nbytes: int) -> Iterator[int]:
         """Copy ``nbytes`` at ``offset`` of another file; yields the bytes done so far."""
         assert self.fd is not None
-        if self.stream is not None:
-            yield from self._stage_from(src_fd, src_path, offset, nbytes)
-            return
         self.drain()
         done = 0
         while done < nbytes:
@@ -134,26 +118,8 @@ class ShardFile:
         self._write_all(view[:got], self.position)
         return got
 
-    def _stage_from(self, src_fd: int, src_path: Path, offset: int, nbytes: int) -> Iterator[int]:
-        """Read straight into the staging buffers (direct writes cannot use copy_file_range)."""
-        assert self.stream is not None
-        done = 0
-        while done < nbytes:
-            space = self.stream.space()[: nbytes - done]
-            got = os.preadv(src_fd, [space], offset + done)
-            if got <= 0:
-                raise CheckpointError(
-                    src_path, f"file ends at byte {offset + done:,}, inside a tensor"
-                )
-            self.stream.filled(got)
-            done += got
-            self.position += got
-            yield done
-
     def finish(self) -> None:
         assert self.fd is not None
-        if self.stream is not None:
-            self.stream.finish()
         self.drain()
         if self.position != self.expected_size:
             raise CheckpointError(
@@ -169,9 +135,6 @@ class ShardFile:
             self.close()
 
     def close(self) -> None:
-        if self.stream is not None:
-            self.stream.close()
-            self.stream = None
         for future in self.pending:
             future.cancel()
         for future in self.pending:
