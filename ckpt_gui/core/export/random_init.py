@@ -33,7 +33,8 @@ from ckpt_gui.core.export.plan import (
 from ckpt_gui.core.export.units import UnitMaterializer
 from ckpt_gui.core.jobs import Job
 
-UNIT_BUDGET = 128 * 1024 * 1024
+# Three units in reused arenas plus one large tensor stay under one shard + 300 MB.
+UNIT_BUDGET = 64 * 1024 * 1024
 USER_TO_TORCH = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}
 
 

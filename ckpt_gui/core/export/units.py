@@ -55,7 +55,9 @@ class UnitMaterializer:
             max_workers=1, thread_name_prefix="random-init", initializer=one_torch_thread
         )
         self.pending: dict[int, Future[dict[str, Any]]] = {}
-        self.arenas = [_Arena(budget + ARENA_SLACK), _Arena(budget + ARENA_SLACK)]
+        # One arena for the unit being written, two for the units initialised ahead.
+        self.arenas = [_Arena(budget + ARENA_SLACK) for _ in range(PREFETCH + 1)]
+        self.arena_of: dict[int, _Arena] = {}
         self.turn = 0
         _install_split_normal()
         self.helper = ThreadPoolExecutor(
@@ -66,22 +68,29 @@ class UnitMaterializer:
         index = self.unit_of[name]
         if index != self.current:
             self.release()
-            for other in [i for i in self.pending if i != index]:
-                # Asked out of order: drop the prefetched unit, it holds an arena.
+            for other in [i for i in self.pending if i < index or index not in self.pending]:
+                # Asked out of order: drop the skipped prefetched units, they hold arenas.
                 self._drop(other, self.pending.pop(other))
             future = self.pending.pop(index, None)
-            self.state = future.result() if future else self._materialise(index, self._arena())
+            if future is None:
+                self.arena_of[index] = arena = self._arena()
+                future = self.pool.submit(self._materialise, index, arena)
+            self.state = future.result()
             self.current = index
-            following = [i for i in self.needed if i > index]
-            if following and following[0] not in self.pending:
-                self.pending[following[0]] = self.pool.submit(
-                    self._materialise, following[0], self._arena()
-                )
+            for following in [i for i in self.needed if i > index][:PREFETCH]:
+                if following not in self.pending:
+                    self.arena_of[following] = arena = self._arena()
+                    self.pending[following] = self.pool.submit(self._materialise, following, arena)
         return self.state[name]
 
     def _arena(self) -> _Arena:
-        """Arenas alternate: the unit being written and the one being initialised."""
-        self.turn ^= 1
+        """The next arena in turn that no live unit (current or prefetched) holds."""
+        held = [*self.pending] + ([self.current] if self.current is not None else [])
+        live = {id(self.arena_of[i]) for i in held if i in self.arena_of}
+        for _ in self.arenas:
+            self.turn = (self.turn + 1) % len(self.arenas)
+            if id(self.arenas[self.turn]) not in live:
+                break
         return self.arenas[self.turn]
 
     def _materialise(self, index: int, arena: _Arena) -> dict[str, Any]:
@@ -138,6 +147,8 @@ class UnitMaterializer:
         self.arenas = []
 
 
+# Units initialised ahead of the one being written.
+PREFETCH = 2
 # Tensors of at least this many elements get their normal_ values from two threads.
 SPLIT_MIN = 1 << 20
 _SPLIT = threading.local()
