@@ -9,6 +9,7 @@ plain re-sharding never imports it.
 
 from __future__ import annotations
 
+import mmap
 import os
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
     from ckpt_gui.core.export.writer import ShardFile, SourceFiles
 
 CHUNK_BYTES = 32 * 1024 * 1024
-READ_SLOTS = 3
+# Output slots: two being written while the next two chunks are read and converted.
+OUT_SLOTS = 4
 # Conversions that can turn finite values into Inf.
 NARROWING = {("F32", "F16"), ("F32", "BF16"), ("BF16", "F16"), ("F64", "F16"), ("F64", "BF16")}
 
@@ -36,35 +38,49 @@ def torch_dtype(name: str) -> Any:
 
 
 class Converter:
-    """Writes tensors whose bytes are not a plain file-to-file copy."""
+    """Writes tensors whose bytes are not a plain file-to-file copy.
+
+    Chunks read from a file are read and converted on one worker thread while
+    the caller writes the previous chunk. The worker runs torch with one
+    intra-op thread: conversion is memory bound, and with OpenMP's two threads
+    every op waits for a core that is busy reading or writing (measured 3-15x
+    slower per op on this 2-core machine under load, 1.5x faster when idle).
+    """
 
     def __init__(self, overflow_mode: str) -> None:
         import torch
 
         self.torch = torch
         self.overflow_mode = overflow_mode
-        self.read_buffers = [bytearray(CHUNK_BYTES) for _ in range(READ_SLOTS)]
-        self.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-read")
-        # Two output buffers per dtype: one is being written while the next chunk converts.
+        self.use_mmap = True
+        self.read_buffer: bytearray | None = None  # only when mapping fails
+        self.worker = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="export-convert", initializer=one_torch_thread
+        )
+        # Output slots per dtype: one being written, the others being converted into.
         self.out_buffers: dict[str, list[Any]] = {}
-        self.in_flight: dict[str, list[Any]] = {}
+        self.in_flight: dict[str, list[Future[None] | None]] = {}
         self.turn = 0
 
     def close(self) -> None:
-        self.reader.shutdown(wait=True, cancel_futures=True)
+        self.worker.shutdown(wait=True, cancel_futures=True)
 
-    def _out_buffer(self, dtype: str) -> tuple[Any, int]:
-        """The next free output buffer of ``dtype`` (waits for its previous write)."""
+    def _slots(self, dtype: str) -> list[Any]:
         if dtype not in self.out_buffers:
             dt = torch_dtype(dtype)
             count = CHUNK_BYTES // self.torch.empty((), dtype=dt).element_size()
-            self.out_buffers[dtype] = [self.torch.empty(count, dtype=dt) for _ in range(2)]
-            self.in_flight[dtype] = [None, None]
-        self.turn ^= 1
-        future = self.in_flight[dtype][self.turn]
+            self.out_buffers[dtype] = [self.torch.empty(count, dtype=dt) for _ in range(OUT_SLOTS)]
+            self.in_flight[dtype] = [None] * OUT_SLOTS
+        return self.out_buffers[dtype]
+
+    def _free_slot(self, dtype: str, slot: int) -> Any:
+        """Output slot ``slot`` of ``dtype`` once its previous write is done."""
+        buffer = self._slots(dtype)[slot]
+        future = self.in_flight[dtype][slot]
         if future is not None:
+            self.in_flight[dtype][slot] = None
             future.result()
-        return self.out_buffers[dtype][self.turn], self.turn
+        return buffer
 
     def _write(self, shard_file: ShardFile, out: Any, dtype: str, slot: int) -> None:
         view = memoryview(out.view(self.torch.uint8).numpy())
@@ -104,8 +120,10 @@ class Converter:
         out_item = tensor.nbytes // max(1, tensor.parameters)
         for start in range(0, flat.numel(), per_chunk):
             chunk = flat[start : start + per_chunk]
-            out, slot = self._convert(chunk, source_dtype, tensor, overflow)
-            self._write(shard_file, out, tensor.dtype, slot)
+            self.turn = (self.turn + 1) % OUT_SLOTS
+            out = self._free_slot(tensor.dtype, self.turn)[: chunk.numel()]
+            self.worker.submit(self._convert, chunk, out, source_dtype, tensor, overflow).result()
+            self._write(shard_file, out, tensor.dtype, self.turn)
             yield (start + chunk.numel()) * out_item
 
     def _from_file(
@@ -124,52 +142,96 @@ class Converter:
         out_item = tensor.nbytes // max(1, tensor.parameters)
         per_chunk = CHUNK_BYTES // in_item
         src_dtype = torch_dtype(source.dtype)
-        base_offset = source.offset
         starts = list(range(0, source.parameters, per_chunk))
-        reads: dict[int, Future[None]] = {}
+        base_offset = source.offset
+        total = source.parameters
+        tasks: dict[int, tuple[int, Future[Any]]] = {}
 
-        def read(k: int) -> None:
-            # A worker reads chunk k into ring slot k % 3 while earlier chunks convert.
-            count = min(per_chunk, source.parameters - starts[k])
-            view = memoryview(self.read_buffers[k % READ_SLOTS])[: count * in_item]
-            reads[k] = self.reader.submit(
-                _read_exact, fd, path, view, base_offset + starts[k] * in_item
-            )
+        def read_and_convert(start: int, out: Any) -> Any:
+            count = min(per_chunk, total - start)
+            offset = base_offset + start * in_item
+            mapped = self._map(fd, path, offset, count * in_item)
+            if mapped is None:
+                view = memoryview(self._read_buffer())[: count * in_item]
+                _read_exact(fd, path, view, offset)
+                chunk = self.torch.frombuffer(view, dtype=src_dtype, count=count)
+                return self._convert(chunk, out[:count], source.dtype, tensor, overflow)
+            region, skip = mapped
+            try:
+                chunk = self.torch.frombuffer(region, dtype=src_dtype, count=count, offset=skip)
+                result = self._convert(chunk, out[:count], source.dtype, tensor, overflow)
+                del chunk  # the mapping cannot close while a tensor views it
+                return result
+            finally:
+                region.close()
+
+        def submit(k: int) -> None:
+            # The worker converts chunk k into an output slot whose last write is done.
+            self.turn = (self.turn + 1) % OUT_SLOTS
+            out = self._free_slot(tensor.dtype, self.turn)
+            tasks[k] = (self.turn, self.worker.submit(read_and_convert, starts[k], out))
 
         try:
-            for k in range(min(READ_SLOTS - 1, len(starts))):
-                read(k)
+            for k in range(min(OUT_SLOTS - 1, len(starts))):
+                submit(k)
             for k, start in enumerate(starts):
-                reads.pop(k).result()
-                if k + READ_SLOTS - 1 < len(starts):
-                    read(k + READ_SLOTS - 1)  # into the slot chunk k-1 used: already converted
-                count = min(per_chunk, source.parameters - start)
-                chunk = self.torch.frombuffer(
-                    self.read_buffers[k % READ_SLOTS], dtype=src_dtype, count=count
-                )
-                out, slot = self._convert(chunk, source.dtype, tensor, overflow)
+                slot, future = tasks.pop(k)
+                out = future.result()
                 self._write(shard_file, out, tensor.dtype, slot)
-                yield (start + count) * out_item
+                if k + OUT_SLOTS - 1 < len(starts):
+                    submit(k + OUT_SLOTS - 1)
+                yield (start + out.numel()) * out_item
         finally:
-            for future in reads.values():
+            for _, future in tasks.values():
                 future.cancel()
-            for future in reads.values():
+            for _, future in tasks.values():
                 if not future.cancelled():
                     future.exception()  # the fd must outlive the read
 
+    def _map(self, fd: int, path: Path, offset: int, nbytes: int) -> tuple[mmap.mmap, int] | None:
+        """The file's bytes at ``offset`` mapped (pages shared with the page cache).
+
+        Converting straight from the page cache skips the copy a read makes:
+        measured 0.75 s instead of 2.1 s to convert 4.4 GB already cached.
+        Copy-on-write access gives torch the writable buffer it wants; nothing
+        writes to it, so no page is ever copied. None: read it instead.
+        """
+        if not self.use_mmap:
+            return None
+        try:
+            if os.fstat(fd).st_size < offset + nbytes:
+                # Mapped bytes past the end would kill the process (SIGBUS) when read.
+                raise CheckpointError(path, f"file ends before byte {offset + nbytes:,}")
+            aligned = offset - offset % mmap.ALLOCATIONGRANULARITY
+            region = mmap.mmap(
+                fd, offset + nbytes - aligned, access=mmap.ACCESS_COPY, offset=aligned
+            )
+        except (OSError, ValueError):
+            self.use_mmap = False
+            return None
+        return region, offset - aligned
+
+    def _read_buffer(self) -> bytearray:
+        if self.read_buffer is None:
+            self.read_buffer = bytearray(CHUNK_BYTES)
+        return self.read_buffer
+
     def _convert(
-        self, chunk: Any, source_dtype: str, tensor: PlannedTensor, overflow: dict[str, int]
-    ) -> tuple[Any, int]:
+        self,
+        chunk: Any,
+        out: Any,
+        source_dtype: str,
+        tensor: PlannedTensor,
+        overflow: dict[str, int],
+    ) -> Any:
+        """``chunk`` converted into ``out``; overflow counted (runs on the worker)."""
         torch = self.torch
-        count = chunk.numel()
-        buffer, slot = self._out_buffer(tensor.dtype)
-        out = buffer[:count]
         out.copy_(chunk)
         if (source_dtype, tensor.dtype) not in NARROWING or not _may_hold_inf(torch, out):
-            return out, slot
+            return out
         overflowed = int(torch.isinf(out).sum()) - int(torch.isinf(chunk).sum())
         if overflowed <= 0:
-            return out, slot
+            return out
         overflow[tensor.name] = overflow.get(tensor.name, 0) + overflowed
         if self.overflow_mode == "error":
             raise CheckpointError(
@@ -181,7 +243,14 @@ class Converter:
             limit = torch.finfo(out.dtype).max
             # Values that were already infinite stay so; only overflow is clamped.
             out.copy_(torch.where(torch.isinf(chunk), chunk, chunk.clamp(-limit, limit)))
-        return out, slot
+        return out
+
+
+def one_torch_thread() -> None:
+    """Worker initializer: torch ops of this thread use one core (OpenMP's setting is per thread)."""
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def _may_hold_inf(torch: Any, out: Any) -> bool:

@@ -85,7 +85,8 @@ def run_export(
     position_of = {t.name: i for i, t in enumerate(file_backed)}
     from concurrent.futures import ThreadPoolExecutor
 
-    write_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-write")
+    # Two writers: ShardFile writes at explicit offsets, in any order.
+    write_worker = ThreadPoolExecutor(max_workers=2, thread_name_prefix="export-write")
     try:
         remove_stale(target.parent, target.name)
         staging = Staging(target)

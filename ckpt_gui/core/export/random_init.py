@@ -2,8 +2,8 @@
 
 The model is built on the meta device (no memory), then materialised one unit
 at a time: a unit is the largest subtree of modules that fits a byte budget
-(a decoder layer, the embeddings ...). Each unit gets real storage with
-``to_empty``, is initialised by the model's own ``_initialize_weights`` (the
+(a decoder layer, the embeddings ...; see units.py). Each unit gets real
+storage (a reused arena), is initialised by the model's own ``_initialize_weights`` (the
 ``_init_weights`` of the nearest PreTrainedModel, children before parents, as
 ``initialize_weights`` does), is written, and goes back to meta. Peak memory is
 one unit, not the model.
@@ -15,8 +15,7 @@ Tied weights are written once, under the name save_pretrained keeps.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +30,12 @@ from ckpt_gui.core.export.plan import (
     PlannedTensor,
     split_into_shards,
 )
+from ckpt_gui.core.export.units import UnitMaterializer
 from ckpt_gui.core.jobs import Job
 
+# Not smaller: a parent's _init_weights that reaches into its children (GPT-2's
+# scaled c_proj, applied at the MLP/attention level) runs only when the parent's
+# subtree is one unit; 128 MB keeps GPT-2 XL's 82 MB MLP whole.
 UNIT_BUDGET = 128 * 1024 * 1024
 USER_TO_TORCH = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}
 
@@ -241,131 +244,3 @@ def _saved_names(model: Any) -> list[str]:
         seen.setdefault(id(tensor), name)
         names.append(name)
     return names
-
-
-def seed_for(seed: int, name: str) -> int:
-    digest = hashlib.blake2b(f"{seed}:{name}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
-
-
-class UnitMaterializer:
-    """Gives tensors by name, materialising the unit that holds them.
-
-    While the engine writes one unit, a worker thread initialises the next
-    (torch kernels and file writes both release the GIL): at most two units
-    are in memory at once.
-    """
-
-    def __init__(self, model: Any, seed: int, budget: int, needed: Iterable[str]) -> None:
-        from concurrent.futures import Future, ThreadPoolExecutor
-
-        self.model = model
-        self.seed = seed
-        self.units: list[tuple[str, Any, bool]] = list(_units(model, "", budget))
-        self.owner = _init_owners(model)
-        self.unit_of: dict[str, int] = {}
-        for index, (prefix, module, recurse) in enumerate(self.units):
-            for name in _unit_state(module, prefix, recurse):
-                self.unit_of.setdefault(name, index)
-        # Units holding nothing to write (e.g. a tied lm_head) are never materialised.
-        self.needed = sorted({self.unit_of[name] for name in needed})
-        self.current: int | None = None
-        self.state: dict[str, Any] = {}
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="random-init")
-        self.pending: dict[int, Future[dict[str, Any]]] = {}
-
-    def tensor(self, name: str) -> Any:
-        index = self.unit_of[name]
-        if index != self.current:
-            self.release()
-            future = self.pending.pop(index, None)
-            self.state = future.result() if future else self._materialise(index)
-            self.current = index
-            following = [i for i in self.needed if i > index]
-            if following and following[0] not in self.pending:
-                self.pending[following[0]] = self.pool.submit(self._materialise, following[0])
-        return self.state[name]
-
-    def _materialise(self, index: int) -> dict[str, Any]:
-        import torch
-        from transformers import initialization
-
-        prefix, module, recurse = self.units[index]
-        module.to_empty(device="cpu", recurse=recurse)
-        with torch.no_grad(), initialization.guard_torch_init_functions():
-            for name, sub in _post_order(module, prefix.rstrip("."), recurse):
-                owner = self.owner.get(id(sub), self.model)
-                # The flag makes transformers skip a module; a plan run twice must init again.
-                sub.__dict__.pop("_is_hf_initialized", None)
-                torch.manual_seed(seed_for(self.seed, name))
-                owner._initialize_weights(sub)
-        return _unit_state(module, prefix, recurse)
-
-    def release(self) -> None:
-        if self.current is not None:
-            _, module, recurse = self.units[self.current]
-            self.state = {}
-            module.to_empty(device="meta", recurse=recurse)
-            self.current = None
-
-    def close(self) -> None:
-        """Stop the worker and give every unit's memory back."""
-        self.pool.shutdown(wait=True, cancel_futures=True)
-        for index, future in self.pending.items():
-            if future.done() and not future.cancelled() and future.exception() is None:
-                _, module, recurse = self.units[index]
-                module.to_empty(device="meta", recurse=recurse)
-        self.pending.clear()
-        self.release()
-
-
-def _nbytes(module: Any, recurse: bool) -> int:
-    tensors = [*module.parameters(recurse=recurse), *module.buffers(recurse=recurse)]
-    return sum(t.numel() * t.element_size() for t in tensors)
-
-
-def _units(module: Any, prefix: str, budget: int) -> Iterator[tuple[str, Any, bool]]:
-    children = list(module.named_children())
-    if not children or _nbytes(module, True) <= budget:
-        yield prefix, module, True
-        return
-    if _nbytes(module, False) or any(True for _ in module.buffers(recurse=False)):
-        yield prefix, module, False
-    for name, child in children:
-        yield from _units(child, f"{prefix}{name}.", budget)
-
-
-def _unit_state(module: Any, prefix: str, recurse: bool) -> dict[str, Any]:
-    if recurse:
-        return dict(module.state_dict(prefix=prefix, keep_vars=True))
-    state = {f"{prefix}{k}": v for k, v in module._parameters.items() if v is not None}
-    state.update(
-        {
-            f"{prefix}{k}": v
-            for k, v in module._buffers.items()
-            if v is not None and k not in module._non_persistent_buffers_set
-        }
-    )
-    return state
-
-
-def _post_order(module: Any, name: str, recurse: bool) -> Iterator[tuple[str, Any]]:
-    if recurse:
-        for child_name, child in module.named_children():
-            yield from _post_order(child, f"{name}.{child_name}" if name else child_name, True)
-    yield name, module
-
-
-def _init_owners(model: Any) -> dict[int, Any]:
-    """The PreTrainedModel whose _initialize_weights applies to each module (smart_apply)."""
-    from transformers import PreTrainedModel
-
-    owners: dict[int, Any] = {}
-    stack = [(model, model)]
-    while stack:
-        module, owner = stack.pop()
-        if isinstance(module, PreTrainedModel):
-            owner = module
-        owners[id(module)] = owner
-        stack.extend((child, owner) for child in module.children())
-    return owners

@@ -1,0 +1,167 @@
+"""The fast paths of the export jobs give the same results as the plain ones."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from ckpt_gui.core.errors import CheckpointError
+from ckpt_gui.core.export import (
+    convert_kernels,
+    plan_convert,
+    plan_random_init,
+    run_plan,
+    run_random_init,
+    units,
+)
+from ckpt_gui.core.export.writer import ReadAhead
+from ckpt_gui.core.jobs import run_to_completion
+from tests.conftest import TINY_LLAMA
+
+
+@pytest.fixture(scope="session")
+def wide_llama_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from transformers import LlamaConfig
+
+    folder = tmp_path_factory.mktemp("wide_llama_cfg")
+    config = LlamaConfig(**{**TINY_LLAMA, "vocab_size": 512, "hidden_size": 64})
+    config.architectures = ["LlamaForCausalLM"]
+    config.save_pretrained(folder)
+    return folder
+
+
+def merged(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    tensors: dict[str, torch.Tensor] = {}
+    for path in sorted(folder.glob("*.safetensors")):
+        tensors.update(load_file(path))
+    return tensors
+
+
+def test_split_normal_is_deterministic_and_follows_init(
+    tmp_path: Path, wide_llama_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every matrix of the tiny model goes through the two-thread path.
+    monkeypatch.setattr(units, "SPLIT_MIN", 256)
+    helper_threads: set[str] = set()
+    fill = units._fill_normal
+
+    def counting_fill(*args: object) -> None:
+        helper_threads.add(threading.current_thread().name)
+        fill(*args)
+
+    monkeypatch.setattr(units, "_fill_normal", counting_fill)
+    runs = []
+    for name, budget in (("a", 1 << 20), ("b", 1 << 20), ("c", 1)):
+        plan = plan_random_init(wide_llama_config, tmp_path / name, seed=3, unit_budget=budget)
+        run_to_completion(run_random_init(plan))
+        runs.append(merged(tmp_path / name))
+    a, b, c = runs
+    assert helper_threads and all(n.startswith("random-init-split") for n in helper_threads)
+    assert a.keys() == b.keys() == c.keys()
+    assert all(torch.equal(a[k], b[k]) and torch.equal(a[k], c[k]) for k in a)
+    embed = a["model.embed_tokens.weight"].reshape(-1)
+    half = embed.numel() // 2
+    # Both halves are normal(0, 0.02) and not one stream repeated.
+    for part in (embed[:half], embed[half:]):
+        assert abs(part.std().item() - 0.02) < 0.002 and abs(part.mean().item()) < 0.002
+    assert not torch.equal(embed[: half // 2], embed[half : half + half // 2])
+    norms = [k for k in a if k.endswith("layernorm.weight")]
+    assert norms and all(torch.equal(a[k], torch.ones_like(a[k])) for k in norms)
+
+
+def test_split_normal_is_the_original_outside_a_unit(wide_llama_config: Path) -> None:
+    from transformers import initialization
+
+    plan_random_init(wide_llama_config, wide_llama_config.parent / "unused-out")
+    units._install_split_normal()
+    patched = initialization.TORCH_INIT_FUNCTIONS["normal_"]
+    assert getattr(patched, "_ckpt_gui_split", False)
+    values = []
+    for fill in (patched, torch.nn.init.normal_):
+        torch.manual_seed(5)
+        values.append(fill(torch.empty(2 << 20), mean=0.0, std=1.0))
+    assert torch.equal(values[0], values[1])
+
+
+def test_convert_without_mmap_matches(tmp_path: Path, llama_sharded_dir: Path) -> None:
+    plan = plan_convert(llama_sharded_dir, tmp_path / "mapped", "BF16")
+    run_to_completion(run_plan(plan))
+    original_map = convert_kernels.Converter._map
+    try:
+        convert_kernels.Converter._map = lambda self, *args: None  # type: ignore[method-assign]
+        plan = plan_convert(llama_sharded_dir, tmp_path / "read", "BF16")
+        run_to_completion(run_plan(plan))
+    finally:
+        convert_kernels.Converter._map = original_map  # type: ignore[method-assign]
+    a, b = merged(tmp_path / "mapped"), merged(tmp_path / "read")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_convert_of_a_file_truncated_after_planning_is_an_error(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    source = tmp_path / "src"
+    source.mkdir()
+    save_file({"w": torch.randn(4096, 64)}, source / "model.safetensors")
+    plan = plan_convert(source, tmp_path / "out", "F16")
+    path = source / "model.safetensors"
+    os.truncate(path, path.stat().st_size - 4096)
+    # A mapped read past the end would kill the process (SIGBUS): it must be an error.
+    with pytest.raises(CheckpointError, match="file ends"):
+        run_to_completion(run_plan(plan))
+    assert not (tmp_path / "out").exists()
+
+
+def test_read_ahead_asks_for_every_range_in_small_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "data.bin"
+    path.write_bytes(b"\0" * 4096)
+    asked: list[tuple[int, int]] = []
+    lock = threading.Lock()
+
+    def fake_fadvise(fd: int, offset: int, length: int, advice: int) -> None:
+        with lock:
+            asked.append((offset, length))
+
+    monkeypatch.setattr(os, "posix_fadvise", fake_fadvise)
+    piece = ReadAhead.PIECE
+    ranges = [(path, 100, 3 * piece + 5), (path, 10 * piece, piece)]
+    ahead = ReadAhead(ranges, window=1 << 40)
+    ahead.advance(0)
+    wait_for(lambda: len(asked) >= 5)
+    ahead.close()
+    assert asked == [
+        (100, piece),
+        (100 + piece, piece),
+        (100 + 2 * piece, piece),
+        (100 + 3 * piece, 5),
+        (10 * piece, piece),
+    ]
+    # A small window stops after the first piece until the consumer moves on.
+    asked.clear()
+    ahead = ReadAhead(ranges, window=1)
+    ahead.advance(0)
+    wait_for(lambda: len(asked) >= 1)
+    assert ahead.thread is not None
+    ahead.thread.join(0.2)
+    assert ahead.thread.is_alive() and asked == [(100, piece)]  # waiting for the consumer
+    ahead.advance(1)  # the consumer reached the second range: the first one is used up
+    wait_for(lambda: len(asked) >= 2)
+    ahead.close()
+    assert asked[1] == (100 + piece, piece)
+
+
+def wait_for(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
