@@ -45,6 +45,8 @@ class ShardFile:
         self.expected_size = len(header) + shard.data_size
         self.position = 0
         self._copy_file_range_ok = hasattr(os, "copy_file_range")
+        # Set once copy_file_range has copied a piece: later pieces go to the executor.
+        self._kernel_copy_works = False
         self._bounce: bytearray | None = None
         self.fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         self.write(memoryview(header))
@@ -86,16 +88,51 @@ class ShardFile:
             offset += written
 
     def copy_from(self, src_fd: int, src_path: Path, offset: int, nbytes: int) -> Iterator[int]:
-        """Copy ``nbytes`` at ``offset`` of another file; yields the bytes done so far."""
+        """Copy ``nbytes`` at ``offset`` of another file; yields the bytes done so far.
+
+        Once the kernel has copied a first piece, later pieces are queued on the
+        executor: each names both offsets, and filling the fresh page-cache pages
+        of the output (the main cost of a re-shard) then runs on both cores.
+        Queued pieces are done by ``drain``/``finish``; ``src_fd`` must stay open
+        until then.
+        """
         assert self.fd is not None
-        self.drain()
         done = 0
         while done < nbytes:
             piece = min(CHUNK_BYTES, nbytes - done)
-            copied = self._copy_piece(src_fd, src_path, offset + done, piece)
+            if self.executor is not None and self._kernel_copy_works:
+                while len(self.pending) >= MAX_QUEUED_WRITES:
+                    self.pending.pop(0).result()
+                self.pending.append(
+                    self.executor.submit(
+                        self._kernel_copy, src_fd, src_path, offset + done, piece, self.position
+                    )
+                )
+                copied = piece
+            else:
+                self.drain()
+                copied = self._copy_piece(src_fd, src_path, offset + done, piece)
             done += copied
             self.position += copied
             yield done
+
+    def _kernel_copy(
+        self, src_fd: int, src_path: Path, src_offset: int, count: int, dst_offset: int
+    ) -> None:
+        """copy_file_range until ``count`` bytes are copied (it may copy fewer at once)."""
+        assert self.fd is not None
+        while count > 0:
+            try:
+                copied = os.copy_file_range(src_fd, self.fd, count, src_offset, dst_offset)
+            except OSError as exc:
+                raise _write_error(self.path, exc) from None
+            if copied <= 0:
+                raise CheckpointError(
+                    src_path, f"file ends at byte {src_offset:,}, inside a tensor"
+                )
+            count -= copied
+            src_offset += copied
+            dst_offset += copied
 
     def _copy_piece(self, src_fd: int, src_path: Path, offset: int, piece: int) -> int:
         assert self.fd is not None
@@ -103,6 +140,7 @@ class ShardFile:
             try:
                 copied = os.copy_file_range(src_fd, self.fd, piece, offset, self.position)
                 if copied > 0:
+                    self._kernel_copy_works = True
                     return copied
                 raise CheckpointError(src_path, f"file ends at byte {offset:,}, inside a tensor")
             except OSError as exc:
@@ -153,28 +191,27 @@ def _write_error(path: Path, exc: OSError) -> CheckpointError:
 
 
 class SourceFiles:
-    """Keeps one source file open at a time: sources are read in order."""
+    """The source files one output shard reads, open until ``close``: copies queued
+    on the writers still use them after the next file is opened. The engine closes
+    them after each output shard, so only that shard's sources are open."""
 
     def __init__(self) -> None:
-        self.path: Path | None = None
-        self.fd: int | None = None
+        self.fds: dict[Path, int] = {}
 
     def open(self, path: Path) -> int:
-        if self.path != path:
-            self.close()
+        fd = self.fds.get(path)
+        if fd is None:
             try:
-                self.fd = os.open(path, os.O_RDONLY)
+                fd = os.open(path, os.O_RDONLY)
             except OSError as exc:
                 raise CheckpointError(path, f"cannot read: {exc.strerror or exc}") from None
-            self.path = path
-        assert self.fd is not None
-        return self.fd
+            self.fds[path] = fd
+        return fd
 
     def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-        self.fd = None
-        self.path = None
+        fds, self.fds = self.fds, {}
+        for fd in fds.values():
+            os.close(fd)
 
 
 class ReadAhead:
