@@ -165,3 +165,26 @@ def wait_for(condition: Callable[[], bool]) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.005)
+
+
+def test_reshard_queues_kernel_copies_on_the_writers(
+    tmp_path: Path, llama_sharded_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the first piece, copies run on the writer threads, reading from source
+    files that stay open until their output shard is finished."""
+    from ckpt_gui.core.export import plan_reshard
+    from ckpt_gui.core.export.writer import ShardFile
+
+    threads: list[str] = []
+    queued = ShardFile._kernel_copy
+
+    def spy(self: ShardFile, *args: object) -> None:
+        threads.append(threading.current_thread().name)
+        queued(self, *args)
+
+    monkeypatch.setattr(ShardFile, "_kernel_copy", spy)
+    out = tmp_path / "one"
+    run_to_completion(run_plan(plan_reshard(llama_sharded_dir, out, 10**9)))
+    assert threads and all(name.startswith("export-write") for name in threads)
+    assert merged(out).keys() == merged(llama_sharded_dir).keys()
+    assert all(torch.equal(v, merged(llama_sharded_dir)[k]) for k, v in merged(out).items())
