@@ -16,6 +16,7 @@ from typing import Any
 
 from ckpt_gui.core.config_source import ResolvedConfig, apply_overrides
 from ckpt_gui.core.errors import CheckpointError
+from ckpt_gui.core.gc_pause import collector_paused
 from ckpt_gui.core.renaming import PlainRenaming
 
 
@@ -57,13 +58,14 @@ def build_expected(
 ) -> ExpectedModel:
     """Build ``config``'s model on the meta device and describe what it expects."""
     refuse_remote_code(config)
-    import torch
-    import transformers
+    with collector_paused():  # the imports take seconds; the collector adds 15%
+        import torch
+        import transformers
 
     model_class, values, notes = _model_class_and_values(config, transformers)
     config_class = model_class.config_class
     try:
-        with _quiet():
+        with _quiet(), collector_paused():
             # from_dict never runs remote code; the model type was checked above.
             hf_config = config_class.from_dict(dict(values))
             with torch.device("meta"):

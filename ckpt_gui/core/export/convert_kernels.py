@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ckpt_gui.core.dtypes import SAFETENSORS_TO_TORCH
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.export.plan import ExportPlan, PlannedTensor
+from ckpt_gui.core.gc_pause import collector_paused
 
 if TYPE_CHECKING:
     from ckpt_gui.core.export.engine import TensorProvider
@@ -48,7 +49,8 @@ class Converter:
     """
 
     def __init__(self, overflow_mode: str) -> None:
-        import torch
+        with collector_paused():  # the first tensor waits for this import
+            import torch
 
         self.torch = torch
         self.overflow_mode = overflow_mode

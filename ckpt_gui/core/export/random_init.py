@@ -31,6 +31,7 @@ from ckpt_gui.core.export.plan import (
     split_into_shards,
 )
 from ckpt_gui.core.export.units import UnitMaterializer
+from ckpt_gui.core.gc_pause import collector_paused
 from ckpt_gui.core.jobs import Job
 
 # Not smaller: a parent's _init_weights that reaches into its children (GPT-2's
@@ -87,22 +88,13 @@ def plan_random_init(
     unit_budget: int = UNIT_BUDGET,
 ) -> ExportPlan:
     """Plan the files; builds the model on the meta device (no weights in memory)."""
-    import torch
-
-    out = Path(output).expanduser()
-    config_path = Path(config).expanduser()
-    check_target(out, [config_path], overwrite)
-    cfg = load_config(config_path)
-    cls = model_class(cfg, str(config))
-    if dtype is None:
-        configured = getattr(cfg, "dtype", None)
-        dtype = torch_dtype_name(configured) if configured is not None else "F32"
-        if dtype not in USER_TO_TORCH:
-            dtype = "F32"
-    torch_dtype = getattr(torch, USER_TO_TORCH[dtype])
-    with torch.device("meta"):
-        model = cls._from_config(cfg, dtype=torch_dtype)
-    _keep_in_fp32(model, torch_dtype)
+    with collector_paused():  # the imports (seconds) and the meta build
+        out = Path(output).expanduser()
+        config_path = Path(config).expanduser()
+        check_target(out, [config_path], overwrite)
+        cfg = load_config(config_path)
+        cls = model_class(cfg, str(config))
+        model, dtype = _meta_model(cls, cfg, dtype)
     names = _saved_names(model)
     rules = rename_rules.normalize(renames)
     renamed = rename_rules.rename_all(names, rules, str(config))
@@ -141,6 +133,22 @@ def plan_random_init(
             "budget": unit_budget,
         },
     )
+
+
+def _meta_model(cls: Any, cfg: Any, dtype: str | None) -> tuple[Any, str]:
+    """The model on the meta device in ``dtype`` (default: the config's, else F32)."""
+    import torch
+
+    if dtype is None:
+        configured = getattr(cfg, "dtype", None)
+        dtype = torch_dtype_name(configured) if configured is not None else "F32"
+        if dtype not in USER_TO_TORCH:
+            dtype = "F32"
+    torch_dtype = getattr(torch, USER_TO_TORCH[dtype])
+    with torch.device("meta"):
+        model = cls._from_config(cfg, dtype=torch_dtype)
+    _keep_in_fp32(model, torch_dtype)
+    return model, dtype
 
 
 def run_random_init(plan: ExportPlan, options: ExportOptions | None = None) -> Job[ExportResult]:
