@@ -167,62 +167,24 @@ def wait_for(condition: Callable[[], bool]) -> None:
         time.sleep(0.005)
 
 
-@pytest.mark.parametrize("path", ["direct", "kernel"])
-def test_reshard_queues_copies_on_the_writers(
-    tmp_path: Path, llama_sharded_dir: Path, monkeypatch: pytest.MonkeyPatch, path: str
+def test_reshard_queues_kernel_copies_on_the_writers(
+    tmp_path: Path, llama_sharded_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Pieces are copied on the writer threads: read with O_DIRECT, or, where that is
-    refused, by copy_file_range after a first piece; sources stay open until their
-    output shard is finished. Either way the bytes are the source's."""
-    from ckpt_gui.core.export import plan_reshard, writer
-    from ckpt_gui.core.export.direct_copy import open_direct
+    """After the first piece, copies run on the writer threads, reading from source
+    files that stay open until their output shard is finished."""
+    from ckpt_gui.core.export import plan_reshard
     from ckpt_gui.core.export.writer import ShardFile
 
-    if path == "direct":
-        probe = open_direct(next(llama_sharded_dir.glob("*.safetensors")))
-        if probe is None:
-            pytest.skip("O_DIRECT is refused on this filesystem")
-        os.close(probe)
-    else:
-        monkeypatch.setattr(writer, "open_direct", lambda _path: None)
-    method = "_direct_copy" if path == "direct" else "_kernel_copy"
     threads: list[str] = []
-    original = getattr(ShardFile, method)
+    queued = ShardFile._kernel_copy
 
     def spy(self: ShardFile, *args: object) -> None:
         threads.append(threading.current_thread().name)
-        original(self, *args)
+        queued(self, *args)
 
-    monkeypatch.setattr(ShardFile, method, spy)
+    monkeypatch.setattr(ShardFile, "_kernel_copy", spy)
     out = tmp_path / "one"
     run_to_completion(run_plan(plan_reshard(llama_sharded_dir, out, 10**9)))
     assert threads and all(name.startswith("export-write") for name in threads)
-    source = merged(llama_sharded_dir)
-    copied = merged(out)
-    assert copied.keys() == source.keys()
-    assert all(torch.equal(v, source[k]) for k, v in copied.items())
-
-
-def test_direct_read_of_an_unaligned_range(tmp_path: Path) -> None:
-    """Ranges at odd offsets and sizes, across block boundaries, up to the end."""
-    from ckpt_gui.core.export.direct_copy import ALIGN, open_direct, read_piece
-
-    data = os.urandom(3 * ALIGN + 123)
-    path = tmp_path / "data.bin"
-    path.write_bytes(data)
-    fd = open_direct(path)
-    if fd is None:
-        pytest.skip("O_DIRECT is refused on this filesystem")
-    try:
-        for offset, count in [
-            (0, 1),
-            (5, ALIGN),
-            (ALIGN - 1, 2),
-            (7, len(data) - 7),
-            (0, len(data)),
-        ]:
-            assert bytes(read_piece(fd, path, offset, count)) == data[offset : offset + count]
-        with pytest.raises(CheckpointError, match="file ends"):
-            read_piece(fd, path, len(data) - 10, 20)
-    finally:
-        os.close(fd)
+    assert merged(out).keys() == merged(llama_sharded_dir).keys()
+    assert all(torch.equal(v, merged(llama_sharded_dir)[k]) for k, v in merged(out).items())

@@ -78,12 +78,8 @@ def run_export(
     result = ExportResult(target, [], 0, 0.0, warnings=list(plan.warnings))
     total = plan.bytes_to_write
     root = plan.extra.get("source_root")
-    # Raw copies read directly (direct_copy.py) or through the kernel's own
-    # read-ahead; warming the page cache for them would only read them twice.
     file_backed = [
-        t
-        for t in plan.tensors
-        if t.source is not None and t.source.offset is not None and root and not t.raw_copy
+        t for t in plan.tensors if t.source is not None and t.source.offset is not None and root
     ]
     read_ahead = ReadAhead([_source_range(Path(str(root)), t) for t in file_backed])
     position_of = {t.name: i for i, t in enumerate(file_backed)}
@@ -111,11 +107,7 @@ def run_export(
                     src_path = _source_path(plan, tensor)
                     fd = files.open(src_path)
                     pieces: Iterator[int] = shard_file.copy_from(
-                        fd,
-                        src_path,
-                        tensor.source.offset,
-                        tensor.nbytes,
-                        files.open_direct(src_path),
+                        fd, src_path, tensor.source.offset, tensor.nbytes
                     )
                 else:
                     if converter is None:

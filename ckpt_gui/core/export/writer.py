@@ -12,13 +12,11 @@ from __future__ import annotations
 import errno
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from ckpt_gui.core.errors import CheckpointError
-from ckpt_gui.core.export.direct_copy import PIECE_BYTES, open_direct, read_piece
 from ckpt_gui.core.export.plan import ShardPlan
 
 CHUNK_BYTES = 64 * 1024 * 1024
@@ -89,51 +87,34 @@ class ShardFile:
             view = view[written:]
             offset += written
 
-    def copy_from(
-        self,
-        src_fd: int,
-        src_path: Path,
-        offset: int,
-        nbytes: int,
-        direct_fd: int | None = None,
-    ) -> Iterator[int]:
+    def copy_from(self, src_fd: int, src_path: Path, offset: int, nbytes: int) -> Iterator[int]:
         """Copy ``nbytes`` at ``offset`` of another file; yields the bytes done so far.
 
-        With an executor, pieces are queued on the writer threads, each naming
-        both offsets, so the work runs on both cores: read directly when
-        ``direct_fd`` (an ``O_DIRECT`` descriptor, see direct_copy.py) is given,
-        else copied by the kernel once it has copied a first piece here. Queued
-        pieces are done by ``drain``/``finish``; the descriptors must stay open
+        Once the kernel has copied a first piece, later pieces are queued on the
+        executor: each names both offsets, and filling the fresh page-cache pages
+        of the output (the main cost of a re-shard) then runs on both cores.
+        Queued pieces are done by ``drain``/``finish``; ``src_fd`` must stay open
         until then.
         """
         assert self.fd is not None
         done = 0
         while done < nbytes:
-            if self.executor is not None and direct_fd is not None:
-                piece = min(PIECE_BYTES, nbytes - done)
-                self._queue(self._direct_copy, direct_fd, src_path, offset + done, piece)
-            elif self.executor is not None and self._kernel_copy_works:
-                piece = min(CHUNK_BYTES, nbytes - done)
-                self._queue(self._kernel_copy, src_fd, src_path, offset + done, piece)
+            piece = min(CHUNK_BYTES, nbytes - done)
+            if self.executor is not None and self._kernel_copy_works:
+                while len(self.pending) >= MAX_QUEUED_WRITES:
+                    self.pending.pop(0).result()
+                self.pending.append(
+                    self.executor.submit(
+                        self._kernel_copy, src_fd, src_path, offset + done, piece, self.position
+                    )
+                )
+                copied = piece
             else:
                 self.drain()
-                piece = self._copy_piece(
-                    src_fd, src_path, offset + done, min(CHUNK_BYTES, nbytes - done)
-                )
-            done += piece
-            self.position += piece
+                copied = self._copy_piece(src_fd, src_path, offset + done, piece)
+            done += copied
+            self.position += copied
             yield done
-
-    def _queue(self, copy: Callable[..., None], *args: Any) -> None:
-        assert self.executor is not None
-        while len(self.pending) >= MAX_QUEUED_WRITES:
-            self.pending.pop(0).result()
-        self.pending.append(self.executor.submit(copy, *args, self.position))
-
-    def _direct_copy(
-        self, src_fd: int, src_path: Path, src_offset: int, count: int, dst_offset: int
-    ) -> None:
-        self._write_all(read_piece(src_fd, src_path, src_offset, count), dst_offset)
 
     def _kernel_copy(
         self, src_fd: int, src_path: Path, src_offset: int, count: int, dst_offset: int
@@ -216,7 +197,6 @@ class SourceFiles:
 
     def __init__(self) -> None:
         self.fds: dict[Path, int] = {}
-        self.direct_fds: dict[Path, int | None] = {}
 
     def open(self, path: Path) -> int:
         fd = self.fds.get(path)
@@ -228,16 +208,9 @@ class SourceFiles:
             self.fds[path] = fd
         return fd
 
-    def open_direct(self, path: Path) -> int | None:
-        """An ``O_DIRECT`` descriptor for re-sharding, or None where refused."""
-        if path not in self.direct_fds:
-            self.direct_fds[path] = open_direct(path)
-        return self.direct_fds[path]
-
     def close(self) -> None:
-        fds = [*self.fds.values(), *(fd for fd in self.direct_fds.values() if fd is not None)]
-        self.fds, self.direct_fds = {}, {}
-        for fd in fds:
+        fds, self.fds = self.fds, {}
+        for fd in fds.values():
             os.close(fd)
 
 
