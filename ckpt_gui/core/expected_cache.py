@@ -59,7 +59,8 @@ def cache_key(config: ResolvedConfig, key_mapping: dict[str, str] | None) -> str
 def load_expected(
     config: ResolvedConfig, key_mapping: dict[str, str] | None = None, use_cache: bool = True
 ) -> ExpectedModel:
-    """The model description from the cache, else built (and cached when possible)."""
+    """The model description from the cache or a shipped template, else built (and
+    cached when possible). ``use_cache=False`` skips both: always a real build."""
     refuse_remote_code(config)
     key = cache_key(config, key_mapping) if use_cache else None
     path = cache_dir() / f"{key}.json" if key else None

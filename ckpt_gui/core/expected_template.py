@@ -59,7 +59,7 @@ class Formula:
         product = Fraction(1)
         for name, exponent in self.exponents:
             value = values.get(name)
-            if not _is_int(value) or value <= 0:
+            if not is_int(value) or value <= 0:
                 return None
             product *= Fraction(value) ** exponent
         result = self.c0 + self.c * product
@@ -155,11 +155,11 @@ class Template:
             elif kind.startswith(LAYER_TYPES):
                 if value is not None and not _per_layer(value, effective, kind):
                     return False
-            elif kind == "int" and not _is_int(value):
+            elif kind == "int" and not is_int(value):
                 return False
         return all(
-            _is_int(effective.get(a))
-            and _is_int(effective.get(b))
+            is_int(effective.get(a))
+            and is_int(effective.get(b))
             and effective[b] > 0
             and effective[a] % effective[b] == 0
             for a, b in self.divides
@@ -283,7 +283,8 @@ def _templates() -> dict[str, list[Template]]:
     return found
 
 
-def _is_int(value: Any) -> TypeGuard[int]:
+def is_int(value: Any) -> TypeGuard[int]:
+    """An int that is not a bool (JSON true is not a size)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 

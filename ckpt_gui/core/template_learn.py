@@ -26,7 +26,7 @@ import math
 import random
 from collections.abc import Mapping, Sequence
 from importlib import metadata
-from typing import Any, TypeGuard
+from typing import Any
 
 from ckpt_gui.core.config_source import ResolvedConfig
 from ckpt_gui.core.errors import CheckpointError
@@ -36,6 +36,7 @@ from ckpt_gui.core.expected_template import (
     METADATA_KEYS,
     Formula,
     Template,
+    is_int,
 )
 from ckpt_gui.core.template_shape import Abstract, Trials, abstract, fit_slot, same_description
 
@@ -323,10 +324,6 @@ def _candidates(value: Any) -> tuple[Any, ...]:
     if isinstance(value, str):
         return tuple(s for s in STRING_TRIALS if s != value)
     return ()
-
-
-def is_int(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _field_defaults(config_class: Any) -> dict[str, Any]:

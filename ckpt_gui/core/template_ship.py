@@ -12,8 +12,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ckpt_gui.core.expected_template import TEMPLATE_DIR, Template
-from ckpt_gui.core.template_learn import Learner, is_int
+from ckpt_gui.core.expected_template import TEMPLATE_DIR, Template, is_int
+from ckpt_gui.core.template_learn import Learner
 
 # Layer counts are learned at 3 (builds are then quick) when the count turns out free;
 # 3 rather than 2, which would divide most sizes and make _divisions see false pairs.
