@@ -240,14 +240,20 @@ class JobQueue(QObject):
     def _on_returned(self, job: ExportJob, result: Any) -> None:
         job.result = result if isinstance(result, ExportResult) else None
         job.done = job.total
-        job.state = JobState.DONE
+        self._settle(job, JobState.DONE)
 
     def _on_errored(self, job: ExportJob, message: str) -> None:
         job.error = message
-        job.state = JobState.FAILED
+        self._settle(job, JobState.FAILED)
 
     def _on_aborted(self, job: ExportJob) -> None:
-        job.state = JobState.CANCELLED
+        self._settle(job, JobState.CANCELLED)
+
+    def _settle(self, job: ExportJob, state: JobState) -> None:
+        # The verdict arrives before the thread's `finished`; announce it at once so views
+        # never show a finished state with the buttons of a running job.
+        job.state = state
+        self.job_changed.emit(job)
 
     def _on_finished(self, job: ExportJob) -> None:
         job.finished_at = time.monotonic()
