@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ckpt_gui.commands import VERBS
+from ckpt_gui.core.export.source_lease import ignore_lease_breaks
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -55,6 +56,8 @@ def build_gui_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    # Exports may then map their sources under read leases (see source_lease).
+    ignore_lease_breaks()
     if args and args[0] in VERBS:
         parsed = build_parser().parse_args(args)
         code = run_verb(parsed.handler, parsed)

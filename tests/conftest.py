@@ -12,9 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from ckpt_gui.core.export.source_lease import ignore_lease_breaks
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Model descriptions cached by `check` go to a per-run folder, never the user's cache.
 os.environ.setdefault("CKPT_GUI_CACHE_DIR", tempfile.mkdtemp(prefix="ckpt-gui-test-cache-"))
+
+# As the CLI and the GUI do at startup: exports may then map sources under read leases.
+ignore_lease_breaks()
 
 # Diff / scan / pickle-risk data (fixtures finetuned_dir, damaged_files, marker).
 pytest_plugins = ["tests.diffscan_data"]

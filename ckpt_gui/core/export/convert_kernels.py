@@ -23,6 +23,7 @@ from ckpt_gui.core.gc_pause import collector_paused
 
 if TYPE_CHECKING:
     from ckpt_gui.core.export.engine import TensorProvider
+    from ckpt_gui.core.export.source_lease import ReadLease
     from ckpt_gui.core.export.writer import ShardFile, SourceFiles
 
 CHUNK_BYTES = 32 * 1024 * 1024
@@ -140,6 +141,7 @@ class Converter:
         assert source is not None and source.offset is not None
         path = Path(plan.extra["source_root"]) / source.file
         fd = files.open(path)
+        lease = files.lease(path)
         in_item = source.nbytes // max(1, source.parameters)
         out_item = tensor.nbytes // max(1, tensor.parameters)
         per_chunk = CHUNK_BYTES // in_item
@@ -152,7 +154,7 @@ class Converter:
         def read_and_convert(start: int, out: Any) -> Any:
             count = min(per_chunk, total - start)
             offset = base_offset + start * in_item
-            mapped = self._map(fd, path, offset, count * in_item)
+            mapped = self._map(fd, path, offset, count * in_item, lease)
             if mapped is None:
                 view = memoryview(self._read_buffer())[: count * in_item]
                 _read_exact(fd, path, view, offset)
@@ -190,16 +192,25 @@ class Converter:
                 if not future.cancelled():
                     future.exception()  # the fd must outlive the read
 
-    def _map(self, fd: int, path: Path, offset: int, nbytes: int) -> tuple[mmap.mmap, int] | None:
+    def _map(
+        self, fd: int, path: Path, offset: int, nbytes: int, lease: ReadLease
+    ) -> tuple[mmap.mmap, int] | None:
         """The file's bytes at ``offset`` mapped (pages shared with the page cache).
 
         Converting straight from the page cache skips the copy a read makes:
         measured 0.75 s instead of 2.1 s to convert 4.4 GB already cached.
         Copy-on-write access gives torch the writable buffer it wants; nothing
         writes to it, so no page is ever copied. None: read it instead.
+
+        Only under a read lease (see ``source_lease``): without one, another
+        program could truncate the file under the mapping. Chunks are mapped one
+        at a time on the worker, so when the lease reports a waiting writer no
+        mapping is left, and the error lets the engine release the lease.
         """
-        if not self.use_mmap:
+        if not self.use_mmap or not lease.held:
             return None
+        if not lease.intact():
+            raise CheckpointError(path, "another program is changing this file; export stopped")
         try:
             if os.fstat(fd).st_size < offset + nbytes:
                 # Mapped bytes past the end would kill the process (SIGBUS) when read.

@@ -156,10 +156,12 @@ def run_export(
     finally:
         if shard_file is not None:
             shard_file.close()
-        files.close()
-        read_ahead.close()
+        # The converter's worker may still hold a mapped chunk: stop it before the
+        # source leases are released.
         if converter is not None:
             converter.close()
+        files.close()
+        read_ahead.close()
         write_worker.shutdown(wait=True, cancel_futures=True)
         if staging is not None and not staging.committed:
             staging.abort()

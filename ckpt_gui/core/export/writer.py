@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.export.plan import ShardPlan
+from ckpt_gui.core.export.source_lease import ReadLease
 
 CHUNK_BYTES = 64 * 1024 * 1024
 # Writes queued per shard; two run at once (see ShardFile).
@@ -197,6 +198,7 @@ class SourceFiles:
 
     def __init__(self) -> None:
         self.fds: dict[Path, int] = {}
+        self.leases: dict[Path, ReadLease] = {}
 
     def open(self, path: Path) -> int:
         fd = self.fds.get(path)
@@ -208,7 +210,18 @@ class SourceFiles:
             self.fds[path] = fd
         return fd
 
+    def lease(self, path: Path) -> ReadLease:
+        """A read lease on the open ``path`` (``held`` False when none could be taken)."""
+        lease = self.leases.get(path)
+        if lease is None:
+            lease = self.leases[path] = ReadLease(self.open(path))
+        return lease
+
     def close(self) -> None:
+        """Release leases and close; callers first make sure no mapping of a source is left."""
+        leases, self.leases = self.leases, {}
+        for lease in leases.values():
+            lease.release()
         fds, self.fds = self.fds, {}
         for fd in fds.values():
             os.close(fd)

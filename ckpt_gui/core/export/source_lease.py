@@ -1,0 +1,85 @@
+"""Read leases: what makes mapping a source file safe while another program may change it.
+
+Converting straight from mapped pages is much faster than reading (see
+``Converter._map``), but a mapped page past the end of a file that another
+program truncated kills the whole process with SIGBUS, which Python cannot
+catch. A read lease (``fcntl(F_SETLEASE, F_RDLCK)``, Linux) closes that hole:
+a program that opens the file for writing or truncates it is held by the
+kernel (up to ``/proc/sys/fs/lease-break-time``, 45 s by default) until the
+lease is released, and the lease reports the pending break. The converter
+checks its lease before mapping each chunk (a chunk takes milliseconds), stops
+with a clear error when another program waits, and releases the lease only
+once no mapping is left.
+
+The kernel announces a break with SIGIO, whose default action ends the
+process: leases are taken only once SIGIO is ignored (``ignore_lease_breaks``
+at startup). Where no lease can be had (another program has the file open for
+writing, the file belongs to someone else, the file system has no leases),
+the converter reads instead of mapping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import signal
+import threading
+
+# Linux values; Python's fcntl module has them on Linux only.
+F_SETLEASE = getattr(fcntl, "F_SETLEASE", 1024)
+F_GETLEASE = getattr(fcntl, "F_GETLEASE", 1025)
+
+
+def ignore_lease_breaks() -> bool:
+    """Ignore SIGIO (lease-break notices) if possible; True when it is ignored.
+
+    Called by the CLI and the GUI at startup, on the main thread: only that
+    thread may change signal handling, and export jobs run on other threads.
+    """
+    sigio = getattr(signal, "SIGIO", None)
+    if sigio is None:
+        return False
+    current = signal.getsignal(sigio)
+    if current == signal.SIG_IGN:
+        return True
+    if current != signal.SIG_DFL or threading.current_thread() is not threading.main_thread():
+        return False  # someone else handles SIGIO, or we may not change it from here
+    signal.signal(sigio, signal.SIG_IGN)
+    return True
+
+
+def _lease_breaks_ignored() -> bool:
+    sigio = getattr(signal, "SIGIO", None)
+    return sigio is not None and signal.getsignal(sigio) == signal.SIG_IGN
+
+
+class ReadLease:
+    """A read lease on an fd opened read-only; ``held`` is False when none could be taken."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.held = False
+        if not _lease_breaks_ignored():
+            return
+        try:
+            fcntl.fcntl(fd, F_SETLEASE, fcntl.F_RDLCK)
+        except OSError:
+            return  # open for writing elsewhere, not our file, or no lease support
+        self.held = True
+
+    def intact(self) -> bool:
+        """Held, and no other program is waiting to write to or truncate the file."""
+        if not self.held:
+            return False
+        try:
+            return fcntl.fcntl(self.fd, F_GETLEASE) == fcntl.F_RDLCK
+        except OSError:
+            return False
+
+    def release(self) -> None:
+        """Let a waiting writer go on; call only when no mapping of the file is left."""
+        if self.held:
+            self.held = False
+            # OSError: the kernel already broke it (after lease-break-time).
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(self.fd, F_SETLEASE, fcntl.F_UNLCK)

@@ -1,0 +1,164 @@
+"""Read leases keep mapped conversion safe from programs that change the source meanwhile."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from ckpt_gui.core.export import convert_kernels, plan_convert, run_plan
+from ckpt_gui.core.export.source_lease import ReadLease, ignore_lease_breaks
+from ckpt_gui.core.jobs import run_to_completion
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux leases")
+
+
+def start_truncating(path: Path, size: int) -> subprocess.Popen[bytes]:
+    """Another program that truncates ``path``; the kernel holds it while we keep a lease."""
+    return subprocess.Popen(
+        [sys.executable, "-c", f"import os; os.truncate({str(path)!r}, {size})"]
+    )
+
+
+def wait_for_lease_break(path: Path, timeout: float = 30.0) -> None:
+    """Until /proc/locks shows the lease on ``path`` waiting for release."""
+    inode = f":{path.stat().st_ino} "
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        locks = Path("/proc/locks").read_text()
+        if any("BREAKING" in line and inode in line for line in locks.splitlines()):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"no lease break on {path} within {timeout} s:\n{locks}")
+
+
+def test_a_lease_holds_a_truncating_program_until_it_is_released(tmp_path: Path) -> None:
+    assert ignore_lease_breaks()
+    path = tmp_path / "weights.bin"
+    path.write_bytes(b"\x01" * 100_000)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        lease = ReadLease(fd)
+        assert lease.held and lease.intact()
+        truncating = start_truncating(path, 10)
+        wait_for_lease_break(path)
+        assert not lease.intact()
+        # Still held: the file keeps its bytes until we let go.
+        assert truncating.poll() is None and path.stat().st_size == 100_000
+        lease.release()
+        assert truncating.wait(timeout=30) == 0
+        assert path.stat().st_size == 10
+    finally:
+        os.close(fd)
+
+
+def test_no_lease_on_a_file_open_for_writing(tmp_path: Path) -> None:
+    path = tmp_path / "weights.bin"
+    path.write_bytes(b"\x01" * 1000)
+    writer = os.open(path, os.O_WRONLY)
+    reader = os.open(path, os.O_RDONLY)
+    try:
+        assert not ReadLease(reader).held
+    finally:
+        os.close(reader)
+        os.close(writer)
+
+
+def test_convert_reads_instead_of_mapping_a_file_another_program_writes(
+    tmp_path: Path, llama_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mapped: list[int] = []
+    real_mmap = convert_kernels.mmap.mmap
+
+    def counting_mmap(*args: object, **kwargs: object) -> object:
+        mapped.append(1)
+        return real_mmap(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(convert_kernels.mmap, "mmap", counting_mmap)
+    run_to_completion(run_plan(plan_convert(llama_dir, tmp_path / "leased", "BF16")))
+    assert mapped, "with a lease the converter maps its source"
+    mapped.clear()
+    writer = os.open(llama_dir / "model.safetensors", os.O_WRONLY)  # writes nothing
+    try:
+        run_to_completion(run_plan(plan_convert(llama_dir, tmp_path / "read", "BF16")))
+    finally:
+        os.close(writer)
+    assert not mapped
+    from safetensors.torch import load_file
+
+    a = load_file(tmp_path / "leased" / "model.safetensors")
+    b = load_file(tmp_path / "read" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# Run in a child process: if the lease failed, the mapped read past the new end of the
+# file would kill the process with SIGBUS, and it must not take the test run with it.
+TRUNCATED_WHILE_CONVERTING = r"""
+import json, sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from ckpt_gui.core.errors import CheckpointError
+from ckpt_gui.core.export import convert_kernels, engine, plan_convert, run_plan
+from ckpt_gui.core.export.source_lease import ignore_lease_breaks
+from tests.core.test_source_lease import start_truncating, wait_for_lease_break
+
+ignore_lease_breaks()
+convert_kernels.CHUNK_BYTES = 64 * 1024  # many chunks, so the job is caught halfway
+engine.PROGRESS_EVERY = 64 * 1024
+root = Path(sys.argv[1])
+source = root / "src"
+source.mkdir()
+path = source / "model.safetensors"
+save_file({"a": torch.randn(256, 1024), "b": torch.randn(256, 1024)}, str(path))
+size = path.stat().st_size
+job = run_plan(plan_convert(source, root / "out", "BF16"))
+while "model.safetensors:" not in next(job).message:
+    pass
+truncating = start_truncating(path, 4096)
+wait_for_lease_break(path)
+try:
+    for _ in job:
+        pass
+    error = None
+except CheckpointError as exc:
+    error = str(exc)
+job.close()
+print(json.dumps({
+    "error": error,
+    "size_before_release": size,
+    "truncated_ok": truncating.wait(timeout=60) == 0,
+    "size_after": path.stat().st_size,
+    "left": sorted(p.name for p in root.iterdir()),
+}))
+"""
+
+
+def test_convert_stops_cleanly_when_another_program_truncates_its_source(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", TRUNCATED_WHILE_CONVERTING, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outcome["error"] is not None and "another program is changing" in outcome["error"]
+    assert "model.safetensors" in outcome["error"]
+    # The truncation went ahead once the job let go, and no output or staging is left.
+    assert outcome["truncated_ok"] and outcome["size_after"] == 4096
+    assert outcome["left"] == ["src"]
