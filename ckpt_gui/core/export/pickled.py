@@ -8,7 +8,6 @@ copy, since safetensors cannot alias; they are reported.
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -36,21 +35,10 @@ class PickledTensors:
         return value
 
     def _load(self, file: str) -> None:
-        import torch
-
-        from ckpt_gui.core.formats.pytorch import find_state_dict
+        from ckpt_gui.core.tensor_stream import load_pickled_state_dict
 
         self.release()
-        path = self.root / file
-        try:
-            loaded = torch.load(
-                path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path)
-            )
-        except Exception as exc:
-            raise CheckpointError(
-                path, f"cannot read tensor data ({' '.join(str(exc).split())[:200]})"
-            ) from None
-        state_dict, _, _ = find_state_dict(loaded, path)
+        state_dict = load_pickled_state_dict(self.root / file)
         self.state_dict = state_dict
         self.file = file
         self._report_shared(state_dict)
