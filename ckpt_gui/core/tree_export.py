@@ -5,7 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import tempfile
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from ckpt_gui.core.tree import ModuleNode
@@ -54,3 +57,15 @@ def _cell(value: Any) -> str:
     if isinstance(value, list):
         return "x".join(str(v) for v in value) if value else "scalar"
     return str(value)
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write next to ``path``, then rename: a failure never leaves half a file."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

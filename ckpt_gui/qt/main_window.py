@@ -12,7 +12,6 @@ Extending the window (export, comparison, Hub library):
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from PySide6.QtWidgets import (
     QTabWidget,
 )
 
-from ckpt_gui.core.tree_export import FORMATS
+from ckpt_gui.core.tree_export import FORMATS, write_text_atomically
 from ckpt_gui.qt.compare.controller import install_compare
 from ckpt_gui.qt.compare_scan import install_compare_scan
 from ckpt_gui.qt.drops import targets_from_mime
@@ -388,15 +387,3 @@ class MainWindow(QMainWindow):
             self.settings.sync()
         shutdown_workers(3000)
         super().closeEvent(event)
-
-
-def write_text_atomically(path: Path, text: str) -> None:
-    """Write next to the target, then rename: a failure never leaves half a file."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

@@ -4,6 +4,8 @@ import csv
 import io
 import json
 
+import pytest
+
 from ckpt_gui.core.grouping import GroupNode, group_repeated_blocks
 from ckpt_gui.core.model import TensorInfo
 from ckpt_gui.core.tree import build_tree
@@ -66,3 +68,25 @@ def test_export_formats_agree() -> None:
     assert table[1]["shape"] == "10x4"
     markdown = export_tree(root.walk(), "md").splitlines()
     assert len(markdown) == len(rows) + 2 and markdown[2].startswith("| embed | module |")
+
+
+def test_tree_text_is_written_whole_or_not_at_all(tmp_path, monkeypatch) -> None:
+    import os
+
+    from ckpt_gui.core.tree_export import write_text_atomically
+
+    target = tmp_path / "tree.csv"
+    target.write_text("old contents")
+
+    def refuse(*_args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(OSError):
+        write_text_atomically(target, "new contents")
+    assert target.read_text() == "old contents"
+    assert [p.name for p in tmp_path.iterdir()] == ["tree.csv"]  # no temporary left
+    monkeypatch.undo()
+    write_text_atomically(target, "new contents")
+    assert target.read_text() == "new contents"
+    assert [p.name for p in tmp_path.iterdir()] == ["tree.csv"]
