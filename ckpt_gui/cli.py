@@ -56,7 +56,8 @@ def build_gui_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    # Exports may then map their sources under read leases (see source_lease).
+    # On the main thread, for every entry (GUI included): exports, CLI or on QThreads,
+    # may then map their sources under read leases (see source_lease).
     ignore_lease_breaks()
     if args and args[0] in VERBS:
         parsed = build_parser().parse_args(args)

@@ -23,11 +23,6 @@ def run_gui(args: argparse.Namespace) -> int:
         from ckpt_gui.smoke import run_smoke_test
 
         return run_smoke_test()
-    # Export jobs run on QThreads and map their sources only under read leases, whose
-    # break notice (SIGIO) must be ignored; only the main thread may set that.
-    from ckpt_gui.core.export.source_lease import ignore_lease_breaks
-
-    ignore_lease_breaks()
     headless = bool(args.screenshot)
     if headless:
         _prepare_offscreen()
