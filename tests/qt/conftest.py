@@ -16,7 +16,7 @@ from ckpt_gui.core.model import Checkpoint, FileInfo, TensorInfo
 
 # The fake Hub and hand-built cache folders are shared with tests/hub.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hub"))
-from hub_fixtures import fake_hub, hub, hub_repos, legacy_bin_dir  # noqa: F401
+from hub_fixtures import fake_hub, held_hub, hub, hub_repos, legacy_bin_dir  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
