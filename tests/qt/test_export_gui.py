@@ -284,6 +284,19 @@ def test_a_queued_job_can_be_cancelled_before_it_starts(qtbot, window, llama_dir
     assert not (tmp_path / "b").exists()
 
 
+def test_cancelling_after_the_verdict_keeps_a_done_job_done(qtbot, llama_dir, tmp_path):
+    """Quitting between a job's verdict and its thread's end (both queued signals) does not
+    turn the finished export into a cancelled one."""
+    queue = JobQueue()
+    out = tmp_path / "done"
+    job = queue.submit(ExportJob(plan_safetensors(llama_dir, out), ExportOptions(fsync=False)))
+    # Runs while the verdict is announced, before the thread's `finished` is delivered.
+    queue.job_changed.connect(lambda j: queue.cancel_all() if j.state is JobState.DONE else None)
+    with qtbot.waitSignal(queue.idle, timeout=60_000):
+        pass
+    assert job.state is JobState.DONE and out.is_dir()
+
+
 def test_a_failed_job_shows_its_error(qtbot, window, llama_dir, tmp_path):
     plan = plan_safetensors(llama_dir, tmp_path / "fails")
     options = ExportOptions(fsync=False, fail_after_bytes=1)
