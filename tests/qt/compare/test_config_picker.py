@@ -167,5 +167,6 @@ def test_closing_the_picker_while_it_loads_is_harmless(qtbot, clean_dir: Path) -
     dialog.load_values("LlamaForCausalLM")  # a second loader, also running
     dialog.open()
     dialog.reject()
+    # Workers leave active_workers() on the last of their queued signals: by then the
+    # loaders' results have arrived, after the dialog was gone, and were harmless.
     qtbot.waitUntil(lambda: not active_workers(), timeout=60_000)
-    qtbot.wait(50)  # the loaders' queued results arrive after the dialog is gone
