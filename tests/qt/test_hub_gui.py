@@ -236,5 +236,5 @@ def test_reference_cycles_are_collected_on_the_gui_thread(qtbot, window) -> None
     ref = weakref.ref(cycle)
     del cycle
     junk = [[] for _ in range(5000)]  # past the youngest generation's threshold
-    qtbot.waitUntil(lambda: ref() is None, timeout=10_000)
+    qtbot.waitUntil(lambda: ref() is None, timeout=30_000)
     del junk

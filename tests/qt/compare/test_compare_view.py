@@ -362,7 +362,7 @@ def test_closing_a_tab_while_comparing_drops_the_result(
     qtbot.waitUntil(started.is_set, timeout=30_000)
     workers.append(controller_for(window.current_tab()).worker)
     window.close_current()
-    qtbot.waitUntil(lambda: window.current_tab() is None, timeout=5_000)
+    qtbot.waitUntil(lambda: window.current_tab() is None, timeout=30_000)
     gate.set()
     # A worker leaves active_workers() on the last of its queued signals: by then its
     # result has been delivered to the closed tab's controller, and must have been harmless.

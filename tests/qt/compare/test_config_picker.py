@@ -123,7 +123,7 @@ def test_hub_repo_resolves_against_the_fake_hub(
     result = run_comparison(open_target(clean_dir), choice)
     assert result.report.clean and result.report.config.source == "hub:org/tiny@main"
     # The server logs a request after sending it: wait for the log, not for a time.
-    qtbot.waitUntil(lambda: bool(hub.requests_for("config.json")), timeout=10_000)
+    qtbot.waitUntil(lambda: bool(hub.requests_for("config.json")), timeout=30_000)
     picker.hub_edit.setText("org/not-there")
     with pytest.raises(CheckpointError):
         picker.choice().resolve(open_target(clean_dir))
