@@ -364,7 +364,11 @@ def test_closing_while_running_can_cancel_and_quit(qtbot, window, llama_dir, tmp
     )
     assert reached.wait(30)
     asked = answer_quit_prompt(monkeypatch, "Cancel jobs and quit")
-    threading.Timer(0.2, gate.set).start()  # the job reaches its next yield while we wait
+    # Quitting cancels, then waits for the job: let it on to its next yield only once it
+    # was asked to stop (released earlier, it could finish before the cancel).
+    queue.job_changed.connect(
+        lambda job: gate.set() if job is running and job.state is JobState.CANCELLING else None
+    )
     assert window.close()
     assert asked and "1 more is queued" in asked[0]
     assert queued.state is JobState.CANCELLED
