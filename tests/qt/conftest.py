@@ -38,6 +38,22 @@ def _collect_garbage_on_the_gui_thread():
     gc.collect()
 
 
+@pytest.fixture(autouse=True)
+def _no_worker_outlives_its_test(qtbot):
+    """Stop each test's background work and deliver its last signals before the next test.
+
+    A worker still running at the end (a slow machine's torch import, a test that did not
+    wait for idle) would otherwise deliver its results during a later test, to widgets
+    that are gone, and count in that test's ``active_workers()`` / ``is_idle()``.
+    """
+    yield
+    from ckpt_gui.qt.workers import active_workers, shutdown_workers
+
+    shutdown_workers(60_000)
+    # A worker leaves active_workers() on the last of its queued signals.
+    qtbot.waitUntil(lambda: not active_workers(), timeout=60_000)
+
+
 @pytest.fixture()
 def settings(tmp_path: Path):
     from PySide6.QtCore import QSettings
