@@ -188,7 +188,9 @@ class JobQueue(QObject):
             self.job_changed.emit(job)
             if not self.has_unfinished():
                 self.idle.emit()
-        elif job is self._running and self._worker is not None:
+        elif job is self._running and self._worker is not None and not job.state.finished:
+            # A job whose verdict arrived (its thread's end is still queued) stays as it is:
+            # a finished export shown as cancelled would contradict its output folder.
             job.state = JobState.CANCELLING
             self._worker.quit()
             self.job_changed.emit(job)

@@ -11,6 +11,7 @@ from hub_fixtures import (  # noqa: F401
     build_cache_repo,
     evil_zip_bytes,
     fake_hub,
+    held_hub,
     hub,
     hub_repos,
     legacy_bin_dir,

@@ -26,6 +26,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 GOOD_TOKEN = "hf_fixture_token_that_has_access"
+HOLD_LIMIT_S = 120  # a held body goes on by itself after this (a test that never released it)
 
 
 @dataclass
@@ -65,6 +66,10 @@ class FakeHub:
         self.ignore_range = False
         # Seconds to wait per 4 kB of file body: makes a download slow enough to cancel.
         self.throttle = 0.0
+        # An unset Event here holds every file body after its first 4 kB until it is set:
+        # the download is then surely mid-file when a test cancels it, however slow the
+        # machine (a throttle only makes that likely).
+        self.hold: threading.Event | None = None
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -159,10 +164,13 @@ class FakeHub:
                     request.sent = -1
 
     def _write_body(self, handler: BaseHTTPRequestHandler, body: bytes, throttled: bool) -> int:
-        if not (throttled and self.throttle):
+        hold = self.hold
+        if not (throttled and (self.throttle or hold is not None)):
             handler.wfile.write(body)
             return len(body)
         for start in range(0, len(body), 4096):
+            if start and hold is not None:
+                hold.wait(HOLD_LIMIT_S)
             handler.wfile.write(body[start : start + 4096])
             handler.wfile.flush()
             time.sleep(self.throttle)

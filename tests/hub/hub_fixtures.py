@@ -12,9 +12,11 @@ import io
 import json
 import os
 import sys
+import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -108,7 +110,7 @@ def fake_hub(hub_repos: dict[str, dict[str, bytes]], llama_sharded_dir: Path) ->
 
 
 @pytest.fixture
-def hub(fake_hub: FakeHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeHub:
+def hub(fake_hub: FakeHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeHub]:
     """The fake Hub as the endpoint, an empty private cache, no token, online."""
     monkeypatch.setenv("HF_ENDPOINT", fake_hub.endpoint)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
@@ -120,7 +122,40 @@ def hub(fake_hub: FakeHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> F
     fake_hub.reset_log()
     fake_hub.ignore_range = False
     fake_hub.throttle = 0.0
-    return fake_hub
+    fake_hub.hold = None
+    yield fake_hub
+    if fake_hub.hold is not None:  # a test that failed before releasing its download
+        fake_hub.hold.set()
+        fake_hub.hold = None
+
+
+@pytest.fixture
+def held_hub(hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> FakeHub:
+    """The fake Hub, where a download job's file bodies stop after their first 4 kB until
+    the job shuts its transfer down, which it does only when closed (cancelled).
+
+    A download is then surely mid-file when a test cancels it, however slow the machine,
+    and the rest of the file cannot arrive before the job has flagged the cancel (so it
+    can never complete first). A throttle would only make both likely. Requests before
+    the download (opening the repo, planning) are served in full.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import ckpt_gui.core.hub_download as hub_download
+
+    class HoldingExecutor(ThreadPoolExecutor):
+        """The download job's transfer thread: holds the Hub from its start to its end."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._hold = hub.hold = threading.Event()
+
+        def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+            self._hold.set()  # the job's cancel flag is set already: the next chunk stops it
+            super().shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    monkeypatch.setattr(hub_download, "ThreadPoolExecutor", HoldingExecutor)
+    return hub
 
 
 def build_cache_repo(

@@ -16,7 +16,7 @@ from ckpt_gui.core.model import Checkpoint, FileInfo, TensorInfo
 
 # The fake Hub and hand-built cache folders are shared with tests/hub.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hub"))
-from hub_fixtures import fake_hub, hub, hub_repos, legacy_bin_dir  # noqa: F401
+from hub_fixtures import fake_hub, held_hub, hub, hub_repos, legacy_bin_dir  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
@@ -36,6 +36,22 @@ def _collect_garbage_on_the_gui_thread():
     """
     yield
     gc.collect()
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_outlives_its_test(qtbot):
+    """Stop each test's background work and deliver its last signals before the next test.
+
+    A worker still running at the end (a slow machine's torch import, a test that did not
+    wait for idle) would otherwise deliver its results during a later test, to widgets
+    that are gone, and count in that test's ``active_workers()`` / ``is_idle()``.
+    """
+    yield
+    from ckpt_gui.qt.workers import active_workers, shutdown_workers
+
+    shutdown_workers(60_000)
+    # A worker leaves active_workers() on the last of its queued signals.
+    qtbot.waitUntil(lambda: not active_workers(), timeout=60_000)
 
 
 @pytest.fixture()

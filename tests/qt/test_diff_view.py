@@ -185,7 +185,7 @@ def test_cancel_midway_stops_the_worker(qtbot, window, llama_dir, finetuned_dir,
     view = window.compare_scan.compare(tab, str(finetuned_dir))
     qtbot.waitUntil(reached.is_set, timeout=30_000)
     assert view.is_busy and view.progress_row.isVisibleTo(view)
-    qtbot.waitUntil(lambda: bool(view.results), timeout=10_000)  # some rows already coloured
+    qtbot.waitUntil(lambda: bool(view.results), timeout=30_000)  # some rows already coloured
     view.cancel()
     gate.set()
     qtbot.waitUntil(lambda: not view.is_busy, timeout=30_000)

@@ -169,14 +169,14 @@ def test_conversion_runs_through_the_dock_and_loads(qtbot, window, llama_sharded
     row = dock.model.row_of(job)
     # The dock refreshes on a timer (at most 10 times a second): wait for its next tick.
     qtbot.waitUntil(
-        lambda: dock.model.index(row, JobColumn.PROGRESS).data() == "100%", timeout=10_000
+        lambda: dock.model.index(row, JobColumn.PROGRESS).data() == "100%", timeout=30_000
     )
     assert dock.model.index(row, JobColumn.STATUS).data().startswith("Done")
     actions = dock.actions_for(job)
     assert actions.folder_button.isVisibleTo(dock) and not actions.cancel_button.isVisibleTo(dock)
     # Open in new tab opens the result.
     actions.tab_button.click()
-    qtbot.waitUntil(lambda: any(t.target == str(out) for t in window.tabs()), timeout=10_000)
+    qtbot.waitUntil(lambda: any(t.target == str(out) for t in window.tabs()), timeout=30_000)
     tab = next(t for t in window.tabs() if t.target == str(out))
     qtbot.waitUntil(lambda: tab.checkpoint is not None or tab.error is not None, timeout=30_000)
     assert tab.checkpoint is not None and len(tab.checkpoint.tensors) == len(source.tensors)
@@ -284,6 +284,19 @@ def test_a_queued_job_can_be_cancelled_before_it_starts(qtbot, window, llama_dir
     assert not (tmp_path / "b").exists()
 
 
+def test_cancelling_after_the_verdict_keeps_a_done_job_done(qtbot, llama_dir, tmp_path):
+    """Quitting between a job's verdict and its thread's end (both queued signals) does not
+    turn the finished export into a cancelled one."""
+    queue = JobQueue()
+    out = tmp_path / "done"
+    job = queue.submit(ExportJob(plan_safetensors(llama_dir, out), ExportOptions(fsync=False)))
+    # Runs while the verdict is announced, before the thread's `finished` is delivered.
+    queue.job_changed.connect(lambda j: queue.cancel_all() if j.state is JobState.DONE else None)
+    with qtbot.waitSignal(queue.idle, timeout=60_000):
+        pass
+    assert job.state is JobState.DONE and out.is_dir()
+
+
 def test_a_failed_job_shows_its_error(qtbot, window, llama_dir, tmp_path):
     plan = plan_safetensors(llama_dir, tmp_path / "fails")
     options = ExportOptions(fsync=False, fail_after_bytes=1)
@@ -351,11 +364,15 @@ def test_closing_while_running_can_cancel_and_quit(qtbot, window, llama_dir, tmp
     )
     assert reached.wait(30)
     asked = answer_quit_prompt(monkeypatch, "Cancel jobs and quit")
-    threading.Timer(0.2, gate.set).start()  # the job reaches its next yield while we wait
+    # Quitting cancels, then waits for the job: let it on to its next yield only once it
+    # was asked to stop (released earlier, it could finish before the cancel).
+    queue.job_changed.connect(
+        lambda job: gate.set() if job is running and job.state is JobState.CANCELLING else None
+    )
     assert window.close()
     assert asked and "1 more is queued" in asked[0]
     assert queued.state is JobState.CANCELLED
-    qtbot.waitUntil(lambda: running.state.finished, timeout=10_000)
+    qtbot.waitUntil(lambda: running.state.finished, timeout=30_000)
     assert running.state is JobState.CANCELLED
     assert not (tmp_path / "r").exists() and not (tmp_path / "q").exists()
     assert partial_folders(tmp_path) == []
@@ -435,7 +452,7 @@ def test_closing_while_a_job_is_already_cancelling_does_not_ask(
     threading.Timer(0.2, gate.set).start()
     assert window.close()
     assert asked == []
-    qtbot.waitUntil(lambda: job.state.finished, timeout=10_000)
+    qtbot.waitUntil(lambda: job.state.finished, timeout=30_000)
     assert job.state is JobState.CANCELLED and not (tmp_path / "c").exists()
     assert partial_folders(tmp_path) == []
 
@@ -542,7 +559,7 @@ def test_one_plan_in_flight_and_only_the_newest_counts(qtbot, llama_dir, tmp_pat
     dialog.output_edit.setText(str(tmp_path / "o"))
     dialog.output_edit.textEdited.emit(str(tmp_path / "o"))
     dialog.replan()  # blocks in the planner
-    qtbot.waitUntil(lambda: len(calls) == 1, timeout=10_000)
+    qtbot.waitUntil(lambda: len(calls) == 1, timeout=30_000)
     dialog.shard_box.setCurrentText("20KB")
     dialog.replan()  # waits for the first
     assert len(calls) == 1 and not dialog.start_button.isEnabled()

@@ -173,13 +173,12 @@ def open_bin_repo(qtbot, window):
     return tab, dialog
 
 
-def test_download_can_be_cancelled_without_leaving_a_partial_file(qtbot, window, hub) -> None:
+def test_download_can_be_cancelled_without_leaving_a_partial_file(qtbot, window, held_hub) -> None:
     _tab, dialog = open_bin_repo(qtbot, window)
     plan = dialog.plan
     assert "pytorch_model.bin" in plan.files
     assert human_bytes(plan.total_bytes) in dialog.message.text()
-    hub.throttle = 0.05  # the weights take seconds: time to cancel mid-file
-    dialog.download_button.click()
+    dialog.download_button.click()  # the weights stop after 4 kB until the job is cancelled
     qtbot.waitUntil(lambda: 0 < dialog.bar.value() < dialog.bar.maximum(), timeout=30_000)
     qtbot.waitUntil(lambda: "pytorch_model.bin" in dialog.detail.text(), timeout=30_000)
     dialog.cancel_button.click()
@@ -212,10 +211,9 @@ def test_download_then_reopen_reads_from_the_cache(qtbot, window, hub, llama_bin
     assert tab.download_bar is None
 
 
-def test_closing_the_tab_cancels_its_download(qtbot, window, hub) -> None:
+def test_closing_the_tab_cancels_its_download(qtbot, window, held_hub) -> None:
     _tab, dialog = open_bin_repo(qtbot, window)
-    hub.throttle = 0.05
-    dialog.download_button.click()
+    dialog.download_button.click()  # the weights stop after 4 kB until the job is cancelled
     qtbot.waitUntil(lambda: "pytorch_model.bin" in dialog.detail.text(), timeout=30_000)
     window.close_current()
     qtbot.waitUntil(lambda: not dialog.is_busy and window.is_idle(), timeout=30_000)
@@ -238,5 +236,5 @@ def test_reference_cycles_are_collected_on_the_gui_thread(qtbot, window) -> None
     ref = weakref.ref(cycle)
     del cycle
     junk = [[] for _ in range(5000)]  # past the youngest generation's threshold
-    qtbot.waitUntil(lambda: ref() is None, timeout=10_000)
+    qtbot.waitUntil(lambda: ref() is None, timeout=30_000)
     del junk

@@ -22,13 +22,13 @@ def test_plain_function_returns_on_a_worker_thread(qtbot) -> None:
     returned: list[object] = []
     worker.returned.connect(returned.append)
     with qtbot.waitSignals(
-        [worker.started, worker.returned, worker.finished], order="strict", timeout=10_000
+        [worker.started, worker.returned, worker.finished], order="strict", timeout=30_000
     ):
         worker.start()
     assert returned == [5]
     assert seen["thread"] is not threading.main_thread()
     assert worker.result == 5
-    qtbot.waitUntil(lambda: worker not in active_workers(), timeout=5_000)
+    qtbot.waitUntil(lambda: worker not in active_workers(), timeout=30_000)
 
 
 def test_generator_job_yields_progress_then_returns(qtbot) -> None:
@@ -43,7 +43,7 @@ def test_generator_job_yields_progress_then_returns(qtbot) -> None:
     worker.yielded.connect(lambda p: events.append(("yielded", p.done)))
     worker.returned.connect(lambda r: events.append(("returned", r)))
     worker.finished.connect(lambda: events.append(("finished", None)))
-    with qtbot.waitSignal(worker.finished, timeout=10_000):
+    with qtbot.waitSignal(worker.finished, timeout=30_000):
         worker.start()
     assert events == [
         ("started", None),
@@ -64,7 +64,7 @@ def test_errors_become_one_readable_line(qtbot) -> None:
     errored: list[str] = []
     worker.returned.connect(returned.append)
     worker.errored.connect(errored.append)
-    with qtbot.waitSignals([worker.errored, worker.finished], order="strict", timeout=10_000):
+    with qtbot.waitSignals([worker.errored, worker.finished], order="strict", timeout=30_000):
         worker.start()
     assert errored == ["model.safetensors: header is not valid JSON"]
     assert isinstance(worker.exception, CheckpointError)
@@ -75,7 +75,7 @@ def test_unexpected_error_names_its_type(qtbot) -> None:
     messages: list[str] = []
     # Callbacks are connected before the thread starts, so no signal can be missed.
     worker = run_in_background(lambda: {}["missing"], on_errored=messages.append)
-    qtbot.waitUntil(lambda: worker not in active_workers(), timeout=10_000)
+    qtbot.waitUntil(lambda: worker not in active_workers(), timeout=30_000)
     assert messages == ["KeyError: 'missing'"]
 
 
@@ -98,8 +98,8 @@ def test_quit_closes_a_generator_job_at_its_next_yield(qtbot) -> None:
     returned: list[object] = []
     worker.returned.connect(returned.append)
     worker.start()
-    qtbot.waitUntil(lambda: len(steps) >= 1, timeout=5_000)
-    with qtbot.waitSignals([worker.aborted, worker.finished], order="strict", timeout=10_000):
+    qtbot.waitUntil(lambda: len(steps) >= 1, timeout=30_000)
+    with qtbot.waitSignals([worker.aborted, worker.finished], order="strict", timeout=30_000):
         worker.quit()
         gate.set()
     assert cleaned.is_set()
@@ -122,15 +122,15 @@ def test_plain_function_polls_should_stop_and_reports_aborted(qtbot) -> None:
     worker.errored.connect(errored.append)
     worker.returned.connect(returned.append)
     worker.start()
-    assert started.wait(5)
-    with qtbot.waitSignals([worker.aborted, worker.finished], order="strict", timeout=10_000):
+    assert started.wait(30)
+    with qtbot.waitSignals([worker.aborted, worker.finished], order="strict", timeout=30_000):
         worker.quit()
     assert errored == [] and returned == []
 
 
 def test_a_worker_starts_only_once(qtbot) -> None:
     worker = Worker(lambda: None)
-    with qtbot.waitSignal(worker.finished, timeout=10_000):
+    with qtbot.waitSignal(worker.finished, timeout=30_000):
         worker.start()
     with pytest.raises(RuntimeError):
         worker.start()

@@ -28,6 +28,7 @@ from ckpt_gui.qt.models.tree_model import (
     Column,
     StatusRole,
 )
+from ckpt_gui.qt.workers import active_workers
 from tests.qt.compare.conftest import DROPPED, EXTRA, IGNORED, WRONG
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -361,8 +362,9 @@ def test_closing_a_tab_while_comparing_drops_the_result(
     qtbot.waitUntil(started.is_set, timeout=30_000)
     workers.append(controller_for(window.current_tab()).worker)
     window.close_current()
-    qtbot.waitUntil(lambda: window.current_tab() is None, timeout=5_000)
+    qtbot.waitUntil(lambda: window.current_tab() is None, timeout=30_000)
     gate.set()
-    qtbot.waitUntil(lambda: not workers[0].is_running, timeout=60_000)
-    qtbot.wait(50)  # let the worker's last queued signals arrive: they must be harmless
+    # A worker leaves active_workers() on the last of its queued signals: by then its
+    # result has been delivered to the closed tab's controller, and must have been harmless.
+    qtbot.waitUntil(lambda: workers[0] not in active_workers(), timeout=60_000)
     assert window.tabs() == []

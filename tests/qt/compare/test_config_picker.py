@@ -123,7 +123,7 @@ def test_hub_repo_resolves_against_the_fake_hub(
     result = run_comparison(open_target(clean_dir), choice)
     assert result.report.clean and result.report.config.source == "hub:org/tiny@main"
     # The server logs a request after sending it: wait for the log, not for a time.
-    qtbot.waitUntil(lambda: bool(hub.requests_for("config.json")), timeout=10_000)
+    qtbot.waitUntil(lambda: bool(hub.requests_for("config.json")), timeout=30_000)
     picker.hub_edit.setText("org/not-there")
     with pytest.raises(CheckpointError):
         picker.choice().resolve(open_target(clean_dir))
@@ -167,5 +167,6 @@ def test_closing_the_picker_while_it_loads_is_harmless(qtbot, clean_dir: Path) -
     dialog.load_values("LlamaForCausalLM")  # a second loader, also running
     dialog.open()
     dialog.reject()
+    # Workers leave active_workers() on the last of their queued signals: by then the
+    # loaders' results have arrived, after the dialog was gone, and were harmless.
     qtbot.waitUntil(lambda: not active_workers(), timeout=60_000)
-    qtbot.wait(50)  # the loaders' queued results arrive after the dialog is gone
