@@ -33,8 +33,9 @@ F_GETLEASE = getattr(fcntl, "F_GETLEASE", 1025)
 def ignore_lease_breaks() -> bool:
     """Ignore SIGIO (lease-break notices) if possible; True when it is ignored.
 
-    Called by the CLI and the GUI at startup, on the main thread: only that
-    thread may change signal handling, and export jobs run on other threads.
+    Called at startup by ``cli.main``, the entry of both the CLI and the GUI, on
+    the main thread: only that thread may change signal handling, and the GUI's
+    export jobs run on other threads.
     """
     sigio = getattr(signal, "SIGIO", None)
     if sigio is None:
