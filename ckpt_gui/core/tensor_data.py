@@ -123,18 +123,25 @@ def _pickle_chunks(
 ) -> Iterator[np.ndarray[Any, Any]]:
     import torch
 
-    from ckpt_gui.core.tensor_stream import load_pickled_state_dict
+    from ckpt_gui.core.mapped_pickle import MappedPickle
 
-    state_dict = load_pickled_state_dict(path)
-    value = state_dict.get(tensor.name)
-    if value is None:
-        raise CheckpointError(path, f"tensor '{tensor.name}' is not in the file")
-    flat = value.reshape(-1)
-    for start in range(0, flat.numel(), chunk_elements):
-        piece = flat[start : start + chunk_elements]
-        if piece.dtype in (torch.bfloat16, torch.float16) or (
-            piece.dtype.is_floating_point and piece.element_size() == 1
-        ):
-            piece = piece.float()
-        yield piece.numpy()
-    del state_dict, value, flat
+    pickle = MappedPickle(path)
+    try:
+        value = pickle.get(tensor.name)
+        if value is None:
+            raise CheckpointError(path, f"tensor '{tensor.name}' is not in the file")
+        flat = value.reshape(-1)
+        for start in range(0, flat.numel(), chunk_elements):
+            pickle.check()  # before touching mapped pages
+            piece = flat[start : start + chunk_elements]
+            if piece.dtype in (torch.bfloat16, torch.float16) or (
+                piece.dtype.is_floating_point and piece.element_size() == 1
+            ):
+                piece = piece.float()
+            else:
+                # A copy: the consumer may still hold it after the file is released.
+                piece = piece.clone()
+            yield piece.numpy()
+        del value, flat
+    finally:
+        pickle.close()

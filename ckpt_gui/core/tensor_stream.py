@@ -8,7 +8,8 @@ the buffer then goes back to the pool and is overwritten.
 
 Safetensors tensors are read straight from the file at their offsets.
 Tensors from pickles are reached through the safe loader with ``mmap=True``,
-one file at a time (each file is opened once, not once per tensor).
+one file at a time (each file is opened once, not once per tensor), under a
+read lease (``mapped_pickle``) checked before each chunk is copied.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import os
 import queue
 import threading
-import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +26,7 @@ import numpy as np
 
 from ckpt_gui.core.dtypes import BITS_PER_ELEMENT
 from ckpt_gui.core.errors import CheckpointError
+from ckpt_gui.core.mapped_pickle import MappedPickle
 from ckpt_gui.core.model import Checkpoint, TensorInfo
 
 # 2M elements (8 MB of float32) per chunk, 8 buffers: the reader may run up to 56 MB
@@ -194,10 +195,12 @@ class _FileSpan(_Source):
 
 
 class _PickledTensor(_Source):
-    def __init__(self, raw: np.ndarray[Any, np.dtype[np.uint8]]) -> None:
+    def __init__(self, raw: np.ndarray[Any, np.dtype[np.uint8]], pickle: MappedPickle) -> None:
         self.raw = raw
+        self.pickle = pickle
 
     def read_into(self, start: int, view: np.ndarray[Any, np.dtype[np.uint8]]) -> None:
+        self.pickle.check()  # before touching mapped pages
         # Copying from the memory map is what makes the pages load, here on the reader thread.
         np.copyto(view, self.raw[start : start + view.size])
 
@@ -208,8 +211,7 @@ class _OpenFiles:
     def __init__(self, checkpoint: Checkpoint) -> None:
         self.checkpoint = checkpoint
         self.fds: dict[Path, int] = {}
-        self.pickle_path: Path | None = None
-        self.pickle_tensors: Any = None
+        self.pickle: MappedPickle | None = None
 
     def source_of(self, tensor: TensorInfo) -> _Source:
         if self.checkpoint.root is None:
@@ -230,14 +232,20 @@ class _OpenFiles:
                     os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
                 self.fds[path] = fd
             return _FileSpan(fd, path, tensor)
-        return _PickledTensor(self._pickled_bytes(path, tensor))
+        pickle = self._pickle(path)
+        return _PickledTensor(self._pickled_bytes(pickle, tensor), pickle)
 
-    def _pickled_bytes(self, path: Path, tensor: TensorInfo) -> np.ndarray[Any, np.dtype[np.uint8]]:
-        if path != self.pickle_path:
-            self.pickle_tensors = None  # release the previous file's map first
-            self.pickle_tensors = load_pickled_state_dict(path)
-            self.pickle_path = path
-        value = self.pickle_tensors.get(tensor.name)
+    def _pickle(self, path: Path) -> MappedPickle:
+        if self.pickle is None or self.pickle.path != path:
+            self._close_pickle()  # release the previous file's map first
+            self.pickle = MappedPickle(path)
+        return self.pickle
+
+    def _pickled_bytes(
+        self, pickle: MappedPickle, tensor: TensorInfo
+    ) -> np.ndarray[Any, np.dtype[np.uint8]]:
+        path = pickle.path
+        value = pickle.get(tensor.name)
         if value is None:
             raise CheckpointError(path, f"tensor '{tensor.name}' is not in the file")
         raw = tensor_bytes(value)
@@ -252,28 +260,15 @@ class _OpenFiles:
             os.close(fd)
         self.fds.clear()
 
+    def _close_pickle(self) -> None:
+        if self.pickle is not None:
+            self.pickle.close()
+            self.pickle = None
+
     def close(self) -> None:
+        """On the thread that read: no copy from a mapped pickle is still running."""
         self._close_fds()
-        self.pickle_tensors = None
-        self.pickle_path = None
-
-
-def load_pickled_state_dict(path: Path) -> Any:
-    """The state dict of a pickle checkpoint through the safe loader, memory-mapped if zip."""
-    import torch
-
-    from ckpt_gui.core.formats.pytorch import find_state_dict
-
-    try:
-        loaded = torch.load(
-            path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path)
-        )
-    except Exception as exc:
-        raise CheckpointError(
-            path, f"cannot read tensor data ({' '.join(str(exc).split())[:200]})"
-        ) from None
-    state_dict, _, _ = find_state_dict(loaded, path)
-    return state_dict
+        self._close_pickle()
 
 
 def tensor_bytes(value: Any) -> np.ndarray[Any, np.dtype[np.uint8]]:

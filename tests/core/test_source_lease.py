@@ -1,4 +1,4 @@
-"""Read leases keep mapped conversion safe from programs that change the source meanwhile."""
+"""Read leases keep mapped reads (conversions, pickles) safe from programs that change the file."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from ckpt_gui.core.export import convert_kernels, plan_convert, run_plan
-from ckpt_gui.core.export.source_lease import ReadLease, ignore_lease_breaks
 from ckpt_gui.core.jobs import run_to_completion
+from ckpt_gui.core.source_lease import ReadLease, ignore_lease_breaks
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux leases")
@@ -140,7 +140,7 @@ from safetensors.torch import save_file
 
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.export import convert_kernels, engine, plan_convert, run_plan
-from ckpt_gui.core.export.source_lease import ignore_lease_breaks
+from ckpt_gui.core.source_lease import ignore_lease_breaks
 from tests.core.test_source_lease import start_truncating, wait_for_lease_break
 
 ignore_lease_breaks()
@@ -193,3 +193,77 @@ def test_convert_stops_cleanly_when_another_program_truncates_its_source(
     # The truncation went ahead once the job let go, and no output or staging is left.
     assert outcome["truncated_ok"] and outcome["size_after"] == 4096
     assert outcome["left"] == ["src"]
+
+
+# Pickled zip checkpoints are mapped by torch; every reader of them holds a lease.
+TRUNCATED_WHILE_READING_A_PICKLE = r"""
+import json, sys
+from pathlib import Path
+
+import torch
+
+from ckpt_gui.core.errors import CheckpointError
+from ckpt_gui.core.export import convert_kernels, engine, plan_safetensors, run_plan
+from ckpt_gui.core.formats import open_checkpoint
+from ckpt_gui.core.source_lease import ignore_lease_breaks
+from ckpt_gui.core.tensor_data import iter_chunks
+from ckpt_gui.core.tensor_stream import TensorStream
+from tests.core.test_source_lease import start_truncating, wait_for_lease_break
+
+ignore_lease_breaks()
+mode, root = sys.argv[1], Path(sys.argv[2])
+source = root / "src"
+source.mkdir()
+path = source / "pytorch_model.bin"
+torch.save({name: torch.randn(256, 1024) for name in "abcd"}, str(path))
+checkpoint = open_checkpoint(source)
+if mode == "export":
+    convert_kernels.CHUNK_BYTES = 64 * 1024  # many pieces per tensor, so it is caught halfway
+    engine.PROGRESS_EVERY = 64 * 1024
+    reader = run_plan(plan_safetensors(source, root / "out"))
+    first = lambda: next(p for p in reader if p.message.endswith(": a"))
+elif mode == "stream":
+    reader = iter(TensorStream(checkpoint, checkpoint.tensors, chunk_elements=1024))
+    first = lambda: next(reader)
+else:
+    reader = iter_chunks(checkpoint, checkpoint.tensors[0], chunk_elements=1024)
+    first = lambda: next(reader)
+first()
+truncating = start_truncating(path, 4096)
+wait_for_lease_break(path)
+try:
+    for _ in reader:
+        pass
+    error = None
+except CheckpointError as exc:
+    error = str(exc)
+reader.close() if hasattr(reader, "close") else None
+print(json.dumps({
+    "error": error,
+    "truncated_ok": truncating.wait(timeout=60) == 0,
+    "size_after": path.stat().st_size,
+    "left": sorted(p.name for p in root.iterdir()),
+}))
+"""
+
+
+@pytest.mark.parametrize("mode", ["export", "stream", "stats"])
+def test_reading_a_pickle_stops_cleanly_when_another_program_truncates_it(
+    tmp_path: Path, leases: None, mode: str
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", TRUNCATED_WHILE_READING_A_PICKLE, mode, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outcome["error"] is not None, outcome
+    assert "pytorch_model.bin" in outcome["error"]
+    assert "another program is changing" in outcome["error"]
+    assert outcome["truncated_ok"] and outcome["size_after"] == 4096
+    assert outcome["left"] == ["src"]  # an export leaves no output or staging behind

@@ -23,8 +23,8 @@ from ckpt_gui.core.gc_pause import collector_paused
 
 if TYPE_CHECKING:
     from ckpt_gui.core.export.engine import TensorProvider
-    from ckpt_gui.core.export.source_lease import ReadLease
     from ckpt_gui.core.export.writer import ShardFile, SourceFiles
+    from ckpt_gui.core.source_lease import ReadLease
 
 CHUNK_BYTES = 32 * 1024 * 1024
 # Output slots: two being written while the next two chunks are read and converted.
@@ -209,8 +209,7 @@ class Converter:
         """
         if not self.use_mmap or not lease.held:
             return None
-        if not lease.intact():
-            raise CheckpointError(path, "another program is changing this file; export stopped")
+        lease.ensure_intact(path)
         try:
             if os.fstat(fd).st_size < offset + nbytes:
                 # Mapped bytes past the end would kill the process (SIGBUS) when read.

@@ -161,6 +161,8 @@ def run_export(
         if converter is not None:
             converter.close()
         files.close()
+        if release is not None:
+            release()  # no write of a pickled source's tensors is pending by now
         read_ahead.close()
         write_worker.shutdown(wait=True, cancel_futures=True)
         if staging is not None and not staging.committed:

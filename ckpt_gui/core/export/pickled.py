@@ -13,21 +13,23 @@ from typing import Any
 
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.export.plan import PlannedTensor
+from ckpt_gui.core.mapped_pickle import MappedPickle
 
 
 class PickledTensors:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.file: str | None = None
-        self.state_dict: Any = None
+        self.pickle: MappedPickle | None = None
         self.warnings: list[str] = []
 
     def __call__(self, tensor: PlannedTensor) -> Any:
         source = tensor.source
         assert source is not None
-        if source.file != self.file:
+        if self.pickle is None or source.file != self.file:
             self._load(source.file)
-        value = self.state_dict.get(source.name)
+        assert self.pickle is not None
+        value = self.pickle.get(source.name)
         if value is None:
             raise CheckpointError(
                 self.root / source.file, f"tensor '{source.name}' is not in the file"
@@ -35,13 +37,10 @@ class PickledTensors:
         return value
 
     def _load(self, file: str) -> None:
-        from ckpt_gui.core.tensor_stream import load_pickled_state_dict
-
         self.release()
-        state_dict = load_pickled_state_dict(self.root / file)
-        self.state_dict = state_dict
+        self.pickle = MappedPickle(self.root / file)
         self.file = file
-        self._report_shared(state_dict)
+        self._report_shared(self.pickle.state_dict)
 
     def _report_shared(self, state_dict: Any) -> None:
         owners: dict[int, str] = {}
@@ -59,5 +58,8 @@ class PickledTensors:
                 owners.setdefault(key, name)
 
     def release(self) -> None:
-        self.state_dict = None
+        """Let the file go; the engine calls it once no write of its tensors is pending."""
+        if self.pickle is not None:
+            self.pickle.close()
+            self.pickle = None
         self.file = None

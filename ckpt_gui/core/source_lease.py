@@ -1,9 +1,9 @@
-"""Read leases: what makes mapping a source file safe while another program may change it.
+"""Read leases: what makes mapping a file safe while another program may change it.
 
 Converting straight from mapped pages is much faster than reading (see
-``Converter._map``), but a mapped page past the end of a file that another
-program truncated kills the whole process with SIGBUS, which Python cannot
-catch. A read lease (``fcntl(F_SETLEASE, F_RDLCK)``, Linux) closes that hole:
+``Converter._map``), and torch maps zip pickles (``mapped_pickle``), but a
+mapped page past the end of a file that another program truncated kills the
+whole process with SIGBUS, which Python cannot catch. A read lease (``fcntl(F_SETLEASE, F_RDLCK)``, Linux) closes that hole:
 a program that opens the file for writing or truncates it is held by the
 kernel (up to ``/proc/sys/fs/lease-break-time``, 45 s by default) until the
 lease is released, and the lease reports the pending break. The converter
@@ -24,6 +24,9 @@ import contextlib
 import fcntl
 import signal
 import threading
+from pathlib import Path
+
+from ckpt_gui.core.errors import CheckpointError
 
 # Linux values; Python's fcntl module has them on Linux only.
 F_SETLEASE = getattr(fcntl, "F_SETLEASE", 1024)
@@ -76,6 +79,11 @@ class ReadLease:
             return fcntl.fcntl(self.fd, F_GETLEASE) == fcntl.F_RDLCK
         except OSError:
             return False
+
+    def ensure_intact(self, path: Path) -> None:
+        """Raise the one-line error when a held lease reports a waiting program."""
+        if self.held and not self.intact():
+            raise CheckpointError(path, "another program is changing this file; stopped reading it")
 
     def release(self) -> None:
         """Let a waiting writer go on; call only when no mapping of the file is left."""
