@@ -26,7 +26,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
-    QProgressBar,
     QPushButton,
     QSplitter,
     QStackedWidget,
@@ -41,6 +40,7 @@ from ckpt_gui.core.jobs import Job, Progress
 from ckpt_gui.core.model import Checkpoint
 from ckpt_gui.core.targets import open_target, open_target_job
 from ckpt_gui.core.tree import ModuleNode, build_tree
+from ckpt_gui.qt.views.busy_page import busy_page
 from ckpt_gui.qt.views.details import DetailsPanel
 from ckpt_gui.qt.views.download import DownloadBar, remote_hub_ref
 from ckpt_gui.qt.views.summary import SummaryHeader, summary_html
@@ -223,21 +223,9 @@ class CheckpointTab(QWidget):
 
     # -- states ----------------------------------------------------------------------------------
     def _loading_page(self) -> QWidget:
-        page = QWidget()
-        layout = QVBoxLayout(page)
-        layout.addStretch(1)
+        # Indeterminate until a job reports how far it is.
         self._loading_label = QLabel()
-        self._loading_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        layout.addWidget(self._loading_label)
-        busy = self._busy_bar = QProgressBar()
-        busy.setRange(0, 0)  # indeterminate until a job reports how far it is
-        busy.setFixedWidth(320)
-        row = QHBoxLayout()
-        row.addStretch(1)
-        row.addWidget(busy)
-        row.addStretch(1)
-        layout.addLayout(row)
-        layout.addStretch(2)
+        page, self._busy_bar = busy_page(self._loading_label)
         return page
 
     def _error_page(self) -> QWidget:

@@ -45,6 +45,7 @@ from ckpt_gui.qt.models.diff_model import (
     SourceSortProxy,
 )
 from ckpt_gui.qt.result_relay import ResultRelay
+from ckpt_gui.qt.views.busy_page import busy_page
 from ckpt_gui.qt.views.cancellable import CancellableWorkerView
 from ckpt_gui.qt.views.diff_view_parts import (
     DIFF_COLUMN_WIDTHS,
@@ -52,7 +53,6 @@ from ckpt_gui.qt.views.diff_view_parts import (
     DiffFilterProxy,
     ElideRightDelegate,
     LoadedPair,
-    busy_page,
     load_pair,
     make_table,
     renames_html,

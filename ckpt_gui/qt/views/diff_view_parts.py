@@ -11,14 +11,9 @@ from typing import Any, NamedTuple
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QHBoxLayout,
-    QLabel,
-    QProgressBar,
     QStyledItemDelegate,
     QStyleOptionViewItem,
     QTableView,
-    QVBoxLayout,
-    QWidget,
 )
 
 from ckpt_gui.core.diff import DiffReport, StructureDiff, diff_structure
@@ -189,26 +184,6 @@ def tree_statuses(rows: Iterable[DiffRow]) -> dict[str, str]:
         elif row.kind == ONLY_IN_A:
             statuses[row.key] = "only_in_a"
     return statuses
-
-
-def busy_page(label: QLabel) -> tuple[QWidget, QProgressBar]:
-    """A page with ``label`` and an indeterminate progress bar, centred."""
-    page = QWidget()
-    layout = QVBoxLayout(page)
-    layout.addStretch(1)
-    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-    label.setWordWrap(True)
-    layout.addWidget(label)
-    busy = QProgressBar()
-    busy.setRange(0, 0)
-    busy.setMaximumWidth(320)
-    row = QHBoxLayout()
-    row.addStretch(1)
-    row.addWidget(busy)
-    row.addStretch(1)
-    layout.addLayout(row)
-    layout.addStretch(2)
-    return page, busy
 
 
 def make_table(model: QSortFilterProxyModel) -> QTableView:
