@@ -3,13 +3,14 @@
 Converting straight from mapped pages is much faster than reading (see
 ``Converter._map``), and torch maps zip pickles (``mapped_pickle``), but a
 mapped page past the end of a file that another program truncated kills the
-whole process with SIGBUS, which Python cannot catch. A read lease (``fcntl(F_SETLEASE, F_RDLCK)``, Linux) closes that hole:
-a program that opens the file for writing or truncates it is held by the
-kernel (up to ``/proc/sys/fs/lease-break-time``, 45 s by default) until the
-lease is released, and the lease reports the pending break. The converter
-checks its lease before mapping each chunk (a chunk takes milliseconds), stops
-with a clear error when another program waits, and releases the lease only
-once no mapping is left.
+whole process with SIGBUS, which Python cannot catch. A read lease
+(``fcntl(F_SETLEASE, F_RDLCK)``, Linux) closes that hole: a program that opens
+the file for writing or truncates it is held by the kernel (up to
+``/proc/sys/fs/lease-break-time``, 45 s by default) until the lease is
+released, and the lease reports the pending break. Readers check their lease
+before each chunk or tensor (milliseconds apart), stop with a clear error when
+another program waits, and release the lease only once nothing reads the
+mapped pages any more.
 
 The kernel announces a break with SIGIO, whose default action ends the
 process: leases are taken only once SIGIO is ignored (``ignore_lease_breaks``
@@ -86,7 +87,7 @@ class ReadLease:
             raise CheckpointError(path, "another program is changing this file; stopped reading it")
 
     def release(self) -> None:
-        """Let a waiting writer go on; call only when no mapping of the file is left."""
+        """Let a waiting writer go on; call only once nothing reads the mapped pages."""
         if self.held:
             self.held = False
             # OSError: the kernel already broke it (after lease-break-time).
