@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -48,6 +49,25 @@ def leases(tmp_path: Path) -> None:
     probe.unlink()
     if not granted:
         pytest.skip(f"no read leases on the file system of {tmp_path}")
+
+
+def run_child(script: str, *args: str) -> dict[str, Any]:
+    """Run ``script`` in a child Python and return the JSON of its last line.
+
+    A child, because if a lease failed, a mapped read past the new end of a truncated
+    file would kill the process with SIGBUS, and it must not take the test run with it.
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    outcome: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return outcome
 
 
 def start_truncating(path: Path, size: int) -> subprocess.Popen[bytes]:
@@ -134,11 +154,11 @@ def test_convert_reads_instead_of_mapping_a_file_another_program_writes(
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-# Run in a child process: if the lease failed, the mapped read past the new end of the
-# file would kill the process with SIGBUS, and it must not take the test run with it.
+# Run in a child process (see run_child).
 TRUNCATED_WHILE_CONVERTING = r"""
 import json, sys
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import save_file
@@ -182,17 +202,7 @@ print(json.dumps({
 def test_convert_stops_cleanly_when_another_program_truncates_its_source(
     tmp_path: Path, leases: None
 ) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run(
-        [sys.executable, "-c", TRUNCATED_WHILE_CONVERTING, str(tmp_path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    outcome = run_child(TRUNCATED_WHILE_CONVERTING, str(tmp_path))
     assert outcome["error"] is not None and "another program is changing" in outcome["error"]
     assert "model.safetensors" in outcome["error"]
     # The truncation went ahead once the job let go, and no output or staging is left.
@@ -204,6 +214,7 @@ def test_convert_stops_cleanly_when_another_program_truncates_its_source(
 TRUNCATED_WHILE_READING_A_PICKLE = r"""
 import json, sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -256,17 +267,7 @@ print(json.dumps({
 def test_reading_a_pickle_stops_cleanly_when_another_program_truncates_it(
     tmp_path: Path, leases: None, mode: str
 ) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run(
-        [sys.executable, "-c", TRUNCATED_WHILE_READING_A_PICKLE, mode, str(tmp_path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    outcome = run_child(TRUNCATED_WHILE_READING_A_PICKLE, mode, str(tmp_path))
     assert outcome["error"] is not None, outcome
     assert "pytorch_model.bin" in outcome["error"]
     assert "another program is changing" in outcome["error"]
