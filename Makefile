@@ -29,9 +29,9 @@ test: lint
 bench: $(STAMP)
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
-# Relearn the shipped model templates (ckpt_gui/core/templates) after a transformers upgrade.
+# Relearn the shipped model templates (ckpt_gui/core/check/templates) after a transformers upgrade.
 templates: $(STAMP)
-	$(PY) -m ckpt_gui.core.template_ship
+	$(PY) -m ckpt_gui.core.check.templates.ship
 
 screenshots: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) scripts/screenshots.py

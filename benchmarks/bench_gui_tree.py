@@ -22,7 +22,7 @@ import sys
 import ckpt_gui.qt  # the None-refcount guard: addChild() would otherwise crash PySide6 6.12
 from PySide6.QtWidgets import QApplication, QTreeWidget, QTreeWidgetItem
 from ckpt_gui.core.targets import open_target
-from ckpt_gui.core.tree import build_tree
+from ckpt_gui.core.tree.build import build_tree
 app = QApplication([])
 tree = QTreeWidget()
 tree.setHeaderLabels(["Name", "Shape", "DType", "Parameters", "Size"])

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ckpt_gui.commands import VERBS
-from ckpt_gui.core.source_lease import ignore_lease_breaks
+from ckpt_gui.core.values.lease import ignore_lease_breaks
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 

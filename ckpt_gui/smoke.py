@@ -154,8 +154,8 @@ def _smoke_open(context: SmokeContext) -> str:
 def _smoke_stats(context: SmokeContext) -> str:
     from safetensors import safe_open
 
-    from ckpt_gui.core.stats import compute_stats
     from ckpt_gui.core.targets import open_target
+    from ckpt_gui.core.values.stats import compute_stats
 
     checkpoint = open_target(context.require_folder())
     tensor = max(checkpoint.tensors, key=lambda t: t.parameters)
@@ -167,7 +167,7 @@ def _smoke_stats(context: SmokeContext) -> str:
             f"{tensor.name}: statistics disagree with torch (mean {stats.mean} vs {float(expected.mean())})"
         )
     # The plot is what a bundle most easily breaks (pyqtgraph needs QtOpenGL): draw it.
-    from ckpt_gui.qt.views.histogram import HistogramPlot
+    from ckpt_gui.qt.widgets.histogram import HistogramPlot
 
     plot = HistogramPlot()
     plot.show_histogram(stats.histogram_counts, stats.histogram_edges)
@@ -179,7 +179,7 @@ def _smoke_stats(context: SmokeContext) -> str:
 
 def _smoke_tree(context: SmokeContext) -> str:
     from ckpt_gui.core.targets import open_target
-    from ckpt_gui.core.tree import build_tree
+    from ckpt_gui.core.tree.build import build_tree
 
     root = build_tree(open_target(context.require_folder()).tensors)
     model, source = _build_tree_model(root)
@@ -257,8 +257,8 @@ def _smoke_window(context: SmokeContext) -> str:
 
 def _smoke_compare(context: SmokeContext) -> str:
     """The checkpoint against its own config is clean; a deeper, wider config is not."""
-    from ckpt_gui.core.config_source import resolve_config
-    from ckpt_gui.core.matching import compare as compare_report
+    from ckpt_gui.core.check.config_source import resolve_config
+    from ckpt_gui.core.check.matching import compare as compare_report
     from ckpt_gui.core.targets import open_target
 
     folder = context.require_folder()
@@ -284,7 +284,7 @@ def _smoke_compare(context: SmokeContext) -> str:
             f"a deeper, wider config went unnoticed: {missing} missing, {mismatched} mismatched"
         )
     # The shipped templates are in the build and answer exactly as the model build did.
-    from ckpt_gui.core.expected_template import template_for
+    from ckpt_gui.core.check.templates.template import template_for
 
     altered = resolve_config(other, checkpoint)
     from_template = template_for(altered, None)

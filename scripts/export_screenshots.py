@@ -70,7 +70,7 @@ def main(out_dir: Path) -> None:
 
     from ckpt_gui.core.export import ExportOptions, plan_convert, plan_safetensors
     from ckpt_gui.qt.app import configure_application
-    from ckpt_gui.qt.job_queue import ExportJob
+    from ckpt_gui.qt.export.job_queue import ExportJob
     from ckpt_gui.qt.main_window import MainWindow
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ckpt_gui.core.source_lease import ignore_lease_breaks
+from ckpt_gui.core.values.lease import ignore_lease_breaks
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Model descriptions cached by `check` go to a per-run folder, never the user's cache.

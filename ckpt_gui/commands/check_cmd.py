@@ -10,9 +10,9 @@ import argparse
 import json
 import sys
 
-from ckpt_gui.core.config_source import parse_override, resolve_config
-from ckpt_gui.core.key_groups import group_keys
-from ckpt_gui.core.matching import MatchReport, compare
+from ckpt_gui.core.check.config_source import parse_override, resolve_config
+from ckpt_gui.core.check.key_groups import group_keys
+from ckpt_gui.core.check.matching import MatchReport, compare
 from ckpt_gui.core.targets import open_target
 
 EXIT_OK, EXIT_FINDINGS = 0, 1

@@ -10,7 +10,7 @@ import json
 import sys
 
 from ckpt_gui.commands.progress import drive
-from ckpt_gui.core.diff import DiffReport, diff_structure, diff_values
+from ckpt_gui.core.diff.values import DiffReport, diff_structure, diff_values
 from ckpt_gui.core.formatting import human_count
 from ckpt_gui.core.targets import open_target
 

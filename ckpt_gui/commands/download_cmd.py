@@ -17,8 +17,8 @@ from pathlib import Path
 from ckpt_gui.commands.progress import drive
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.formatting import human_bytes, parse_size
-from ckpt_gui.core.hub_download import download_job, plan_download
-from ckpt_gui.core.hub_ref import parse_hub_target
+from ckpt_gui.core.hub.download import download_job, plan_download
+from ckpt_gui.core.hub.ref import parse_hub_target
 
 CONFIRM_ABOVE = "5GB"
 

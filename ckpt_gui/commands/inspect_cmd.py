@@ -10,7 +10,7 @@ from typing import Any
 from ckpt_gui.core.formatting import human_bytes, human_count
 from ckpt_gui.core.model import Checkpoint
 from ckpt_gui.core.targets import open_target_job
-from ckpt_gui.core.tree import ModuleNode, build_tree
+from ckpt_gui.core.tree.build import ModuleNode, build_tree
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from ckpt_gui.core.formatting import human_bytes
-from ckpt_gui.core.hub_cache import CachedModel, default_cache_dir, list_cached_models
+from ckpt_gui.core.hub.cache import CachedModel, default_cache_dir, list_cached_models
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

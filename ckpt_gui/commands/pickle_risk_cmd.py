@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from ckpt_gui.core.pickle_risk import PickleRiskReport, pickle_risk
+from ckpt_gui.core.pickles.risk import PickleRiskReport, pickle_risk
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

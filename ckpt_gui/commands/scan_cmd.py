@@ -9,8 +9,8 @@ import sys
 from ckpt_gui.commands.progress import drive
 from ckpt_gui.core.dtypes import USER_DTYPE_NAMES
 from ckpt_gui.core.formatting import human_count
-from ckpt_gui.core.scan import DEFAULT_TARGET, DTYPE_MAX, ScanReport, scan
 from ckpt_gui.core.targets import open_target
+from ckpt_gui.core.values.scan import DEFAULT_TARGET, DTYPE_MAX, ScanReport, scan
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.formats import open_checkpoint
-from ckpt_gui.core.hub_ref import HubRef, parse_hub_target
+from ckpt_gui.core.hub.ref import HubRef, parse_hub_target
 from ckpt_gui.core.jobs import Job, run_to_completion
 from ckpt_gui.core.model import Checkpoint
 
@@ -29,7 +29,7 @@ def open_target_job(target: str | Path) -> Job[Checkpoint]:
     ref = hub_ref_for(target)
     if ref is None:
         return open_checkpoint(target)
-    from ckpt_gui.core.hub import inspect_hub_job
+    from ckpt_gui.core.hub.inspect import inspect_hub_job
 
     try:
         checkpoint: Checkpoint = yield from inspect_hub_job(ref)

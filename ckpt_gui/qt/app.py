@@ -30,13 +30,13 @@ def run_gui(args: argparse.Namespace) -> int:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
+    from ckpt_gui.qt.inspect.checkpoint_tab import DEMO_TARGET
     from ckpt_gui.qt.main_window import MainWindow
-    from ckpt_gui.qt.views.checkpoint_tab import DEMO_TARGET
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
     configure_application(app)
-    from ckpt_gui.qt.workers import shutdown_workers
+    from ckpt_gui.qt.runtime.workers import shutdown_workers
 
     # A QThread destroyed while running aborts the process: stop workers on every exit path.
     app.aboutToQuit.connect(shutdown_workers)

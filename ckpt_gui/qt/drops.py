@@ -2,7 +2,7 @@
 
 Local files and folders become paths at this boundary. Text that names a Hub repo
 (``org/name``, ``org/name@rev``) or a Hub URL is passed through as typed, once
-``ckpt_gui.core.hub_ref.parse_hub_target`` accepts it, so ``.../tree/v1`` keeps its
+``ckpt_gui.core.hub.ref.parse_hub_target`` accepts it, so ``.../tree/v1`` keeps its
 revision and ``.../blob/main/model.safetensors`` its file. Nothing here touches the
 network or Qt widgets, so it is easy to test.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QMimeData
 
-from ckpt_gui.core.hub_ref import parse_hub_target
+from ckpt_gui.core.hub.ref import parse_hub_target
 
 
 def hub_target(text: str) -> str | None:

@@ -6,9 +6,9 @@ import sys
 import time
 from typing import Any
 
-from ckpt_gui.core.tree import ModuleNode
+from ckpt_gui.core.tree.build import ModuleNode
+from ckpt_gui.qt.inspect.details import AUTO_STATS_ELEMENTS
 from ckpt_gui.qt.main_window import MainWindow
-from ckpt_gui.qt.views.details import AUTO_STATS_ELEMENTS
 
 POLL_MS = 50
 

@@ -28,17 +28,17 @@ from PySide6.QtWidgets import (
     QTabWidget,
 )
 
-from ckpt_gui.core.tree_export import FORMATS, write_text_atomically
-from ckpt_gui.qt.compare.controller import install_compare
-from ckpt_gui.qt.compare_scan import install_compare_scan
+from ckpt_gui.core.tree.text_export import FORMATS, write_text_atomically
+from ckpt_gui.qt.check.controller import install_compare
+from ckpt_gui.qt.diff.actions import install_compare_scan
 from ckpt_gui.qt.drops import targets_from_mime
-from ckpt_gui.qt.export_controller import install_exports
-from ckpt_gui.qt.gui_gc import collect_garbage_on_gui_thread
-from ckpt_gui.qt.views.checkpoint_tab import DEMO_TARGET, CheckpointTab
-from ckpt_gui.qt.views.hub_dialog import OpenFromHubDialog
-from ckpt_gui.qt.views.library import LibraryDock
-from ckpt_gui.qt.views.welcome import WelcomeView
-from ckpt_gui.qt.workers import active_workers, shutdown_workers
+from ckpt_gui.qt.export.controller import install_exports
+from ckpt_gui.qt.hub.hub_dialog import OpenFromHubDialog
+from ckpt_gui.qt.hub.library import LibraryDock
+from ckpt_gui.qt.inspect.checkpoint_tab import DEMO_TARGET, CheckpointTab
+from ckpt_gui.qt.inspect.welcome import WelcomeView
+from ckpt_gui.qt.runtime.gui_gc import collect_garbage_on_gui_thread
+from ckpt_gui.qt.runtime.workers import active_workers, shutdown_workers
 
 MAX_RECENT = 12
 FILE_FILTER = "Checkpoints (*.safetensors *.bin *.pt *.pth *.ckpt *.index.json);;All files (*)"

@@ -86,8 +86,8 @@ def test_set_override_gives_mismatches(folders: dict[str, Path]) -> None:
 def test_text_output(folders: dict[str, Path]) -> None:
     """In-process (the subprocess runs above already cover the entry point)."""
     from ckpt_gui.commands.check_cmd import render_text
-    from ckpt_gui.core.config_source import resolve_config
-    from ckpt_gui.core.matching import compare
+    from ckpt_gui.core.check.config_source import resolve_config
+    from ckpt_gui.core.check.matching import compare
     from ckpt_gui.core.targets import open_target
 
     checkpoint = open_target(folders["ddp"])

@@ -3,7 +3,7 @@
 Tiny models of several families are built from real transformers configs; broken
 variants of their state dicts are written as model folders, loaded with
 ``from_pretrained(output_loading_info=True, ignore_mismatched_sizes=True)`` and the
-result compared with ``ckpt_gui.core.matching.compare`` on the same folder.
+result compared with ``ckpt_gui.core.check.matching.compare`` on the same folder.
 """
 
 from __future__ import annotations
@@ -152,8 +152,8 @@ def oracle(folder: Path, architecture: str) -> dict[str, Any]:
 
 def ours(folder: Path, architecture: str | None) -> tuple[dict[str, Any], Any]:
     """Our report for the same pair, in the oracle's shape (and the full report)."""
-    from ckpt_gui.core.config_source import resolve_config
-    from ckpt_gui.core.matching import compare
+    from ckpt_gui.core.check.config_source import resolve_config
+    from ckpt_gui.core.check.matching import compare
     from ckpt_gui.core.targets import open_target
 
     checkpoint = open_target(folder)

@@ -339,7 +339,7 @@ def test_renamed_safetensors_is_read_by_content(tmp_path: Path, llama_dir: Path)
 
 def test_pickle_scan_sees_stack_global_through_memo() -> None:
     """Protocol 4 pickles name globals with STACK_GLOBAL, often through the memo."""
-    from ckpt_gui.core.pickle_scan import globals_in_pickle
+    from ckpt_gui.core.pickles.opcodes import globals_in_pickle
 
     data = pickle.dumps([SystemCall(Path("/x")), SystemCall(Path("/y"))], protocol=4)
     assert globals_in_pickle(io.BytesIO(data))[0] in ("posix.system", "nt.system")

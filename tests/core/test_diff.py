@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ckpt_gui.core.diff import diff_structure, diff_values
+from ckpt_gui.core.diff.values import diff_structure, diff_values
 from ckpt_gui.core.formats import open_checkpoint
 from ckpt_gui.core.jobs import run_to_completion
 from tests.diffscan_data import PERTURBED

@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from matching_oracle import FAMILIES, VARIANTS, build_model, oracle, state_dict_of, write_folder
 
-from ckpt_gui.core.config_source import ResolvedConfig, resolve_config
-from ckpt_gui.core.expected import build_expected
-from ckpt_gui.core.expected_template import Formula, _templates, expand, template_for
-from ckpt_gui.core.matching import compare
+from ckpt_gui.core.check.config_source import ResolvedConfig, resolve_config
+from ckpt_gui.core.check.expected import build_expected
+from ckpt_gui.core.check.matching import compare
+from ckpt_gui.core.check.templates.learn import EXTRA_KEYS, FIELD_TRIALS, Learner, _candidates
+from ckpt_gui.core.check.templates.shape import same_description
+from ckpt_gui.core.check.templates.template import Formula, _templates, expand, template_for
 from ckpt_gui.core.targets import open_target
-from ckpt_gui.core.template_learn import EXTRA_KEYS, FIELD_TRIALS, Learner, _candidates
-from ckpt_gui.core.template_shape import same_description
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_LLAMA = dict(FAMILIES["LlamaForCausalLM"][1])

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ckpt_gui.core.ghost_tree import ghost_tensor, is_ghost, tree_with_ghosts, with_ghosts
 from ckpt_gui.core.model import TensorInfo
+from ckpt_gui.core.tree.ghosts import ghost_tensor, is_ghost, tree_with_ghosts, with_ghosts
 
 
 def real(name: str) -> TensorInfo:

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from ckpt_gui.core.grouping import GroupNode, group_repeated_blocks
 from ckpt_gui.core.model import TensorInfo
-from ckpt_gui.core.tree import build_tree
-from ckpt_gui.core.tree_export import export_tree
+from ckpt_gui.core.tree.build import build_tree
+from ckpt_gui.core.tree.grouping import GroupNode, group_repeated_blocks
+from ckpt_gui.core.tree.text_export import export_tree
 
 
 def tensor(name: str, shape: tuple[int, ...], dtype: str = "F32") -> TensorInfo:
@@ -73,7 +73,7 @@ def test_export_formats_agree() -> None:
 def test_tree_text_is_written_whole_or_not_at_all(tmp_path, monkeypatch) -> None:
     import os
 
-    from ckpt_gui.core.tree_export import write_text_atomically
+    from ckpt_gui.core.tree.text_export import write_text_atomically
 
     target = tmp_path / "tree.csv"
     target.write_text("old contents")

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from matching_oracle import VARIANTS, build_model, state_dict_of, write_folder
 
-from ckpt_gui.core.config_source import resolve_config
-from ckpt_gui.core.expected import build_expected
-from ckpt_gui.core.expected_cache import cache_dir, load_expected
-from ckpt_gui.core.key_matching import make_renamer
-from ckpt_gui.core.matching import compare
+from ckpt_gui.core.check.config_source import resolve_config
+from ckpt_gui.core.check.expected import build_expected
+from ckpt_gui.core.check.expected_cache import cache_dir, load_expected
+from ckpt_gui.core.check.key_matching import make_renamer
+from ckpt_gui.core.check.matching import compare
 from ckpt_gui.core.targets import open_target
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,7 +103,7 @@ def test_fallback_renamer_without_transformers_api(
     legacy gamma/beta names and the base-model prefix."""
     from matching_oracle import oracle
 
-    from ckpt_gui.core.key_matching import match_keys
+    from ckpt_gui.core.check.key_matching import match_keys
 
     base = build_model("BertModel")
     state = VARIANTS["gamma_beta"](state_dict_of(base))

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from matching_oracle import build_model, oracle, ours, state_dict_of, write_folder
 
-from ckpt_gui.core.config_source import apply_overrides, parse_override, resolve_config
+from ckpt_gui.core.check.config_source import apply_overrides, parse_override, resolve_config
+from ckpt_gui.core.check.key_groups import group_keys
+from ckpt_gui.core.check.matching import compare
 from ckpt_gui.core.errors import CheckpointError
-from ckpt_gui.core.key_groups import group_keys
-from ckpt_gui.core.matching import compare
 from ckpt_gui.core.targets import open_target
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -199,7 +199,7 @@ def test_dtype_differences_are_informational(tmp_path: Path) -> None:
 
 def test_importing_matching_is_cheap() -> None:
     code = (
-        "import sys, ckpt_gui.core.matching, ckpt_gui.commands.check_cmd;"
+        "import sys, ckpt_gui.core.check.matching, ckpt_gui.commands.check_cmd;"
         "heavy = [m for m in ('torch', 'transformers', 'PySide6') if m in sys.modules];"
         "print(heavy); sys.exit(1 if heavy else 0)"
     )
@@ -249,7 +249,7 @@ def test_zero_layers_config_reports_every_layer_unexpected(llama_folder: Path) -
 
 
 def test_architecture_registry_for_the_picker() -> None:
-    from ckpt_gui.core.expected import available_architectures, default_config_values
+    from ckpt_gui.core.check.expected import available_architectures, default_config_values
 
     names = available_architectures()
     assert {"LlamaForCausalLM", "BertForMaskedLM", "T5ForConditionalGeneration"} <= set(names)

@@ -35,7 +35,7 @@ def agree(folder: Path, architecture: str | None, oracle_architecture: str) -> o
     got, report = ours(folder, architecture)
     assert got == expected, f"ours {got}\ntransformers {expected}"
     # The GUI's view: every checkpoint key has a status, ghosts never hide a real key.
-    from ckpt_gui.core.matching import STATUSES
+    from ckpt_gui.core.check.matching import STATUSES
     from ckpt_gui.core.targets import open_target
 
     names = {t.name for t in open_target(folder).tensors}
@@ -167,8 +167,8 @@ def test_other_config_values_cause_mismatches(tmp_path: Path) -> None:
     )
     expected = oracle(tmp_path / "pair", "LlamaForCausalLM")
 
-    from ckpt_gui.core.config_source import resolve_config
-    from ckpt_gui.core.matching import compare
+    from ckpt_gui.core.check.config_source import resolve_config
+    from ckpt_gui.core.check.matching import compare
     from ckpt_gui.core.targets import open_target
 
     checkpoint = open_target(folder)

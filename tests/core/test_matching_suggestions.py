@@ -160,8 +160,8 @@ def test_config_override_for_a_resized_vocabulary(tmp_path: Path) -> None:
     assert suggestion.config_override == {"vocab_size": 65}
     assert suggestion.rename is None and "--set vocab_size=65" in suggestion.text
 
-    from ckpt_gui.core.config_source import resolve_config
-    from ckpt_gui.core.matching import compare
+    from ckpt_gui.core.check.config_source import resolve_config
+    from ckpt_gui.core.check.matching import compare
     from ckpt_gui.core.targets import open_target
 
     checkpoint = open_target(folder)

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from ckpt_gui.core.pickle_risk import pickle_risk
-from ckpt_gui.core.pickle_scan import (
+from ckpt_gui.core.pickles.opcodes import (
     UNRESOLVED,
     classify,
     globals_in_pickle,
     weights_only_allowed_names,
 )
+from ckpt_gui.core.pickles.risk import pickle_risk
 from tests.diffscan_data import evil_checkpoint, payloads
 
 ROOT = Path(__file__).resolve().parents[2]

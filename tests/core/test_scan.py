@@ -14,9 +14,9 @@ import pytest
 
 from ckpt_gui.core.formats import open_checkpoint
 from ckpt_gui.core.jobs import run_to_completion
-from ckpt_gui.core.scan import scan
-from ckpt_gui.core.tensor_data import decode_into, iter_chunks
-from ckpt_gui.core.tensor_stream import TensorStream
+from ckpt_gui.core.values.chunks import decode_into, iter_chunks
+from ckpt_gui.core.values.scan import scan
+from ckpt_gui.core.values.stream import TensorStream
 from tests.diffscan_data import BIG_KEY, INF_KEY, NAN_KEY, ZERO_KEY, damaged
 
 ROOT = Path(__file__).resolve().parents[2]

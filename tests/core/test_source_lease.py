@@ -15,7 +15,7 @@ import torch
 
 from ckpt_gui.core.export import convert_kernels, plan_convert, run_plan
 from ckpt_gui.core.jobs import run_to_completion
-from ckpt_gui.core.source_lease import ReadLease, ignore_lease_breaks
+from ckpt_gui.core.values.lease import ReadLease, ignore_lease_breaks
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux leases")
@@ -165,7 +165,7 @@ from safetensors.torch import save_file
 
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.export import convert_kernels, engine, plan_convert, run_plan
-from ckpt_gui.core.source_lease import ignore_lease_breaks
+from ckpt_gui.core.values.lease import ignore_lease_breaks
 from tests.core.test_source_lease import start_truncating, wait_for_lease_break
 
 ignore_lease_breaks()
@@ -221,9 +221,9 @@ import torch
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.export import convert_kernels, engine, plan_safetensors, run_plan
 from ckpt_gui.core.formats import open_checkpoint
-from ckpt_gui.core.source_lease import ignore_lease_breaks
-from ckpt_gui.core.tensor_data import iter_chunks
-from ckpt_gui.core.tensor_stream import TensorStream
+from ckpt_gui.core.values.lease import ignore_lease_breaks
+from ckpt_gui.core.values.chunks import iter_chunks
+from ckpt_gui.core.values.stream import TensorStream
 from tests.core.test_source_lease import start_truncating, wait_for_lease_break
 
 ignore_lease_breaks()

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from ckpt_gui.core.formats import open_checkpoint
-from ckpt_gui.core.stats import compute_stats
-from ckpt_gui.core.tensor_data import iter_chunks
+from ckpt_gui.core.values.chunks import iter_chunks
+from ckpt_gui.core.values.stats import compute_stats
 
 
 @pytest.fixture()

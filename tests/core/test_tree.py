@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from ckpt_gui.core.model import TensorInfo
-from ckpt_gui.core.tree import build_tree
+from ckpt_gui.core.tree.build import build_tree
 
 
 def tensor(name: str, shape: tuple[int, ...], dtype: str = "F32") -> TensorInfo:

@@ -141,7 +141,7 @@ def held_hub(hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> FakeHub:
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    import ckpt_gui.core.hub_download as hub_download
+    import ckpt_gui.core.hub.download as hub_download
 
     class HoldingExecutor(ThreadPoolExecutor):
         """The download job's transfer thread: holds the Hub from its start to its end."""

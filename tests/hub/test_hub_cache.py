@@ -12,10 +12,10 @@ from hub_fixtures import build_cache_repo
 
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.formats import open_checkpoint
-from ckpt_gui.core.hub import fetch_config
-from ckpt_gui.core.hub_cache import cached_snapshot, default_cache_dir, list_cached_models
-from ckpt_gui.core.hub_download import download_job, plan_download
-from ckpt_gui.core.hub_ref import HubRef
+from ckpt_gui.core.hub.cache import cached_snapshot, default_cache_dir, list_cached_models
+from ckpt_gui.core.hub.download import download_job, plan_download
+from ckpt_gui.core.hub.inspect import fetch_config
+from ckpt_gui.core.hub.ref import HubRef
 from ckpt_gui.core.jobs import Progress, run_to_completion
 from ckpt_gui.core.targets import open_target
 
@@ -175,7 +175,7 @@ def test_library_default_folder_follows_the_environment(
 
 
 def test_download_job_for_the_gui_plans_inside_the_job(hub: FakeHub) -> None:
-    from ckpt_gui.core.hub_download import download
+    from ckpt_gui.core.hub.download import download
 
     job = download("org/tiny", files=["config.json"])
     first = next(job)

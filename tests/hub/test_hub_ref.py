@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ckpt_gui.core.hub_ref import HubRef, parse_hub_target
+from ckpt_gui.core.hub.ref import HubRef, parse_hub_target
 from ckpt_gui.core.targets import hub_ref_for, open_target
 
 LOCAL = "http://127.0.0.1:8123"

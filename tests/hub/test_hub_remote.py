@@ -12,8 +12,8 @@ from fake_hub import GOOD_TOKEN, FakeHub
 
 from ckpt_gui.core.errors import CheckpointError, UnsafePickleError
 from ckpt_gui.core.formats import open_checkpoint
-from ckpt_gui.core.hub import inspect_hub_job, open_hub
-from ckpt_gui.core.hub_ref import HubRef, parse_hub_target
+from ckpt_gui.core.hub.inspect import inspect_hub_job, open_hub
+from ckpt_gui.core.hub.ref import HubRef, parse_hub_target
 from ckpt_gui.core.jobs import Progress
 from ckpt_gui.core.targets import open_target
 
@@ -124,7 +124,7 @@ def test_a_server_ignoring_range_still_gives_the_right_answer(
     checkpoint = open_hub(HubRef("org/tiny"), read_ahead=8)
     assert facts(checkpoint) == facts(open_checkpoint(llama_dir))
     # Reading a zip's end would mean streaming the whole file: refused instead.
-    monkeypatch.setattr("ckpt_gui.core.hub_http.MAX_SKIP_BYTES", 1000)
+    monkeypatch.setattr("ckpt_gui.core.hub.http.MAX_SKIP_BYTES", 1000)
     with pytest.raises(CheckpointError, match="ignores range requests"):
         open_hub(HubRef("org/tiny-bin"))
 
@@ -268,7 +268,7 @@ def test_the_job_reports_progress_per_shard_and_can_be_cancelled(hub: FakeHub) -
 
 
 def test_fetch_config_reads_config_json_only(hub: FakeHub, llama_dir: Path) -> None:
-    from ckpt_gui.core.hub import fetch_config
+    from ckpt_gui.core.hub.inspect import fetch_config
 
     config = fetch_config("org/tiny")
     assert config == json.loads((llama_dir / "config.json").read_text())
@@ -292,7 +292,7 @@ def test_reads_needed_to_describe_a_file_are_capped(
     hub: FakeHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A zip claiming a huge directory (here: a small cap) is refused, not fetched."""
-    monkeypatch.setattr("ckpt_gui.core.hub_remote.MAX_RANGE_BYTES", 1000)
+    monkeypatch.setattr("ckpt_gui.core.hub.remote.MAX_RANGE_BYTES", 1000)
     with pytest.raises(CheckpointError, match="just to describe the file; refused"):
         open_hub(HubRef("org/tiny-bin"), read_ahead=22)
     assert all(r.sent <= 1000 for r in hub.log if r.path.endswith(".bin"))

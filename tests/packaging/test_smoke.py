@@ -40,7 +40,7 @@ def test_real_smoke_test_passes() -> None:
 
 def test_wrong_answers_fail(monkeypatch: pytest.MonkeyPatch) -> None:
     """A comparison that sees nothing and a conversion that converts nothing do not pass."""
-    from ckpt_gui.core import matching
+    from ckpt_gui.core.check import matching
     from ckpt_gui.core.export import convert
 
     real_compare = matching.compare

@@ -47,7 +47,7 @@ def _no_worker_outlives_its_test(qtbot):
     that are gone, and count in that test's ``active_workers()`` / ``is_idle()``.
     """
     yield
-    from ckpt_gui.qt.workers import active_workers, shutdown_workers
+    from ckpt_gui.qt.runtime.workers import active_workers, shutdown_workers
 
     shutdown_workers(60_000)
     # A worker leaves active_workers() on the last of its queued signals.
@@ -69,7 +69,7 @@ def window(qtbot, settings):
     qtbot.addWidget(win)
     win.show()
     yield win
-    from ckpt_gui.qt.workers import shutdown_workers
+    from ckpt_gui.qt.runtime.workers import shutdown_workers
 
     shutdown_workers()
 

@@ -10,11 +10,12 @@ import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
-from ckpt_gui.core.diff import diff_structure, diff_values
+from ckpt_gui.core.diff.values import diff_structure, diff_values
 from ckpt_gui.core.formats import open_checkpoint
 from ckpt_gui.core.jobs import run_to_completion
-from ckpt_gui.qt import compare_scan
-from ckpt_gui.qt.models.diff_model import (
+from ckpt_gui.qt.diff import actions as compare_scan
+from ckpt_gui.qt.diff import diff_view
+from ckpt_gui.qt.diff.diff_model import (
     CHANGED,
     IDENTICAL,
     NOT_COMPARED,
@@ -23,10 +24,9 @@ from ckpt_gui.qt.models.diff_model import (
     format_cosine,
     format_metric,
 )
-from ckpt_gui.qt.views import diff_view
-from ckpt_gui.qt.views.checkpoint_tab import CheckpointTab
-from ckpt_gui.qt.views.diff_view import SHOW_CHOICES, DiffView, LoadedPair
-from ckpt_gui.qt.views.scan_panel import ScanPanel
+from ckpt_gui.qt.diff.diff_view import SHOW_CHOICES, DiffView, LoadedPair
+from ckpt_gui.qt.inspect.checkpoint_tab import CheckpointTab
+from ckpt_gui.qt.scan.scan_panel import ScanPanel
 from tests.diffscan_data import PERTURBED
 
 
@@ -302,7 +302,7 @@ def test_compare_dialog_accepts_paths_and_hub_ids(qtbot):
 
 
 def test_show_choices_cover_every_kind() -> None:
-    from ckpt_gui.qt.models.diff_model import KIND_LABELS, PENDING
+    from ckpt_gui.qt.diff.diff_model import KIND_LABELS, PENDING
 
     shown = set().union(*(kinds for kinds in SHOW_CHOICES.values() if kinds))
     assert shown | {PENDING} == set(KIND_LABELS)

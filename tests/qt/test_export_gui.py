@@ -11,9 +11,9 @@ from PySide6.QtWidgets import QMessageBox
 from ckpt_gui.core.export import ExportOptions, Rename, plan_convert, plan_safetensors, run_plan
 from ckpt_gui.core.formats import open_checkpoint
 from ckpt_gui.core.jobs import Progress
-from ckpt_gui.qt.job_queue import ExportJob, JobQueue, JobState
-from ckpt_gui.qt.models.jobs_model import JobColumn, JobsModel, format_eta, format_rate
-from ckpt_gui.qt.views.export_dialog import ExportDialog, prefix_fields
+from ckpt_gui.qt.export.export_dialog import ExportDialog, prefix_fields
+from ckpt_gui.qt.export.job_queue import ExportJob, JobQueue, JobState
+from ckpt_gui.qt.export.jobs_model import JobColumn, JobsModel, format_eta, format_rate
 
 
 def wait_planned(qtbot, dialog: ExportDialog) -> None:
@@ -184,7 +184,7 @@ def test_conversion_runs_through_the_dock_and_loads(qtbot, window, llama_sharded
 
 def test_open_folder_asks_the_desktop(qtbot, window, llama_dir, tmp_path, monkeypatch):
     opened: list[str] = []
-    import ckpt_gui.qt.views.jobs_dock as jobs_dock
+    import ckpt_gui.qt.export.jobs_dock as jobs_dock
 
     monkeypatch.setattr(
         jobs_dock.QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile())
@@ -458,8 +458,8 @@ def test_closing_while_a_job_is_already_cancelling_does_not_ask(
 
 
 def test_bridge_prefills_renames_and_exports_them(qtbot, window, llama_dir, tmp_path):
-    from ckpt_gui.core.suggestions import Rename as SuggestedRename
-    from ckpt_gui.qt.export_bridge import request_export_with_renames
+    from ckpt_gui.core.check.suggestions import Rename as SuggestedRename
+    from ckpt_gui.qt.export.bridge import request_export_with_renames
 
     tab = loaded_tab(qtbot, window, llama_dir)
     dialog = request_export_with_renames(
@@ -486,9 +486,9 @@ def test_bridge_prefills_renames_and_exports_them(qtbot, window, llama_dir, tmp_
 def test_suggested_part_renames_replace_only_the_first_match() -> None:
     import re
 
+    from ckpt_gui.core.check.suggestions import Rename as SuggestedRename
     from ckpt_gui.core.export.renames import apply
-    from ckpt_gui.core.suggestions import Rename as SuggestedRename
-    from ckpt_gui.qt.export_bridge import export_rename
+    from ckpt_gui.qt.export.bridge import export_rename
 
     suggestion = SuggestedRename.part("attn", "self_attn")
     rule = export_rename(suggestion)
@@ -543,7 +543,7 @@ def test_overflow_is_reported_on_the_job(qtbot, window, tmp_path):
 
 
 def test_one_plan_in_flight_and_only_the_newest_counts(qtbot, llama_dir, tmp_path):
-    from ckpt_gui.qt.views.export_dialog import make_plan
+    from ckpt_gui.qt.export.export_dialog import make_plan
 
     release = threading.Event()
     calls: list[int | None] = []

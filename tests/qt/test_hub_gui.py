@@ -13,14 +13,14 @@ from fake_hub import fake_commit, folder_files
 from hub_fixtures import build_cache_repo
 from PySide6.QtCore import Qt
 
-import ckpt_gui.qt.views.library as library_module
+import ckpt_gui.qt.hub.library as library_module
 from ckpt_gui.core.formats import open_checkpoint
 from ckpt_gui.core.formatting import human_bytes
-from ckpt_gui.core.hub_cache import default_cache_dir
+from ckpt_gui.core.hub.cache import default_cache_dir
 from ckpt_gui.core.jobs import Progress
-from ckpt_gui.qt.views.checkpoint_tab import title_for
-from ckpt_gui.qt.views.hub_dialog import describe_hub_text
-from ckpt_gui.qt.views.summary import SummaryHeader
+from ckpt_gui.qt.hub.hub_dialog import describe_hub_text
+from ckpt_gui.qt.inspect.checkpoint_tab import title_for
+from ckpt_gui.qt.inspect.summary import SummaryHeader
 
 MAIN = fake_commit("gui-main")
 OLD = fake_commit("gui-old")

@@ -8,8 +8,8 @@ import pytest
 from PySide6.QtCore import QModelIndex, Qt
 
 from ckpt_gui.core.formats import open_checkpoint
-from ckpt_gui.core.grouping import group_repeated_blocks
-from ckpt_gui.core.tree import build_tree
+from ckpt_gui.core.tree.build import build_tree
+from ckpt_gui.core.tree.grouping import group_repeated_blocks
 from ckpt_gui.qt.models.filter_proxy import TreeFilterProxy, make_matcher, visible_nodes
 from ckpt_gui.qt.models.tree_model import (
     CheckpointTreeModel,

@@ -16,7 +16,7 @@ import sys
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 from ckpt_gui.core.model import TensorInfo
-from ckpt_gui.core.tree import build_tree
+from ckpt_gui.core.tree.build import build_tree
 from ckpt_gui.qt.models.tree_model import CheckpointTreeModel
 app = QApplication([])
 model = CheckpointTreeModel(build_tree([TensorInfo("a.b", "F32", (2,), 8, "f")]))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 
+from ckpt_gui.qt.pickles import risk_view as pickle_risk_view
+
 from ckpt_gui.core.errors import UnsafePickleError
-from ckpt_gui.core.pickle_risk import pickle_risk
-from ckpt_gui.qt.views import pickle_risk as pickle_risk_view
-from ckpt_gui.qt.views.pickle_risk import PickleGlobalsToggle, UnsafePickleView
-from ckpt_gui.qt.views.summary import SummaryHeader
+from ckpt_gui.core.pickles.risk import pickle_risk
+from ckpt_gui.qt.inspect.summary import SummaryHeader
+from ckpt_gui.qt.pickles.risk_view import PickleGlobalsToggle, UnsafePickleView
 from tests.diffscan_data import evil_checkpoint
 
 

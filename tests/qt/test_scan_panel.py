@@ -7,11 +7,11 @@ from pathlib import Path
 
 from ckpt_gui.core.formats import open_checkpoint
 from ckpt_gui.core.jobs import run_to_completion
-from ckpt_gui.core.scan import scan
-from ckpt_gui.qt.models.scan_model import ScanColumn
-from ckpt_gui.qt.views import scan_panel
-from ckpt_gui.qt.views.checkpoint_tab import CheckpointTab
-from ckpt_gui.qt.views.scan_panel import ScanPanel
+from ckpt_gui.core.values.scan import scan
+from ckpt_gui.qt.inspect.checkpoint_tab import CheckpointTab
+from ckpt_gui.qt.scan import scan_panel
+from ckpt_gui.qt.scan.scan_model import ScanColumn
+from ckpt_gui.qt.scan.scan_panel import ScanPanel
 from tests.diffscan_data import BIG_KEY, INF_KEY, NAN_KEY, ZERO_KEY
 
 

@@ -11,10 +11,10 @@ import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QGuiApplication
 
-import ckpt_gui.qt.views.checkpoint_tab as checkpoint_tab
+import ckpt_gui.qt.inspect.checkpoint_tab as checkpoint_tab
 from ckpt_gui.core.targets import open_target_job
 from ckpt_gui.qt.drops import hub_target, targets_from_mime
-from ckpt_gui.qt.views.checkpoint_tab import DEMO_TARGET
+from ckpt_gui.qt.inspect.checkpoint_tab import DEMO_TARGET
 
 
 def wait_loaded(qtbot, window, count: int | None = None) -> None:
@@ -53,7 +53,7 @@ def test_opening_reads_on_a_worker_thread(qtbot, window, llama_dir, monkeypatch)
     tab = window.current_tab()
     assert tab.checkpoint is not None and tab.error is None
     assert tab.tree.model.root.tensor_count == len(tab.checkpoint.tensors)
-    from ckpt_gui.qt.views.summary import SummaryHeader
+    from ckpt_gui.qt.inspect.summary import SummaryHeader
 
     header = tab.findChild(SummaryHeader)
     assert "LlamaForCausalLM" in header.label.text()
@@ -210,7 +210,7 @@ def test_group_copy_and_export(qtbot, window, llama_dir, tmp_path: Path) -> None
 
 
 def test_stats_panel_matches_core_stats(qtbot, window, llama_dir) -> None:
-    from ckpt_gui.core.stats import compute_stats
+    from ckpt_gui.core.values.stats import compute_stats
 
     window.open_targets([str(llama_dir)])
     wait_loaded(qtbot, window, 1)

@@ -8,7 +8,7 @@ import pytest
 
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.jobs import Progress
-from ckpt_gui.qt.workers import Worker, active_workers, run_in_background
+from ckpt_gui.qt.runtime.workers import Worker, active_workers, run_in_background
 
 
 def test_plain_function_returns_on_a_worker_thread(qtbot) -> None:

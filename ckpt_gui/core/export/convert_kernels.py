@@ -24,7 +24,7 @@ from ckpt_gui.core.gc_pause import collector_paused
 if TYPE_CHECKING:
     from ckpt_gui.core.export.engine import TensorProvider
     from ckpt_gui.core.export.writer import ShardFile, SourceFiles
-    from ckpt_gui.core.source_lease import ReadLease
+    from ckpt_gui.core.values.lease import ReadLease
 
 CHUNK_BYTES = 32 * 1024 * 1024
 # Output slots: two being written while the next two chunks are read and converted.

@@ -13,7 +13,7 @@ from typing import Any
 
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.export.plan import PlannedTensor
-from ckpt_gui.core.mapped_pickle import MappedPickle
+from ckpt_gui.core.pickles.torch_load import MappedPickle
 
 
 class PickledTensors:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.export.plan import ShardPlan
-from ckpt_gui.core.source_lease import ReadLease
+from ckpt_gui.core.values.lease import ReadLease
 
 CHUNK_BYTES = 64 * 1024 * 1024
 # Writes queued per shard; two run at once (see ShardFile).

@@ -17,7 +17,7 @@ from typing import Any
 from ckpt_gui.core.dtypes import nbytes_for, torch_dtype_name
 from ckpt_gui.core.errors import CheckpointError, UnsafePickleError
 from ckpt_gui.core.model import Checkpoint, FileInfo, TensorInfo
-from ckpt_gui.core.pickle_scan import classify, scan_file, weights_only_allowed_names
+from ckpt_gui.core.pickles.opcodes import classify, scan_file, weights_only_allowed_names
 
 NAME = "pytorch"
 ZIP_MAGIC = b"PK\x03\x04"

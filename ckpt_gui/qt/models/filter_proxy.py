@@ -20,7 +20,7 @@ from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyModel
 
-from ckpt_gui.core.tree import ModuleNode
+from ckpt_gui.core.tree.build import ModuleNode
 from ckpt_gui.qt.models.tree_model import CheckpointTreeModel
 
 AnyIndex = QModelIndex | QPersistentModelIndex

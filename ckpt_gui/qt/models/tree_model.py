@@ -24,9 +24,9 @@ from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelInde
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon
 
 from ckpt_gui.core.formatting import human_bytes, human_count
-from ckpt_gui.core.ghost_tree import is_ghost
-from ckpt_gui.core.grouping import GroupNode
-from ckpt_gui.core.tree import ModuleNode
+from ckpt_gui.core.tree.build import ModuleNode
+from ckpt_gui.core.tree.ghosts import is_ghost
+from ckpt_gui.core.tree.grouping import GroupNode
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 _NO_PARENT = QModelIndex()  # default argument (ruff B008: no calls in defaults)

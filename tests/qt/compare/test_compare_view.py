@@ -9,18 +9,18 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QModelIndex, Qt
 
-import ckpt_gui.qt.compare.controller as controller_module
-from ckpt_gui.core.compare_view import ConfigChoice, run_comparison
-from ckpt_gui.core.ghost_tree import GHOST_FILE, is_ghost
+import ckpt_gui.qt.check.controller as controller_module
 from ckpt_gui.core.targets import open_target
-from ckpt_gui.qt.compare.controller import controller_for
-from ckpt_gui.qt.compare.mismatch_panel import (
+from ckpt_gui.core.tree.ghosts import GHOST_FILE, is_ghost
+from ckpt_gui.qt.check.controller import controller_for
+from ckpt_gui.qt.check.mismatch_panel import (
     MismatchPanel,
     ProblemColumn,
     ProblemTableModel,
     RowRole,
 )
-from ckpt_gui.qt.compare.status_style import install_status_colors, tree_statuses
+from ckpt_gui.qt.check.status_style import install_status_colors, tree_statuses
+from ckpt_gui.qt.check.view_model import ConfigChoice, run_comparison
 from ckpt_gui.qt.models.tree_model import (
     GHOST_COLOR,
     STATUS_COLORS,
@@ -28,7 +28,7 @@ from ckpt_gui.qt.models.tree_model import (
     Column,
     StatusRole,
 )
-from ckpt_gui.qt.workers import active_workers
+from ckpt_gui.qt.runtime.workers import active_workers
 from tests.qt.compare.conftest import DROPPED, EXTRA, IGNORED, WRONG
 
 REPO_ROOT = Path(__file__).resolve().parents[3]

@@ -11,10 +11,10 @@ from typing import ClassVar
 
 import pytest
 
-from ckpt_gui.core.compare_view import ConfigChoice, run_comparison
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.targets import open_target
-from ckpt_gui.qt.compare.config_picker import ConfigPicker, parse_value, seed_values
+from ckpt_gui.qt.check.config_picker import ConfigPicker, parse_value, seed_values
+from ckpt_gui.qt.check.view_model import ConfigChoice, run_comparison
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hub"))
 from fake_hub import FakeHub, folder_files
@@ -25,7 +25,7 @@ def picker(qtbot, clean_dir: Path) -> Iterator[ConfigPicker]:
     dialog = ConfigPicker(open_target(clean_dir))
     qtbot.addWidget(dialog)
     yield dialog
-    from ckpt_gui.qt.workers import shutdown_workers
+    from ckpt_gui.qt.runtime.workers import shutdown_workers
 
     shutdown_workers()
 
@@ -159,7 +159,7 @@ def test_edited_values_stand_out_and_the_table_filters(qtbot, picker: ConfigPick
 def test_closing_the_picker_while_it_loads_is_harmless(qtbot, clean_dir: Path) -> None:
     from PySide6.QtCore import Qt
 
-    from ckpt_gui.qt.workers import active_workers
+    from ckpt_gui.qt.runtime.workers import active_workers
 
     dialog = ConfigPicker(open_target(clean_dir))
     dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)

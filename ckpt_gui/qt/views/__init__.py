@@ -1,1 +1,0 @@
-"""Widgets: the welcome view, a checkpoint tab, and its panels."""
