@@ -79,7 +79,7 @@ def run(workdir: Path) -> list[Result]:
     # Its own process: a server holding the shards in memory must not inflate the
     # measured processes' peak RSS (forked children start with the parent's pages).
     server = subprocess.Popen(
-        python(str(ROOT / "tests" / "hub" / "fake_hub.py"), "org/model", str(folder)),
+        python(str(ROOT / "tests" / "support" / "fake_hub.py"), "org/model", str(folder)),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

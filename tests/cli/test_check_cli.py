@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "core"))
 
-from matching_oracle import build_model, state_dict_of, write_folder  # noqa: E402
+from tests.support.matching_oracle import build_model, state_dict_of, write_folder  # noqa: E402
 
 
 def check(*args: str | Path) -> subprocess.CompletedProcess[str]:

@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 from ckpt_gui.core.formats import open_checkpoint
-from tests.cli.helpers import assert_one_line_error, run_cli
+from tests.support.cli import assert_one_line_error, run_cli
 
 
 def test_inspect_json_contract(llama_sharded_dir: Path) -> None:

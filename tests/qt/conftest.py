@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,10 +12,6 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import ckpt_gui.qt  # noqa: F401  (the None-refcount guard, before any PySide6 import)
 from ckpt_gui.core.model import Checkpoint, FileInfo, TensorInfo
-
-# The fake Hub and hand-built cache folders are shared with tests/hub.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hub"))
-from hub_fixtures import fake_hub, held_hub, hub, hub_repos, legacy_bin_dir  # noqa: F401
 
 
 @pytest.fixture(autouse=True)

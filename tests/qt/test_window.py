@@ -92,7 +92,7 @@ def test_drop_files_and_folders_opens_one_tab_each(
 
 
 def test_dropping_hub_text_keeps_revisions_and_opens_from_the_hub(qtbot, window, hub) -> None:
-    from fake_hub import fake_commit
+    from tests.support.fake_hub import fake_commit
 
     url = f"{hub.endpoint}/org/tiny/tree/v1"
     mime = QMimeData()

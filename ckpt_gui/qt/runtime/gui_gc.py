@@ -5,7 +5,7 @@ threshold is crossed, often a Worker thread busy with HTTP or file reads. If the
 garbage then holds Qt widgets (a closed tab, a dialog and the lambdas connected to
 them form reference cycles), their C++ objects are destroyed on that thread and
 the process crashes ("Fatal Python error: Segmentation fault ... Garbage-collecting"
-in a worker's traceback; seen in tests/qt/test_hub_gui.py before this existed).
+in a worker's traceback; seen in tests/qt/hub/test_hub_gui.py before this existed).
 So automatic collection is switched off and a GUI-thread timer collects instead,
 generation by generation as the automatic collector would (the same approach as
 pyqtgraph's ``GarbageCollector``). Reference counting still frees everything that
