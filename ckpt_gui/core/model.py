@@ -9,6 +9,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from ckpt_gui.core.quant.analysis import Quantization, analyse
+
 
 def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(value or {}))
@@ -92,8 +94,27 @@ class Checkpoint:
             object.__setattr__(self, "config", _frozen_mapping(self.config))
 
     @property
+    def quantization(self) -> Quantization | None:
+        """The quantization its config declares or its tensors show (None: not quantized)."""
+        if "_quantization" not in self.__dict__:
+            object.__setattr__(self, "_quantization", analyse(self.tensors, self.config))
+        cached: Quantization | None = self.__dict__["_quantization"]
+        return cached
+
+    @property
     def total_parameters(self) -> int:
+        """The model's parameter count: packed quantized weights count every value they
+        hold, bookkeeping tensors (scales, zeros, quant states) none (the Hub's rules)."""
+        quantization = self.quantization
+        if quantization is not None:
+            return quantization.total_parameters
         return sum(t.parameters for t in self.tensors)
+
+    @property
+    def all_warnings(self) -> tuple[str, ...]:
+        """The reader's warnings and those about the quantization layout."""
+        quantization = self.quantization
+        return self.warnings + (quantization.warnings if quantization is not None else ())
 
     @property
     def total_bytes(self) -> int:
@@ -101,6 +122,9 @@ class Checkpoint:
 
     @property
     def parameters_by_dtype(self) -> dict[str, int]:
+        quantization = self.quantization
+        if quantization is not None:
+            return quantization.parameters_by_dtype
         counts: dict[str, int] = {}
         for tensor in self.tensors:
             counts[tensor.dtype] = counts.get(tensor.dtype, 0) + tensor.parameters
@@ -124,6 +148,7 @@ class Checkpoint:
         return self.root / tensor.file
 
     def to_json(self) -> dict[str, Any]:
+        quantization = self.quantization
         return {
             "source": self.source,
             "format": self.format,
@@ -133,7 +158,8 @@ class Checkpoint:
             "parameters_by_dtype": self.parameters_by_dtype,
             "tensors": [t.to_json() for t in self.tensors],
             "metadata": _jsonable(dict(self.metadata)),
-            "warnings": list(self.warnings),
+            "warnings": list(self.all_warnings),
+            "quantization": quantization.to_json() if quantization is not None else None,
             "config": _jsonable(dict(self.config)) if self.config is not None else None,
             "pickle_globals": [g.to_json() for g in self.pickle_globals],
         }

@@ -1,0 +1,8 @@
+"""Quantized checkpoints: which scheme, what each tensor is, the real parameter count.
+
+``scheme`` reads ``quantization_config`` (or recognises a layout from tensor names),
+``roles`` says what each tensor is (packed weight, bookkeeping, plain), ``analysis``
+adds them up per module, ``checks`` says when a layout does not add up, and
+``expected`` tells the config check which keys a quantized model stores. Nothing
+here imports torch or reads tensor data.
+"""
