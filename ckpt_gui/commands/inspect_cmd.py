@@ -54,18 +54,29 @@ def render_text(checkpoint: Checkpoint, depth: int | None = None) -> str:
         for key, value in checkpoint.metadata.items()
         if key != "hub"
     ]
-    lines += [f"  warning     {w}" for w in checkpoint.warnings]
+    quantization = checkpoint.quantization
+    if quantization is not None:
+        lines.append(
+            f"  quantized   {quantization.scheme.describe()}: {len(quantization.modules)} modules,"
+            f" {len(quantization.bookkeeping)} bookkeeping tensors (not counted as parameters)"
+        )
+    lines += [f"  warning     {w}" for w in checkpoint.all_warnings]
     lines.append("")
-    for node, level in _walk_with_depth(build_tree(checkpoint.tensors), depth):
+    tree = build_tree(checkpoint.tensors, quantization)
+    for node, level in _walk_with_depth(tree, depth):
         indent = "  " * level
         if node.tensor is not None:
             t = node.tensor
+            role = "  (quantization bookkeeping)" if node.bookkeeping else ""
             lines.append(
-                f"{indent}{node.name}  {t.dtype} {list(t.shape)}  {human_count(t.parameters)}"
+                f"{indent}{node.name}  {t.dtype} {list(t.shape)}  {human_count(node.parameters)}"
+                + role
             )
         else:
+            quant = f"  [{node.quant.describe()}]" if node.quant is not None else ""
             lines.append(
                 f"{indent}{node.name}/  {human_count(node.parameters)}  {human_bytes(node.nbytes)}"
+                + quant
             )
     return "\n".join(lines) + "\n"
 

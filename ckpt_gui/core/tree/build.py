@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from ckpt_gui.core.model import TensorInfo
+from ckpt_gui.core.quant.analysis import Quantization, QuantModule
 
 
 class ModuleNode:
@@ -16,12 +17,14 @@ class ModuleNode:
 
     __slots__ = (
         "_index",
+        "bookkeeping",
         "children",
         "name",
         "nbytes",
         "parameters",
         "parent",
         "path",
+        "quant",
         "row",
         "tensor",
         "tensor_count",
@@ -40,6 +43,10 @@ class ModuleNode:
         self.parameters = tensor.parameters if tensor else 0
         self.nbytes = tensor.nbytes if tensor else 0
         self.tensor_count = 1 if tensor else 0
+        # Quantization facts: on a quantized module its method/bits/group; on a tensor
+        # whether it is bookkeeping (scales, zeros...) rather than parameters.
+        self.quant: QuantModule | None = None
+        self.bookkeeping = False
 
     @property
     def is_tensor(self) -> bool:
@@ -66,8 +73,15 @@ class ModuleNode:
         return f"ModuleNode({self.path or '<root>'!r}, params={self.parameters}, children={len(self.children)})"
 
 
-def build_tree(tensors: Iterable[TensorInfo]) -> ModuleNode:
-    """Group tensors by their dotted names; totals are summed up the tree."""
+def build_tree(
+    tensors: Iterable[TensorInfo], quantization: Quantization | None = None
+) -> ModuleNode:
+    """Group tensors by their dotted names; totals are summed up the tree.
+
+    With ``quantization`` (``Checkpoint.quantization``) leaves count the model's
+    parameters (packed values unpacked, bookkeeping zero) and quantized modules carry
+    their facts; the bytes stay the stored ones.
+    """
     root = ModuleNode("", "", None)
     for tensor in tensors:
         parts = tensor.name.split(".")
@@ -84,8 +98,16 @@ def build_tree(tensors: Iterable[TensorInfo]) -> ModuleNode:
         leaf_name = parts[-1]
         if leaf_name in node._index:
             leaf_name = f"{leaf_name} (tensor)"
-        _add(node, ModuleNode(leaf_name, tensor.name, node, tensor))
+        leaf = _add(node, ModuleNode(leaf_name, tensor.name, node, tensor))
+        if quantization is not None:
+            leaf.parameters = quantization.parameters.get(tensor.name, leaf.parameters)
+            leaf.bookkeeping = tensor.name in quantization.bookkeeping
     _finish(root)
+    if quantization is not None:
+        for path, module in quantization.modules.items():
+            found = root.find(path)
+            if found is not None and not found.is_tensor:
+                found.quant = module
     return root
 
 

@@ -87,6 +87,7 @@ def _copy(node: ModuleNode, parent: ModuleNode | None) -> ModuleNode:
         node.nbytes,
         node.tensor_count,
     )
+    copy.quant, copy.bookkeeping = node.quant, node.bookkeeping
     return copy
 
 

@@ -160,7 +160,11 @@ class CheckpointTab(QWidget):
                 checkpoint = custom()
             else:
                 checkpoint = yield from open_target_job(target)
-            return LoadResult(checkpoint, build_tree(checkpoint.tensors), summary_html(checkpoint))
+            return LoadResult(
+                checkpoint,
+                build_tree(checkpoint.tensors, checkpoint.quantization),
+                summary_html(checkpoint),
+            )
 
         worker = Worker(load)
         worker.yielded.connect(self._on_progress)

@@ -37,7 +37,14 @@ def summary_html(checkpoint: Checkpoint) -> str:
     facts = checkpoint.metadata.get("hub")
     if isinstance(facts, dict):
         lines.append(hub_facts_html(facts))
-    for warning in checkpoint.warnings[:3]:
+    quantization = checkpoint.quantization
+    if quantization is not None:
+        lines.append(
+            f"<span style='color:#777'>quantized:</span> "
+            f"{html.escape(quantization.scheme.describe())} · {len(quantization.modules)} modules"
+            f" · {len(quantization.bookkeeping)} bookkeeping tensors not counted as parameters"
+        )
+    for warning in checkpoint.all_warnings[:3]:
         lines.append(f"<span style='color:#b26a00'>⚠ {html.escape(warning)}</span>")
     return "<br>".join(lines)
 
