@@ -98,7 +98,7 @@ def _save(folder: Path, model: Any, state: dict[str, Any], quant: dict[str, Any]
     from safetensors.torch import save_file
 
     save_file({k: v.contiguous() for k, v in state.items()}, folder / "model.safetensors")
-    config = model.config.to_dict()
+    config = {**model.config.to_dict(), "architectures": ["LlamaForCausalLM"]}
     if quant is not None:
         config["quantization_config"] = quant
     (folder / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")

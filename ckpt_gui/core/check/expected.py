@@ -51,6 +51,9 @@ class ExpectedModel:
     warnings: tuple[str, ...] = ()
     plain_renamings: tuple[PlainRenaming, ...] | None = None
     hf_config: Any = None  # the transformers config object, for converters (not cached)
+    # Dotted names of the nn.Linear modules: what a quantizer replaces. None when the
+    # description came from a template (which does not record module types).
+    linear_modules: tuple[str, ...] | None = None
 
 
 def build_expected(
@@ -84,9 +87,12 @@ def describe_model(
     model: Any, key_mapping: dict[str, str] | None = None, notes: tuple[str, ...] = ()
 ) -> ExpectedModel:
     """Describe an already built (meta) transformers model."""
+    import torch
+
     from ckpt_gui.core.dtypes import torch_dtype_name
 
     state = model.state_dict()
+    linear = tuple(n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear))
     tensors = {
         name: ExpectedTensor(
             name, tuple(int(d) for d in value.shape), torch_dtype_name(value.dtype)
@@ -117,6 +123,7 @@ def describe_model(
         warnings=notes,
         plain_renamings=None if None in plain else tuple(p for p in plain if p is not None),
         hf_config=model.config,
+        linear_modules=linear,
     )
 
 

@@ -30,6 +30,7 @@ from ckpt_gui.core.check.expected import (
 )
 from ckpt_gui.core.check.renaming import PlainRenaming
 from ckpt_gui.core.check.templates.template import template_for
+from ckpt_gui.core.quant.scheme import scheme_from_config
 
 SCHEMA = 1
 
@@ -69,11 +70,14 @@ def load_expected(
     refuse_remote_code(config)
     key = cache_key(config, key_mapping) if use_cache else None
     path = cache_dir() / f"{key}.json" if key else None
+    # A quantized config needs the Linear modules, which only a build (or a cache
+    # entry written from one) records.
+    quantized = scheme_from_config(config.values) is not None
     if path is not None:
         cached = _read(path)
-        if cached is not None:
+        if cached is not None and not (quantized and cached.linear_modules is None):
             return cached
-    if use_cache:
+    if use_cache and not quantized:
         # A shipped template that answers for this config: still no import.
         from_template = template_for(config, key_mapping)
         if from_template is not None:
@@ -97,6 +101,9 @@ def to_json(expected: ExpectedModel) -> dict[str, Any]:
         "ignore_unexpected": list(expected.ignore_unexpected),
         "warnings": list(expected.warnings),
         "plain_renamings": [r.to_json() for r in expected.plain_renamings or ()],
+        "linear_modules": (
+            list(expected.linear_modules) if expected.linear_modules is not None else None
+        ),
     }
 
 
@@ -117,6 +124,11 @@ def from_json(data: dict[str, Any]) -> ExpectedModel:
         ignore_unexpected=tuple(data["ignore_unexpected"]),
         warnings=tuple(data["warnings"]),
         plain_renamings=tuple(PlainRenaming.from_json(r) for r in data["plain_renamings"]),
+        linear_modules=(
+            tuple(str(n) for n in data["linear_modules"])
+            if isinstance(data.get("linear_modules"), list)
+            else None
+        ),
     )
 
 

@@ -23,6 +23,7 @@ from ckpt_gui.core.check.config_source import ResolvedConfig
 from ckpt_gui.core.check.expected import ExpectedModel
 from ckpt_gui.core.check.expected_cache import load_expected
 from ckpt_gui.core.check.key_matching import KeyMatch, match_keys
+from ckpt_gui.core.check.quantized_keys import with_quantized_keys
 from ckpt_gui.core.check.suggestions import (
     Rename,
     Suggestion,
@@ -146,6 +147,7 @@ def compare(
     if expected is None:
         expected = load_expected(config, key_mapping, use_cache=use_cache)
     shapes = {t.name: t.shape for t in checkpoint.tensors}
+    expected = with_quantized_keys(expected, config.values, shapes)
     match = match_keys(shapes, expected)
     suggestions = suggest_renames(shapes, expected, match)
     override = suggest_config_override(match, config.values)

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+_NESTED_QUANTIFIER = re.compile(r"\)[*+?{]")
 # quant_method spellings -> the layout family this room understands.
 KNOWN_METHODS = {
     "gptq": "gptq",
@@ -177,11 +178,32 @@ def scheme_from_tensors(names: Iterable[str], dtypes: Mapping[str, str]) -> Quan
     return None
 
 
-def module_is_quantized(module: str, scheme: QuantScheme) -> bool:
-    """Whether ``module`` (a dotted path) is left in float by the scheme's exclusions."""
-    if any(pattern and pattern in module for pattern in scheme.excluded):
+def module_is_quantized(
+    module: str, scheme: QuantScheme, default_excluded: tuple[str, ...] = ()
+) -> bool:
+    """Whether ``module`` (a dotted path) escapes the scheme's exclusions.
+
+    ``modules_to_not_convert`` match as transformers 5 matches them
+    (``should_convert_module``): a regex from the start up to a module boundary, or
+    a suffix. ``default_excluded`` is what transformers excludes when the config
+    lists nothing (the output embeddings).
+    """
+    patterns = scheme.excluded or default_excluded
+    if any(_excludes(pattern, module) for pattern in patterns if pattern):
         return False
     return not any(target_matches(target, module) for target in scheme.ignore)
+
+
+def _excludes(pattern: str, module: str) -> bool:
+    if module.endswith(pattern):
+        return True
+    if _NESTED_QUANTIFIER.search(pattern):
+        # A config is untrusted input: a nested quantifier can backtrack for ever.
+        return module.startswith(pattern)
+    try:
+        return re.match(rf"(?:{pattern})(?:(?<=\.)|(?=\.|$))", module) is not None
+    except re.error:
+        return False
 
 
 def target_matches(target: str, module: str) -> bool:
@@ -192,6 +214,8 @@ def target_matches(target: str, module: str) -> bool:
     """
     if not target.startswith("re:"):
         return target == module or module.endswith("." + target)
+    if _NESTED_QUANTIFIER.search(target):
+        return False  # could backtrack for ever on untrusted input
     try:
         return re.match(target[3:], module) is not None
     except re.error:
