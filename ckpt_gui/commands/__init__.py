@@ -12,6 +12,7 @@ from ckpt_gui.commands import (
     export_cmd,
     inspect_cmd,
     library_cmd,
+    memory_cmd,
     pickle_risk_cmd,
     scan_cmd,
 )
@@ -27,4 +28,5 @@ VERBS: dict[str, Register] = {
     "export": export_cmd.register,
     "library": library_cmd.register,
     "download": download_cmd.register,
+    "memory": memory_cmd.register,
 }
