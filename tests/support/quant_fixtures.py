@@ -18,8 +18,8 @@ model's real weights quantized round-to-nearest:
 - FP8 (transformers ``FP8Linear``, DeepSeek-V3 style): ``weight`` float8_e4m3fn
   ``[out, in]``, ``weight_scale_inv`` fp32 ``[ceil(out / 128), ceil(in / 128)]``, or a
   scalar per tensor when ``weight_block_size`` is null.
-- MXFP4 (gpt-oss): ``*_blocks`` uint8 ``[E, rows, cols / 32, 16]``, ``*_scales`` uint8
-  ``[E, rows, cols / 32]``.
+- MXFP4 (gpt-oss, ``write_mxfp4``): ``*_blocks`` uint8 ``[E, rows, cols / 32, 16]``,
+  ``*_scales`` uint8 ``[E, rows, cols / 32]`` for the experts of a tiny GptOss.
 
 ``lm_head`` stays in float everywhere, as each tool leaves it by default.
 """
@@ -94,11 +94,17 @@ def write_layout(layout: str, folder: Path) -> Path:
     return _save(folder, model, state, quant_config)
 
 
-def _save(folder: Path, model: Any, state: dict[str, Any], quant: dict[str, Any] | None) -> Path:
+def _save(
+    folder: Path,
+    model: Any,
+    state: dict[str, Any],
+    quant: dict[str, Any] | None,
+    architecture: str = "LlamaForCausalLM",
+) -> Path:
     from safetensors.torch import save_file
 
     save_file({k: v.contiguous() for k, v in state.items()}, folder / "model.safetensors")
-    config = {**model.config.to_dict(), "architectures": ["LlamaForCausalLM"]}
+    config = {**model.config.to_dict(), "architectures": [architecture]}
     if quant is not None:
         config["quantization_config"] = quant
     (folder / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
@@ -299,3 +305,61 @@ def _compressed(folder: Path, layout: str) -> Path:
     model.save_pretrained(folder)
     compressor.update_config(folder)
     return folder
+
+
+GPT_OSS = {
+    "vocab_size": 128,
+    "hidden_size": 64,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+    "num_local_experts": 4,
+    "num_experts_per_tok": 2,
+    "sliding_window": 8,
+}
+E2M1 = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+
+
+def gpt_oss() -> Any:
+    import torch
+    from transformers import GptOssConfig, GptOssForCausalLM
+
+    torch.manual_seed(0)
+    return GptOssForCausalLM(GptOssConfig(**GPT_OSS)).to(torch.bfloat16)
+
+
+def write_mxfp4(folder: Path) -> Path:
+    """gpt-oss's MXFP4 experts: per 32 values one UE8M0 exponent, two e2m1 codes a byte."""
+    model = gpt_oss()
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    for name in [k for k in state if k.endswith(("experts.gate_up_proj", "experts.down_proj"))]:
+        weight = state.pop(name).float().transpose(1, 2)  # [E, out, in] as stored on disk
+        blocks, scales = _mxfp4(weight)
+        state[f"{name}_blocks"], state[f"{name}_scales"] = blocks, scales
+    quant = {
+        "quant_method": "mxfp4",
+        "modules_to_not_convert": [
+            "model.layers.*.self_attn",
+            "model.layers.*.mlp.router",
+            "model.embed_tokens",
+            "lm_head",
+        ],
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    return _save(folder, model, state, quant, "GptOssForCausalLM")
+
+
+def _mxfp4(weight: Any) -> tuple[Any, Any]:
+    import torch
+
+    experts, rows, cols = weight.shape
+    grouped = weight.reshape(experts, rows, cols // 32, 32)
+    exponent = torch.floor(torch.log2(grouped.abs().amax(-1).clamp(min=1e-30) / 6))
+    scaled = grouped / torch.pow(2.0, exponent)[..., None]
+    table = torch.tensor(E2M1)
+    codes = (scaled.abs()[..., None] - table).abs().argmin(-1) | ((scaled < 0).long() << 3)
+    packed = (codes[..., 0::2] | codes[..., 1::2] << 4).to(torch.uint8)  # [E, rows, groups, 16]
+    scales = (exponent + 127).clamp(0, 255).to(torch.uint8)
+    return packed, scales

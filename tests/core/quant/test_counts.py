@@ -16,10 +16,15 @@ from pathlib import Path
 import pytest
 
 from ckpt_gui.core.formats import open_checkpoint
-from ckpt_gui.core.model import TensorInfo
-from ckpt_gui.core.quant.analysis import analyse
 from ckpt_gui.core.tree.build import build_tree
-from tests.support.quant_fixtures import LAYOUTS, LLAMA_PARAMETERS, llama, write_layout
+from tests.support.quant_fixtures import (
+    LAYOUTS,
+    LLAMA_PARAMETERS,
+    gpt_oss,
+    llama,
+    write_layout,
+    write_mxfp4,
+)
 
 STORED_BEFORE = {"gptq": 45_920, "fp8-block": 106_830, "bnb-nf4": 72_426}
 QUANTIZED_MODULES = {"compressed-pack": 12, "compressed-fp8": 12}  # down_proj ignored
@@ -160,41 +165,17 @@ def test_plain_checkpoint_is_untouched(llama_dir: Path) -> None:
     assert checkpoint.total_parameters == sum(t.parameters for t in checkpoint.tensors)
 
 
-def test_mxfp4_blocks_count_two_values_per_byte_and_scales_none() -> None:
-    """gpt-oss layout: ``*_blocks`` uint8 [E, rows, cols/32, 16], ``*_scales`` [E, rows, cols/32]."""
-    experts, hidden, inter = 4, 64, 64
-    tensors = [
-        TensorInfo(
-            "model.layers.0.mlp.experts.gate_up_proj_blocks",
-            "U8",
-            (experts, 2 * inter, hidden // 32, 16),
-            0,
-            "f",
-        ),
-        TensorInfo(
-            "model.layers.0.mlp.experts.gate_up_proj_scales",
-            "U8",
-            (experts, 2 * inter, hidden // 32),
-            0,
-            "f",
-        ),
-        TensorInfo(
-            "model.layers.0.mlp.experts.down_proj_blocks",
-            "U8",
-            (experts, hidden, inter // 32, 16),
-            0,
-            "f",
-        ),
-        TensorInfo(
-            "model.layers.0.mlp.experts.down_proj_scales",
-            "U8",
-            (experts, hidden, inter // 32),
-            0,
-            "f",
-        ),
-        TensorInfo("model.layers.0.mlp.experts.down_proj_bias", "BF16", (experts, hidden), 0, "f"),
+def test_mxfp4_blocks_count_two_values_per_byte_and_scales_none(tmp_path: Path) -> None:
+    model = gpt_oss()
+    checkpoint = open_checkpoint(write_mxfp4(tmp_path / "gpt-oss"))
+    assert checkpoint.total_parameters == sum(p.numel() for p in model.parameters())
+    assert checkpoint.all_warnings == ()
+    quant = checkpoint.quantization
+    assert quant is not None
+    experts = quant.modules["model.layers.0.mlp.experts"]
+    assert experts.bits == 4 and experts.group_size == 32
+    assert sorted(experts.bookkeeping) == [
+        "model.layers.0.mlp.experts.down_proj_scales",
+        "model.layers.0.mlp.experts.gate_up_proj_scales",
     ]
-    quant = analyse(tensors, {"quantization_config": {"quant_method": "mxfp4"}})
-    assert quant is not None and quant.warnings == ()
-    assert quant.total_parameters == experts * (2 * inter * hidden + hidden * inter + hidden)
-    assert len(quant.bookkeeping) == 2
+    assert len(quant.modules) == 2
