@@ -37,6 +37,7 @@ from ckpt_gui.qt.hub.hub_dialog import OpenFromHubDialog
 from ckpt_gui.qt.hub.library import LibraryDock
 from ckpt_gui.qt.inspect.checkpoint_tab import DEMO_TARGET, CheckpointTab
 from ckpt_gui.qt.inspect.welcome import WelcomeView
+from ckpt_gui.qt.memory import feature as memory_feature
 from ckpt_gui.qt.runtime.gui_gc import collect_garbage_on_gui_thread
 from ckpt_gui.qt.runtime.workers import active_workers, shutdown_workers
 
@@ -93,6 +94,7 @@ class MainWindow(QMainWindow):
         self._refresh_recent()
         install_compare_scan(self)
         install_compare(self)
+        self.memory = memory_feature.register(self)
         self.statusBar().showMessage("Drop checkpoints, folders or Hub repo ids on the window")
 
     # -- extension API -----------------------------------------------------------------------

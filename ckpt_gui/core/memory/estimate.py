@@ -152,17 +152,21 @@ def estimate_memory(
     kv_dtype: str = DEFAULT_KV_DTYPE,
     lora_rank: int = 8,
     lora_targets: tuple[str, ...] | None = None,
-    scope: str = "",
+    scope: str | tuple[str, ...] = "",
 ) -> MemoryEstimate:
-    """The figures for ``checkpoint`` (or the module ``scope`` of it)."""
+    """The figures for ``checkpoint``, or for the module(s) ``scope`` names (a path, or
+    several: the blocks a grouped tree row stands for)."""
     if batch < 1 or (context is not None and context < 1):
         raise CheckpointError(checkpoint.source, "context and batch must be at least 1")
-    tensors = _in_scope(checkpoint, scope)
+    scopes = (scope,) if isinstance(scope, str) else scope
+    scopes = tuple(p for p in scopes if p)
+    whole = not scopes
+    tensors = _in_scope(checkpoint, scopes)
     sizer = WeightSizer(checkpoint)
     by_dtype = sizer.by_dtype(tensors)
     stored = sizer.total(tensors, None)
     warnings = list(checkpoint.all_warnings)
-    kv, kv_notes = kv_cache_shape(checkpoint.config) if not scope else (None, [])
+    kv, kv_notes = kv_cache_shape(checkpoint.config) if whole else (None, [])
     warnings += kv_notes
     quant = checkpoint.quantization
     lora = estimate_lora(checkpoint, tensors, sizer, lora_rank, lora_targets)
@@ -171,13 +175,13 @@ def estimate_memory(
         lora = lora.with_base(weights)
     return MemoryEstimate(
         source=checkpoint.source,
-        scope=scope,
+        scope=", ".join(scopes),
         parameters=sum(sizer.parameters(t) for t in tensors),
         stored_bytes=stored,
         dtype=dtype,
         weights_bytes=weights,
         weights_bytes_by_dtype=by_dtype,
-        largest_layer=largest_layer(checkpoint, sizer) if not scope else None,
+        largest_layer=largest_layer(checkpoint, sizer) if whole else None,
         training={p: training_usage(by_dtype["float32"], p) for p in ("float32", "bfloat16")},
         kv=kv,
         kv_dtype=kv_dtype,
@@ -189,11 +193,11 @@ def estimate_memory(
     )
 
 
-def _in_scope(checkpoint: Checkpoint, scope: str) -> list[TensorInfo]:
-    if not scope:
+def _in_scope(checkpoint: Checkpoint, scopes: tuple[str, ...]) -> list[TensorInfo]:
+    if not scopes:
         return list(checkpoint.tensors)
-    prefix = scope + "."
-    tensors = [t for t in checkpoint.tensors if t.name == scope or t.name.startswith(prefix)]
+    prefixes = tuple(p + "." for p in scopes)
+    tensors = [t for t in checkpoint.tensors if t.name in scopes or t.name.startswith(prefixes)]
     if not tensors:
-        raise CheckpointError(checkpoint.source, f"no tensor under {scope!r}")
+        raise CheckpointError(checkpoint.source, f"no tensor under {', '.join(scopes)!r}")
     return tensors

@@ -57,6 +57,17 @@ class QuantModule:
             parts.append("block " + "x".join(str(b) for b in self.block_size))
         return " ".join(parts)
 
+    def short(self) -> str:
+        """For a narrow column: ``gptq 4b g32``, ``fp8 8b 128x128``."""
+        parts = [self.method.replace("compressed-tensors", "ct").replace("bitsandbytes", "bnb")]
+        if self.bits:
+            parts.append(f"{self.bits}b")
+        if self.group_size:
+            parts.append(f"g{self.group_size}")
+        if self.block_size:
+            parts.append("x".join(str(b) for b in self.block_size))
+        return " ".join(parts)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "path": self.path,

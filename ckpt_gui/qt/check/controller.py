@@ -264,8 +264,9 @@ class CompareController(QObject):
         )
         self.panel.set_result(result)
         if not self._panel_added:  # the panel area appears with the first result
+            # No setVisible(True): the panel area shows its current page, and forcing
+            # this one visible would draw it over another feature's page (Memory).
             self.tab.add_panel(self.panel, PANEL_TITLE)
-            self.panel.setVisible(True)
             self._panel_added = True
 
     def _errored(self, worker: Worker, message: str) -> None:

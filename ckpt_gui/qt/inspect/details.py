@@ -121,6 +121,27 @@ class DetailsPanel(QScrollArea):
             self._show_tensor(node.tensor)
         else:
             self._show_module(node)
+        self._show_quantization(node)
+
+    def _show_quantization(self, node: ModuleNode) -> None:
+        """What the quantization makes of this row (the tree holds the facts)."""
+        if node.quant is not None:
+            quant = node.quant
+            _add_row(self.facts, "Quantized", quant.describe())
+            _add_row(
+                self.facts,
+                "Bookkeeping",
+                f"{len(quant.bookkeeping)} tensors, {human_bytes(quant.bookkeeping_bytes)} "
+                "(scales, zeros...: not parameters)",
+            )
+        elif node.bookkeeping:
+            _add_row(self.facts, "Role", "quantization bookkeeping: stored, not a parameter")
+        elif node.tensor is not None and node.parameters != node.tensor.parameters:
+            _add_row(
+                self.facts,
+                "Packed",
+                f"{node.parameters:,} parameters in {node.tensor.parameters:,} stored elements",
+            )
 
     def compute_statistics(self) -> None:
         """Start computing the selected tensor's statistics in the background."""

@@ -229,7 +229,9 @@ class CheckpointTreeModel(QAbstractItemModel):
         if column == Column.SHAPE:
             return shape_text(tensor.shape) if tensor else ""
         if column == Column.DTYPE:
-            return tensor.dtype if tensor else ""
+            if tensor is None:
+                return node.quant.short() if node.quant is not None else ""
+            return f"{tensor.dtype} · aux" if node.bookkeeping else tensor.dtype
         if _is_ghost_row(node) and column in (Column.PARAMETERS, Column.SIZE):
             return "—"  # the model expects it; the checkpoint has no bytes for it
         if column == Column.PARAMETERS:
@@ -264,6 +266,14 @@ class CheckpointTreeModel(QAbstractItemModel):
                 f"{node.members[0].name} ({node.members[0].path})"
             )
         status = self.status_of(node)
+        if node.quant is not None:
+            quant = node.quant
+            return (
+                f"{node.path}  [{quant.describe()}: {len(quant.bookkeeping)} bookkeeping "
+                f"tensors, {quant.bookkeeping_bytes:,} bytes, not counted as parameters]"
+            )
+        if node.bookkeeping:
+            return f"{node.path}  [quantization bookkeeping: stored bytes, no parameters]"
         if is_ghost(node.tensor):
             return f"{node.path}  [missing: the model expects it, the checkpoint lacks it]"
         return f"{node.path}  [{status}]" if status else node.path

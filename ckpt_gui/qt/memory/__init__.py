@@ -1,0 +1,1 @@
+"""The Memory feature: a panel in each checkpoint tab (``feature.register``)."""
