@@ -102,12 +102,12 @@ class MemoryPanel(QWidget):
 
     def set_node(self, node: ModuleNode | None) -> None:
         self.node = node
-        self.selection = self._estimate(node)
+        self.selection = self._estimate(node) if node is not None else None
         self._fill()
 
     def refresh(self) -> None:
         self.whole = self._estimate(None) if self.checkpoint is not None else None
-        self.selection = self._estimate(self.node)
+        self.selection = self._estimate(self.node) if self.node is not None else None
         self._fill()
 
     # -- helpers ---------------------------------------------------------------------------
