@@ -17,7 +17,12 @@ from typing import Any, Protocol
 
 from ckpt_gui.core.quant.checks import gptq_bits, layout_problems
 from ckpt_gui.core.quant.roles import BOOKKEEPING, WEIGHT, Role, bits_for_module, role_of
-from ckpt_gui.core.quant.scheme import QuantScheme, scheme_from_config, scheme_from_tensors
+from ckpt_gui.core.quant.scheme import (
+    QuantScheme,
+    group_for,
+    scheme_from_config,
+    scheme_from_tensors,
+)
 
 
 class TensorLike(Protocol):
@@ -141,6 +146,9 @@ def analyse(tensors: Iterable[TensorLike], config: Mapping[str, Any] | None) -> 
         warnings.append(
             f"config.json declares no quantization; tensor names look like {scheme.method}: "
             "parameter count follows that layout"
+            if scheme.method != "unknown"
+            else "config.json declares no quantization; F8_E8M0 tensors hold block scales "
+            "and are not counted as parameters"
         )
     elif not scheme.known:
         warnings.append(
@@ -213,8 +221,6 @@ def _modules(
 
 def _group_size(path: str, scheme: QuantScheme) -> int | None:
     if scheme.method == "compressed-tensors":
-        from ckpt_gui.core.quant.scheme import group_for
-
         group = group_for(path, scheme)
         return group.group_size if group else None
     return scheme.group_size if scheme.group_size and scheme.group_size > 0 else None

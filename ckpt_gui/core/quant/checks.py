@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ckpt_gui.core.quant.scheme import QuantScheme
+from ckpt_gui.core.quant.scheme import QuantScheme, group_for
 
 Shapes = Mapping[str, tuple[int, ...]]
 MAX_NAMED = 3
@@ -120,8 +120,6 @@ def _packed_problems(shapes: Shapes, path: str, scheme: QuantScheme, bits: int |
     if bits is None:
         return ["no num_bits in config_groups for this module; 4-bit assumed"]
     scale = shapes.get(f"{path}.weight_scale")
-    from ckpt_gui.core.quant.scheme import group_for
-
     group = group_for(path, scheme)
     if scale is None or group is None or not group.group_size or len(scale) != 2:
         return []

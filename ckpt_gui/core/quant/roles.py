@@ -122,9 +122,9 @@ def _bitsandbytes_role(
 def _is_quantized_float(
     dtype: str, module: str, names: Mapping[str, str], scheme: QuantScheme
 ) -> bool:
-    """An fp8/fp4 ``weight`` with a scale beside it (FP8 checkpoints, float-quantized
-    compressed-tensors)."""
-    if not (dtype.startswith("F8_") or dtype == "F4"):
+    """An fp8/fp4 (or compressed-tensors int8) ``weight`` with a scale beside it."""
+    integer = dtype == "I8" and scheme.method == "compressed-tensors"  # int-quantized
+    if not (dtype.startswith("F8_") or dtype == "F4" or integer):
         return False
     if not module_is_quantized(module, scheme):
         return False

@@ -264,10 +264,12 @@ class CompareController(QObject):
         )
         self.panel.set_result(result)
         if not self._panel_added:  # the panel area appears with the first result
-            # No setVisible(True): the panel area shows its current page, and forcing
-            # this one visible would draw it over another feature's page (Memory).
+            # Not setVisible(True): forcing a page visible draws it over the current one
+            # (another feature's, e.g. Memory). Problems bring the panel to the front.
             self.tab.add_panel(self.panel, PANEL_TITLE)
             self._panel_added = True
+            if not report.clean:
+                self.tab.show_panel(self.panel)
 
     def _errored(self, worker: Worker, message: str) -> None:
         if worker is not self.worker or not self._alive():
