@@ -1,8 +1,10 @@
 """Weight memory from the header: as stored, in another dtype, and the largest layer.
 
-"In another dtype" follows accelerate's ``estimate-memory``: floating weights
-(quantized ones at their real parameter count, bookkeeping dropped) take the
-dtype's size, integer tensors keep theirs. The largest layer is what accelerate's
+"In another dtype" follows accelerate's ``estimate-memory``: weights (quantized
+ones at their real parameter count, bookkeeping dropped) take the dtype's size,
+integer and bool tensors (ids, masks) keep theirs. Any other dtype counts as a
+weight, so formats with their own quantized types (GGUF's Q4_K...) are sized by
+their parameters too. The largest layer is what accelerate's
 ``calculate_maximum_sizes`` calls one: each numbered block of a module list (the
 decoder layers, which transformers marks ``_no_split_modules``) whole, and
 otherwise the smallest modules (those holding only tensors), found from the names
@@ -14,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ckpt_gui.core.dtypes import FLOAT_DTYPES
 from ckpt_gui.core.model import Checkpoint, TensorInfo
 from ckpt_gui.core.tree.build import ModuleNode, build_tree
 
@@ -27,7 +28,7 @@ DTYPE_BYTES: dict[str, float] = {
     "int4": 0.5,
 }
 SAFETENSORS_NAMES = {"F32": "float32", "BF16": "bfloat16", "F16": "float16"}
-_FLOATISH = FLOAT_DTYPES | {"F8_E4M3", "F8_E5M2", "F8_E4M3FNUZ", "F8_E5M2FNUZ", "F4"}
+KEEP_SIZE = frozenset({"BOOL", "U8", "I8", "U16", "I16", "U32", "I32", "U64", "I64"})
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class WeightSizer:
         if quant is not None and tensor.name in quant.bookkeeping:
             return 0  # a dequantized model keeps no scales or zeros
         quantized = quant is not None and quant.module_of(tensor.name) is not None
-        if quantized or tensor.dtype in _FLOATISH:
+        if quantized or tensor.dtype not in KEEP_SIZE:
             return self.parameters(tensor) * element_bytes
         return tensor.nbytes
 
