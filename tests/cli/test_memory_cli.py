@@ -109,3 +109,24 @@ def test_hub_repo_reads_headers_only(hub: FakeHub, gptq_dir: Path, tmp_path: Pat
     assert data["weights_bytes"] < (gptq_dir / "model.safetensors").stat().st_size
     weights = [r for r in hub.log if r.path.endswith(".safetensors") and r.method == "GET"]
     assert weights and all(r.range is not None for r in weights)
+
+
+def test_inspect_of_a_quantized_checkpoint_counts_and_imports_no_torch(gptq_dir: Path) -> None:
+    code = (
+        "import sys, io, json, contextlib\n"
+        "from ckpt_gui.cli import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        f"    assert main(['inspect', {str(gptq_dir)!r}, '--json']) == 0\n"
+        "data = json.loads(out.getvalue())\n"
+        "print(data['total_parameters'], data['quantization']['description'], 'torch' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(LLAMA_PARAMETERS), "gptq", "4-bit", "group", "32", "False"]
