@@ -179,3 +179,43 @@ def test_mxfp4_blocks_count_two_values_per_byte_and_scales_none(tmp_path: Path) 
         "model.layers.0.mlp.experts.gate_up_proj_scales",
     ]
     assert len(quant.modules) == 2
+
+
+HOSTILE_CONFIGS = [
+    {"quantization_config": ["gptq"]},
+    {"quantization_config": {"quant_method": 5}},
+    {"quantization_config": {"quant_method": "gptq", "bits": "4", "group_size": "32"}},
+    {"quantization_config": {"quant_method": "gptq", "bits": -4, "group_size": 0}},
+    {"quantization_config": {"quant_method": "gptq", "bits": 64, "group_size": -1}},
+    {"quantization_config": {"quant_method": "fp8", "weight_block_size": [0, -1]}},
+    {"quantization_config": {"quant_method": "fp8", "weight_block_size": "128"}},
+    {"quantization_config": {"quant_method": "compressed-tensors", "config_groups": "x"}},
+    {
+        "quantization_config": {
+            "quant_method": "compressed-tensors",
+            "config_groups": {"g": {"targets": ["re:("], "weights": {"num_bits": 0}}},
+            "ignore": [None, "re:(a+)+$", "re:["],
+        }
+    },
+    {"quantization_config": {"quant_method": "gptq", "modules_to_not_convert": ["(a+)+$", "["]}},
+    {"text_config": "llama"},
+]
+
+
+@pytest.mark.parametrize("config", HOSTILE_CONFIGS)
+def test_hostile_configs_never_crash(layouts: dict[str, Path], config: dict) -> None:
+    from ckpt_gui.core.check.config_source import resolve_config
+    from ckpt_gui.core.check.expected_cache import load_expected
+    from ckpt_gui.core.check.quantized_keys import with_quantized_keys
+
+    checkpoint = open_checkpoint(layouts["gptq"])
+    values = {**dict(checkpoint.config or {}), **config}
+    if "quantization_config" not in config:
+        values.pop("quantization_config")
+    odd = dataclasses.replace(checkpoint, config=values)
+    assert odd.total_parameters > 0
+    odd.to_json()
+    build_tree(odd.tensors, odd.quantization)
+    built = load_expected(resolve_config(None, checkpoint))  # built: knows its Linear modules
+    assert built.linear_modules
+    with_quantized_keys(built, values, {t.name: t.shape for t in odd.tensors})
