@@ -356,7 +356,7 @@ def _mxfp4(weight: Any) -> tuple[Any, Any]:
 
     experts, rows, cols = weight.shape
     grouped = weight.reshape(experts, rows, cols // 32, 32)
-    exponent = torch.floor(torch.log2(grouped.abs().amax(-1).clamp(min=1e-30) / 6))
+    exponent = torch.ceil(torch.log2(grouped.abs().amax(-1).clamp(min=1e-30) / 6))
     scaled = grouped / torch.pow(2.0, exponent)[..., None]
     table = torch.tensor(E2M1)
     codes = (scaled.abs()[..., None] - table).abs().argmin(-1) | ((scaled < 0).long() << 3)

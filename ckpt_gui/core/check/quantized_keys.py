@@ -7,7 +7,8 @@ which a checkpoint viewer cannot require. So each method's stored layout is writ
 out here from its documentation and the quantized module classes
 (transformers ``FP8Linear``; GPTQ ``QuantLinear``; AWQ ``WQLinear_GEMM``;
 bitsandbytes ``Linear4bit``/``Linear8bitLt``; compressed-tensors' compressors).
-MXFP4 experts are not ``Linear`` modules and are left as the model declares them.
+MXFP4 (gpt-oss) quantizes the experts' 3-D ``gate_up_proj`` / ``down_proj``
+parameters instead, stored as ``*_blocks`` and ``*_scales``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def with_quantized_keys(
     """
     scheme = scheme_from_config(config)
     linear = expected.linear_modules
+    if scheme is not None and scheme.method == "mxfp4":
+        return dataclasses.replace(expected, tensors=_mxfp4_experts(expected.tensors))
     if scheme is None or not scheme.known or linear is None:
         return expected
     default_excluded = _output_embeddings(expected)
@@ -57,6 +60,27 @@ def with_quantized_keys(
             name = f"{module}.{suffix}"
             tensors[name] = ExpectedTensor(name, shape, dtype)
     return dataclasses.replace(expected, tensors=tensors)
+
+
+def _mxfp4_experts(tensors: Mapping[str, ExpectedTensor]) -> dict[str, ExpectedTensor]:
+    """gpt-oss experts ``[E, in, out]`` are stored transposed in blocks of 32 values:
+    ``_blocks`` uint8 ``[E, out, in / 32, 16]`` (two e2m1 a byte), ``_scales`` uint8
+    ``[E, out, in / 32]`` (one UE8M0 exponent a block)."""
+    out: dict[str, ExpectedTensor] = {}
+    for name, tensor in tensors.items():
+        shape = tensor.shape
+        if (
+            name.endswith(("experts.gate_up_proj", "experts.down_proj"))
+            and len(shape) == 3
+            and shape[1] % 32 == 0
+        ):
+            experts, in_features, out_features = shape
+            blocks = (experts, out_features, in_features // 32)
+            out[f"{name}_blocks"] = ExpectedTensor(f"{name}_blocks", (*blocks, 16), "U8")
+            out[f"{name}_scales"] = ExpectedTensor(f"{name}_scales", blocks, "U8")
+        else:
+            out[name] = tensor
+    return out
 
 
 def _output_embeddings(expected: ExpectedModel) -> tuple[str, ...]:

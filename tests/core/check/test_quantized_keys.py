@@ -20,7 +20,13 @@ from ckpt_gui.core.check.expected_cache import load_expected
 from ckpt_gui.core.check.matching import compare
 from ckpt_gui.core.check.quantized_keys import with_quantized_keys
 from ckpt_gui.core.formats import open_checkpoint
-from tests.support.quant_fixtures import LAYOUTS, QUANT_LLAMA, write_layout
+from tests.support.quant_fixtures import (
+    LAYOUTS,
+    QUANT_LLAMA,
+    gpt_oss,
+    write_layout,
+    write_mxfp4,
+)
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +124,24 @@ def test_compressed_tensors_keys_match_transformers_loading_report(
     assert {k: t.shape for k, t in expected.tensors.items()} == loaded
     assert not info["missing_keys"] and not info["unexpected_keys"]
     assert compare(damaged, resolve_config(None, checkpoint)).missing == (gone,)
+
+
+def test_mxfp4_experts_expect_blocks_and_scales_as_transformers_loads_them(
+    tmp_path: Path,
+) -> None:
+    """Oracle: transformers loads the gpt-oss MXFP4 layout (dequantizing on CPU) with an
+    empty loading report, and the values come back within e2m1's rounding."""
+    from transformers import AutoModelForCausalLM
+
+    folder = write_mxfp4(tmp_path / "gpt-oss")
+    model, info = AutoModelForCausalLM.from_pretrained(folder, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    reference = gpt_oss().model.layers[0].mlp.experts.down_proj.float()
+    loaded = model.model.layers[0].mlp.experts.down_proj.float()
+    assert (loaded - reference).abs().max() <= reference.abs().max() / 4
+    checkpoint = open_checkpoint(folder)
+    report = compare(checkpoint, resolve_config(None, checkpoint))
+    assert report.clean, (report.missing, report.unexpected, report.mismatched)
 
 
 def _config_holder(values: dict[str, object]):
