@@ -24,6 +24,7 @@ from tests.support.quant_fixtures import (
     LAYOUTS,
     QUANT_LLAMA,
     gpt_oss,
+    llama,
     write_layout,
     write_mxfp4,
 )
@@ -124,6 +125,19 @@ def test_compressed_tensors_keys_match_transformers_loading_report(
     assert {k: t.shape for k, t in expected.tensors.items()} == loaded
     assert not info["missing_keys"] and not info["unexpected_keys"]
     assert compare(damaged, resolve_config(None, checkpoint)).missing == (gone,)
+
+
+@pytest.mark.parametrize("layout", ["fp8-block", "fp8-tensor"])
+def test_fp8_fixtures_load_in_transformers(layouts: dict[str, Path], layout: str) -> None:
+    """Oracle for the hand-written FP8 layouts: transformers loads them (dequantizing on
+    CPU) with an empty report, and the weights come back within e4m3 rounding."""
+    from transformers import AutoModelForCausalLM
+
+    model, info = AutoModelForCausalLM.from_pretrained(layouts[layout], output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    reference = llama().model.layers[1].mlp.down_proj.weight.float()
+    loaded = model.model.layers[1].mlp.down_proj.weight.float()
+    assert (loaded - reference).abs().max() <= reference.abs().max() / 8
 
 
 def test_mxfp4_experts_expect_blocks_and_scales_as_transformers_loads_them(
