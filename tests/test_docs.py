@@ -48,7 +48,10 @@ BACKTICKS = re.compile(r"`([^`\n]+)`")
 # its rooms (``core/values/lease.py``, ``qt/export/controller.py``).
 REPO_DIRS = ("ckpt_gui", "tests", "benchmarks", "scripts", "packaging", "resources", "docs", ".ci")
 PACKAGE_ROOMS = ("core", "qt", "commands")
-PATH_TOKEN = re.compile(r"(?<![\w./~-])((?:%s)/[\w./-]*)" % "|".join(re.escape(d) for d in (*REPO_DIRS, *PACKAGE_ROOMS)))
+PATH_TOKEN = re.compile(
+    r"(?<![\w./~-])((?:%s)/[\w./*{}<>$-]*)"
+    % "|".join(re.escape(d) for d in (*REPO_DIRS, *PACKAGE_ROOMS))
+)
 LINK_TARGET = re.compile(r"\]\([^)]*\)")
 DOTTED = re.compile(r"(?<![\w.])ckpt_gui(?:\.[A-Za-z_]\w*)+")
 MAKE = re.compile(r"(?<![\w-])make\s+([a-z][\w-]*)")
