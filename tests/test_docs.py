@@ -232,10 +232,12 @@ def make_targets(repo: Path = REPO) -> set[str]:
 
 def make_problems(doc: Path, text: str, repo: Path = REPO) -> list[str]:
     targets = make_targets(repo)
+    prose = dict(outside_fences(text))
     problems = []
     for number, line in enumerate(text.splitlines(), 1):
-        code_line = line.lstrip().startswith(("make ", "SKIP_INSTALL=1 make"))
-        spans = [line] if code_line else BACKTICKS.findall(line)
+        # In prose only inline code counts; in a code block, a line that runs make.
+        code_line = number not in prose and re.match(r"^\s*(\w+=\S+\s+)*make\s", line)
+        spans = BACKTICKS.findall(line) if number in prose else [line] if code_line else []
         for span in spans:
             for target in MAKE.findall(span):
                 if target not in targets:
@@ -326,6 +328,11 @@ def test_checker_catches_broken_links_paths_and_names(tmp_path: Path) -> None:
             "ckpt_gui.core.jobs.Progress.done ckpt_gui.core.jobs.run ckpt_gui.core.jobs.Gone",
             "ckpt_gui.core.missing ckpt_gui.core.jobs.Progress.nothing",
             "`make run` `make bench`",
+            "make sure prose is not a command",
+            "```sh",
+            "SKIP_INSTALL=1 make run",
+            "make bench  # in a code block",
+            "```",
         ]
     )
     problems = "\n".join(
@@ -345,10 +352,11 @@ def test_checker_catches_broken_links_paths_and_names(tmp_path: Path) -> None:
         "ckpt_gui.core.jobs.Gone: ckpt_gui.core.jobs defines no 'Gone'",
         "ckpt_gui.core.missing: ckpt_gui.core defines no 'missing'",
         "ckpt_gui.core.jobs.Progress.nothing: ckpt_gui.core.jobs.Progress defines no 'nothing'",
-        "no make target 'bench'",
+        "README.md:11: no make target 'bench'",
+        "README.md:15: no make target 'bench'",
     ):
         assert expected in problems, f"{expected!r} not reported in:\n{problems}"
-    assert len(problems.splitlines()) == 9, problems  # and nothing that exists is reported
+    assert len(problems.splitlines()) == 10, problems  # and nothing that exists is reported
 
 
 def test_slugs_follow_github() -> None:
