@@ -48,10 +48,8 @@ BACKTICKS = re.compile(r"`([^`\n]+)`")
 # its rooms (``core/values/lease.py``, ``qt/export/controller.py``).
 REPO_DIRS = ("ckpt_gui", "tests", "benchmarks", "scripts", "packaging", "resources", "docs", ".ci")
 PACKAGE_ROOMS = ("core", "qt", "commands")
-PATH_TOKEN = re.compile(
-    r"(?<![\w./~-])((?:%s)/[\w./*{}<>$-]*)"
-    % "|".join(re.escape(d) for d in (*REPO_DIRS, *PACKAGE_ROOMS))
-)
+_ROOTS = "|".join(re.escape(d) for d in (*REPO_DIRS, *PACKAGE_ROOMS))
+PATH_TOKEN = re.compile(rf"(?<![\w./~-])((?:{_ROOTS})/[\w./*{{}}<>$-]*)")
 LINK_TARGET = re.compile(r"\]\([^)]*\)")
 DOTTED = re.compile(r"(?<![\w.])ckpt_gui(?:\.[A-Za-z_]\w*)+")
 MAKE = re.compile(r"(?<![\w-])make\s+([a-z][\w-]*)")
@@ -126,9 +124,12 @@ def link_problems(doc: Path, text: str, repo: Path = REPO) -> list[str]:
             if relative not in NOT_YET_MERGED:
                 problems.append(f"{where}: no such file")
             continue
-        if anchor and resolved.suffix == ".md":
-            if anchor not in anchors(resolved.read_text(encoding="utf-8")):
-                problems.append(f"{where}: {relative} has no heading with this anchor")
+        if (
+            anchor
+            and resolved.suffix == ".md"
+            and anchor not in anchors(resolved.read_text(encoding="utf-8"))
+        ):
+            problems.append(f"{where}: {relative} has no heading with this anchor")
     return problems
 
 
@@ -261,7 +262,12 @@ def cli_options() -> dict[str, set[str]]:
 
     walk(build_parser(), "")
     found.pop("", None)
-    found["(app)"] = {o for a in build_gui_parser()._actions for o in a.option_strings if o.startswith("--") and o != "--help"}
+    found["(app)"] = {
+        o
+        for a in build_gui_parser()._actions
+        for o in a.option_strings
+        if o.startswith("--") and o != "--help"
+    }
     return found
 
 
@@ -299,6 +305,18 @@ def test_every_cli_verb_and_option_is_documented() -> None:
             missing.append(f"verb `ckpt-gui {verb}`")
         missing += [f"{verb}: {option}" for option in sorted(options) if option not in docs]
     assert not missing, "undocumented in docs/: " + ", ".join(missing)
+
+
+def test_architecture_page_names_every_room() -> None:
+    """A new subpackage of core/ or qt/ gets its paragraph in docs/architecture.md."""
+    page = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    missing = [
+        f"{layer}/{room.name}/"
+        for layer in ("core", "qt")
+        for room in sorted((REPO / "ckpt_gui" / layer).iterdir())
+        if (room / "__init__.py").is_file() and f"**`{room.name}/`**" not in page
+    ]
+    assert not missing, f"docs/architecture.md has no paragraph for {missing}"
 
 
 # --- the checker itself finds what it should -------------------------------------
