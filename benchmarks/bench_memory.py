@@ -108,7 +108,6 @@ def run(workdir: Path) -> list[Result]:
             f"memory --json, GPTQ Llama-2-7B shapes ({layers} layers)",
             ours,
             baseline,
-            target_speedup=10,
             note="baseline: accelerate create_empty_model + calculate_maximum_sizes + "
             "estimate_training_usage; ours imports no torch (checked)",
         )
