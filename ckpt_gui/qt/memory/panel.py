@@ -72,6 +72,8 @@ class MemoryPanel(QWidget):
         self.table = QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["", "Whole model", "Selection"])
         self.table.verticalHeader().setVisible(False)
+        # Compact rows: the page shares the space under the tree with other panels.
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
         self.table.horizontalHeader().setSectionResizeMode(
             0, QHeaderView.ResizeMode.ResizeToContents
         )
