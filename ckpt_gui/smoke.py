@@ -222,10 +222,11 @@ def _model_names(model: Any) -> set[str]:
 def _smoke_window(context: SmokeContext) -> str:
     from PySide6.QtWidgets import QApplication, QTreeView
 
-    from ckpt_gui.qt.main_window import MainWindow
+    from ckpt_gui.qt.app import build_window
 
     folder = context.require_folder()
-    window = MainWindow(settings=None)
+    window, features = build_window(settings=None)
+    context.keep_alive.append(features)
     window.open_targets([str(folder)])
     source = "MainWindow"
     context.keep_alive.append(window)

@@ -57,16 +57,29 @@ def settings(tmp_path: Path):
 
 
 @pytest.fixture()
-def window(qtbot, settings):
-    from ckpt_gui.qt.main_window import MainWindow
+def app_window(qtbot, settings):
+    """The main window with every feature registered, as the app builds it."""
+    from ckpt_gui.qt.app import build_window
 
-    win = MainWindow(settings=settings)
+    win, features = build_window(settings=settings)
     qtbot.addWidget(win)
     win.show()
-    yield win
+    yield win, features
     from ckpt_gui.qt.runtime.workers import shutdown_workers
 
     shutdown_workers()
+
+
+@pytest.fixture()
+def window(app_window):
+    """The shell (``MainWindow``) of ``app_window``."""
+    return app_window[0]
+
+
+@pytest.fixture()
+def features(app_window):
+    """The registered features of ``app_window`` (``ckpt_gui.qt.app.Features``)."""
+    return app_window[1]
 
 
 def synthetic_checkpoint(tensors: int, experts: int = 64) -> Checkpoint:

@@ -1,11 +1,8 @@
-"""Entry point from the config comparison to the export dialog.
+"""Renames handed to the export feature, as the export core applies them.
 
-``request_export_with_renames(tab, renames)`` opens the export dialog for the tab's
-checkpoint ("Convert to safetensors": a re-save that copies tensor bytes untouched,
-any dtype change is one combo away) prefilled with the suggested key renames.
-
-``renames`` may hold the comparison's ``ckpt_gui.core.check.suggestions.Rename`` objects
-(``re.sub(pattern, replacement, key, count=1)``), the export core's ``Rename``
+``ExportController.export_with_renames(tab, renames)`` (the ``ExportService`` the
+check feature is given) turns each with ``export_rename``. ``renames`` may hold the
+comparison's ``ckpt_gui.core.check.suggestions.Rename`` objects (``re.sub(pattern, replacement, key, count=1)``), the export core's ``Rename``
 (``re.sub`` on every match), or plain ``(regex, replacement)`` pairs. Suggestion
 renames are made to replace once, as the comparison measured them.
 """
@@ -13,14 +10,9 @@ renames are made to replace once, as the comparison measured them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ckpt_gui.core.export import Rename
-
-if TYPE_CHECKING:
-    from ckpt_gui.qt.export.export_dialog import ExportDialog
-    from ckpt_gui.qt.inspect.checkpoint_tab import CheckpointTab
 
 _GROUP_REFERENCE = re.compile(r"\\(?:g<(\d+)>|(\d{1,2}))")
 
@@ -51,20 +43,3 @@ def _first_match_only(pattern: str, replacement: str) -> Rename:
         lambda m: f"\\g<{int(m.group(1) or m.group(2)) + 1}>", replacement
     )
     return Rename(f"^(.*?)(?:{pattern})", "\\g<1>" + shifted)
-
-
-def request_export_with_renames(tab: CheckpointTab, renames: Iterable[Any]) -> ExportDialog:
-    """Open the export dialog for ``tab`` with ``renames`` filled in; returns the dialog."""
-    rules = [export_rename(item) for item in renames]
-    window = tab.window()
-    controller = getattr(window, "exports", None)
-    if controller is not None:
-        dialog: ExportDialog = controller.open_dialog("safetensors", tab=tab, renames=rules)
-        return dialog
-    # A tab outside the main window (tests, embedding): a plain dialog without a job queue.
-    from ckpt_gui.qt.export.controller import tab_source
-    from ckpt_gui.qt.export.export_dialog import ExportDialog
-
-    dialog = ExportDialog("safetensors", tab_source(tab), renames=rules, parent=tab)
-    dialog.show()
-    return dialog

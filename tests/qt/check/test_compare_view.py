@@ -172,7 +172,7 @@ def test_opening_compares_with_the_own_config(qtbot, window, broken_dir: Path) -
     assert controller.panel.model.rowCount() == 3
 
 
-def test_show_only_problems(qtbot, window, broken_dir: Path) -> None:
+def test_show_only_problems(qtbot, window, features, broken_dir: Path) -> None:
     tab, controller = open_and_compare(qtbot, window, broken_dir)
     tree = tab.tree
     controller.set_problems_only(True)
@@ -180,7 +180,7 @@ def test_show_only_problems(qtbot, window, broken_dir: Path) -> None:
     assert shown == {DROPPED, EXTRA, WRONG}
     assert tree.proxy.mapFromSource(index_at(tree.model, "model.layers.1")).isValid()
     assert not tree.proxy.mapFromSource(index_at(tree.model, "lm_head")).isValid()
-    window.compare_actions["problems"].setChecked(False)
+    features.check.problems_action.setChecked(False)
     assert tree.proxy.mapFromSource(index_at(tree.model, "lm_head")).isValid()
 
 
@@ -251,7 +251,7 @@ def test_remote_code_config_is_refused_and_an_architecture_offered(
 
 # -- export bridge ----------------------------------------------------------------------------
 def test_export_with_this_fix_exports_a_checkpoint_that_fits(
-    qtbot, window, ddp_dir: Path, tmp_path: Path
+    qtbot, window, features, ddp_dir: Path, tmp_path: Path
 ) -> None:
     """The suggestion's button opens the export dialog prefilled; its output loads cleanly."""
     _tab, controller = open_and_compare(qtbot, window, ddp_dir)
@@ -267,7 +267,7 @@ def test_export_with_this_fix_exports_a_checkpoint_that_fits(
     qtbot.waitUntil(lambda: dialog.plan is not None or dialog.error is not None, timeout=60_000)
     assert dialog.plan is not None, dialog.error
     dialog.start_button.click()
-    job = window.exports.queue.jobs[-1]
+    job = features.exports.queue.jobs[-1]
     qtbot.waitUntil(lambda: job.state.finished, timeout=120_000)
     assert job.state.name == "DONE", job.error
     fixed = open_target(out)
