@@ -69,6 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_gui_parser().print_help()
         return EXIT_OK
     gui_args = build_gui_parser().parse_args(args)
+    if gui_args.smoke_test:  # before any QApplication exists: the smoke test runs offscreen
+        from ckpt_gui.smoke import run_smoke_test
+
+        return run_smoke_test()
     from ckpt_gui.qt.app import run_gui
 
     return run_gui(gui_args)

@@ -8,7 +8,8 @@ scripts and tests). A new feature is a package under ``qt/`` with a
 
 ``--screenshot OUT.png`` runs offscreen, waits until every background load and
 computation has finished (polling the window's idle state, no fixed sleep), then
-renders the window and exits. ``--smoke-test`` is the self-test in ckpt_gui/smoke.py.
+renders the window and exits. (``--smoke-test``, the self-test in ckpt_gui/smoke.py, is
+run by ckpt_gui.cli before any of this: it builds its own window here.)
 """
 
 from __future__ import annotations
@@ -70,10 +71,6 @@ def build_window(settings: QSettings | None) -> tuple[MainWindow, Features]:
 
 def run_gui(args: argparse.Namespace) -> int:
     """Entry called by ``ckpt_gui.cli``; returns the process exit code."""
-    if args.smoke_test:  # before any QApplication exists: the smoke test runs offscreen
-        from ckpt_gui.smoke import run_smoke_test
-
-        return run_smoke_test()
     headless = bool(args.screenshot)
     if headless:
         _prepare_offscreen()

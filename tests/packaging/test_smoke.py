@@ -67,7 +67,7 @@ def test_wrong_answers_fail(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_cli_flag_runs_the_smoke_test() -> None:
-    """`ckpt-gui --smoke-test` reaches run_smoke_test (through run_gui) and exits with its verdict."""
+    """`ckpt-gui --smoke-test` reaches run_smoke_test and exits with its verdict."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("QT_QPA_PLATFORM", None)  # the smoke test must choose offscreen by itself
     result = subprocess.run(

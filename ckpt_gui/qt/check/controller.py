@@ -50,7 +50,7 @@ from ckpt_gui.qt.check.status_style import (
 )
 from ckpt_gui.qt.check.view_model import ComparisonResult, ConfigChoice, run_comparison
 from ckpt_gui.qt.inspect.checkpoint_tab import CheckpointTab
-from ckpt_gui.qt.runtime.workers import Worker
+from ckpt_gui.qt.runtime.workers import Worker, describe_error
 from ckpt_gui.qt.services import ExportService
 
 PANEL_TITLE = "Comparison"
@@ -149,7 +149,7 @@ class CompareController(QObject):
         )
         worker = Worker(run_comparison, checkpoint, choice, self._plain_root)
         worker.returned.connect(lambda result, w=worker: self._returned(w, result))
-        worker.errored.connect(lambda message, w=worker: self._errored(w, message))
+        worker.errored.connect(lambda error, w=worker: self._errored(w, describe_error(error)))
         worker.finished.connect(lambda w=worker: self._finished(w))
         self.worker = worker
         self.tab.destroyed.connect(worker.quit)  # a closed tab's result is not wanted

@@ -41,7 +41,8 @@ from ckpt_gui.qt.export.request import (
     make_plan,
     prefix_fields,
 )
-from ckpt_gui.qt.runtime.workers import Worker
+from ckpt_gui.qt.runtime.signals import signals_blocked
+from ckpt_gui.qt.runtime.workers import Worker, describe_error
 from ckpt_gui.qt.widgets.elided_label import ElidedLabel
 
 __all__ = ["KINDS", "ExportDialog", "ExportRequest", "make_plan", "prefix_fields"]
@@ -262,7 +263,7 @@ class ExportDialog(QDialog):
         self._replan_after = False
         worker = Worker(self._planner, request)
         worker.returned.connect(lambda plan: self._planned(generation, plan))
-        worker.errored.connect(lambda message: self._plan_failed(generation, message))
+        worker.errored.connect(lambda error: self._plan_failed(generation, error))
         worker.finished.connect(lambda: self._plan_finished(worker))
         self._worker = worker
         worker.start()
@@ -292,10 +293,10 @@ class ExportDialog(QDialog):
         self.start_button.setEnabled(True)
         self.planned.emit(plan)
 
-    def _plan_failed(self, generation: int, message: str) -> None:
+    def _plan_failed(self, generation: int, error: BaseException) -> None:
         if generation != self._generation:
             return
-        self._show_error(message)
+        self._show_error(describe_error(error))
 
     def _show_error(self, message: str) -> None:
         self.plan, self.error = None, " ".join(message.split())
@@ -320,15 +321,14 @@ class ExportDialog(QDialog):
             "config.json or a folder holding one" if random_init else "checkpoint file or folder"
         )
         current = self.dtype_box.currentData()
-        self.dtype_box.blockSignals(True)
-        self.dtype_box.clear()
-        if random_init:
-            self.dtype_box.addItem("As in the config", None)
-        for dtype in CONVERT_DTYPES:
-            self.dtype_box.addItem(dtype, dtype)
-        index = self.dtype_box.findData(current)
-        self.dtype_box.setCurrentIndex(max(0, index))
-        self.dtype_box.blockSignals(False)
+        with signals_blocked(self.dtype_box):
+            self.dtype_box.clear()
+            if random_init:
+                self.dtype_box.addItem("As in the config", None)
+            for dtype in CONVERT_DTYPES:
+                self.dtype_box.addItem(dtype, dtype)
+            index = self.dtype_box.findData(current)
+            self.dtype_box.setCurrentIndex(max(0, index))
         self.shard_box.setCurrentText(DEFAULT_SHARD.get(kind, "5GB"))
         self.setWindowTitle(f"Export: {KINDS[kind]}")
         self._output_inputs_changed()

@@ -45,7 +45,7 @@ from ckpt_gui.qt.inspect.details import DetailsPanel
 from ckpt_gui.qt.inspect.summary import SummaryHeader, summary_html
 from ckpt_gui.qt.inspect.tree_panel import TreePanel
 from ckpt_gui.qt.runtime.disposable import dispose_of
-from ckpt_gui.qt.runtime.workers import Worker
+from ckpt_gui.qt.runtime.workers import Worker, describe_error
 from ckpt_gui.qt.widgets.busy_page import busy_page
 
 DEMO_TARGET = "demo"
@@ -277,10 +277,10 @@ class CheckpointTab(QWidget):
             self._loading_label.setText(f"Opening {self.target}…\n{progress.message}")
         self.progress.emit(progress)
 
-    def _on_errored(self, message: str) -> None:
+    def _on_errored(self, error: BaseException) -> None:
         if not self._disposed:
-            self.exception = self._worker.exception if self._worker is not None else None
-            self._show_error(message)
+            self.exception = error
+            self._show_error(describe_error(error))
 
     def _on_finished(self) -> None:
         if not self._disposed:
