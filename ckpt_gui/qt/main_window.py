@@ -10,7 +10,7 @@ recent targets, saving the tree as text, finding, copying, grouping and the tabs
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QPoint, QSettings, Qt, Signal
@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from ckpt_gui.core.tree.text_export import FORMATS, write_text_atomically
 from ckpt_gui.qt.drops import targets_from_mime
 from ckpt_gui.qt.inspect.checkpoint_tab import DEMO_TARGET, CheckpointTab
+from ckpt_gui.qt.inspect.tree_panel import TreePanel
 from ckpt_gui.qt.inspect.welcome import WelcomeView
 from ckpt_gui.qt.runtime.disposable import dispose_of
 from ckpt_gui.qt.runtime.gui_gc import collect_garbage_on_gui_thread
@@ -233,14 +234,14 @@ class MainWindow(QMainWindow):
 
         edit_menu = self.menu("&Edit")
         self._action(edit_menu, "&Find…", self.focus_filter, "Ctrl+F")
-        self._action(edit_menu, "Copy &Name", self._on_tree("copy_name"), "Ctrl+Shift+C")
-        self._action(edit_menu, "Copy &Selection", self._on_tree("copy_selection"))
+        self._action(edit_menu, "Copy &Name", self._on_tree(TreePanel.copy_name), "Ctrl+Shift+C")
+        self._action(edit_menu, "Copy &Selection", self._on_tree(TreePanel.copy_selection))
 
         view_menu = self.menu("&View")
         self.group_action = self._action(view_menu, "&Group Repeated Blocks", self._toggle_group)
         self.group_action.setCheckable(True)
-        self._action(view_menu, "&Expand All", self._on_tree_view("expandAll"))
-        self._action(view_menu, "&Collapse All", self._on_tree_view("collapseAll"))
+        self._action(view_menu, "&Expand All", self._on_tree(lambda t: t.view.expandAll()))
+        self._action(view_menu, "&Collapse All", self._on_tree(lambda t: t.view.collapseAll()))
         view_menu.addSeparator()
 
         help_menu = self.menu("&Help")
@@ -260,19 +261,13 @@ class MainWindow(QMainWindow):
         menu.addAction(action)
         return action
 
-    def _on_tree(self, method: str) -> object:
+    def _on_tree(self, call: Callable[[TreePanel], object]) -> Callable[[], None]:
+        """A slot that applies ``call`` to the current tab's tree (when there is one)."""
+
         def run() -> None:
             tab = self.current_tab()
             if tab is not None and tab.tree is not None:
-                getattr(tab.tree, method)()
-
-        return run
-
-    def _on_tree_view(self, method: str) -> object:
-        def run() -> None:
-            tab = self.current_tab()
-            if tab is not None and tab.tree is not None:
-                getattr(tab.tree.view, method)()
+                call(tab.tree)
 
         return run
 

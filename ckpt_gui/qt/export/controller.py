@@ -7,6 +7,7 @@ app and tests may call ``open_dialog(kind, source=..., subtree=..., renames=...)
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,11 +15,13 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QMenu, QMessageBox, QWidget
 
+from ckpt_gui.core.tree.build import ModuleNode
 from ckpt_gui.qt.export.bridge import export_rename
 from ckpt_gui.qt.export.export_dialog import KINDS, ExportDialog
 from ckpt_gui.qt.export.job_queue import ExportJob, JobQueue
 from ckpt_gui.qt.export.jobs_dock import JobsDock
 from ckpt_gui.qt.inspect.checkpoint_tab import CheckpointTab
+from ckpt_gui.qt.inspect.tree_panel import TreePanel
 
 if TYPE_CHECKING:
     from ckpt_gui.qt.shell import Shell
@@ -60,6 +63,9 @@ class ExportController(QObject):
         shell.add_dock(self.dock, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.dock.hide()  # until the first job
         self.dialogs: list[ExportDialog] = []
+        # Tree panels given the subtree entry (a reload builds a new one); weak: they die
+        # with their tab.
+        self._hooked_trees: weakref.WeakSet[TreePanel] = weakref.WeakSet()
         self._build_menu()
         shell.add_tab_menu_entries(self._tab_menu_entries)
         shell.tab_opened.connect(self._watch_tab)
@@ -138,15 +144,15 @@ class ExportController(QObject):
 
     def _hook_tree(self, tab: CheckpointTab) -> None:
         tree = tab.tree
-        if tree is None or getattr(tree, "_export_hooked", False):
+        if tree is None or tree in self._hooked_trees:
             return
-        tree._export_hooked = True  # type: ignore[attr-defined]
+        self._hooked_trees.add(tree)
         tree.context_menu_requested.connect(
             lambda menu, node, tab=tab: self._add_subtree_action(tab, menu, node)
         )
 
-    def _add_subtree_action(self, tab: CheckpointTab, menu: QMenu, node: Any) -> None:
-        path = getattr(node, "path", "")
+    def _add_subtree_action(self, tab: CheckpointTab, menu: QMenu, node: ModuleNode | None) -> None:
+        path = node.path if node is not None else ""  # None: right-click below the rows
         if not path:
             return
         menu.addSeparator()
