@@ -26,12 +26,13 @@ if TYPE_CHECKING:  # the CLI imports this module: Qt only once the GUI starts
     from PySide6.QtCore import QSettings
 
     from ckpt_gui.qt.check.feature import CheckFeature
-    from ckpt_gui.qt.diff.actions import CompareScanActions
+    from ckpt_gui.qt.diff.actions import DiffFeature
     from ckpt_gui.qt.export.controller import ExportController
     from ckpt_gui.qt.hub.feature import HubFeature
     from ckpt_gui.qt.inspect.checkpoint_tab import CheckpointTab
     from ckpt_gui.qt.main_window import MainWindow
     from ckpt_gui.qt.pickles.feature import PickleRiskFeature
+    from ckpt_gui.qt.scan.feature import ScanFeature
 
 HEADLESS_TIMEOUT_S = float(os.environ.get("CKPT_GUI_HEADLESS_TIMEOUT", "300"))
 FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype", "/usr/share/fonts")
@@ -43,7 +44,8 @@ class Features:
 
     hub: HubFeature
     exports: ExportController
-    diff: CompareScanActions
+    diff: DiffFeature
+    scan: ScanFeature
     check: CheckFeature
     pickles: PickleRiskFeature
 
@@ -56,16 +58,20 @@ def build_window(settings: QSettings | None) -> tuple[MainWindow, Features]:
     from ckpt_gui.qt.hub import feature as hub
     from ckpt_gui.qt.main_window import MainWindow
     from ckpt_gui.qt.pickles import feature as pickles
+    from ckpt_gui.qt.scan import feature as scan
 
     window = MainWindow(settings)
     # Registration order is menu, dock and tab context-menu order.
     hub_feature = hub.register(window)
     exports = export.register(window)
     diff_feature = diff.register(window)
+    scan_feature = scan.register(window)
     check_feature = check.register(window, exports=exports)
     pickles_feature = pickles.register(window)
     window.restore_settings()  # the saved dock layout needs every dock
-    features = Features(hub_feature, exports, diff_feature, check_feature, pickles_feature)
+    features = Features(
+        hub_feature, exports, diff_feature, scan_feature, check_feature, pickles_feature
+    )
     return window, features
 
 
@@ -110,9 +116,9 @@ def _compare_or_scan(
     if not tabs or not (compare or scan):
         return
     if compare:
-        features.diff.when_loaded(tabs[0], "compare", str(compare))
+        features.diff.compare_when_loaded(tabs[0], str(compare))
     if scan:
-        features.diff.when_loaded(tabs[0], "scan", str(scan))
+        features.scan.scan_when_loaded(tabs[0], str(scan))
 
 
 def configure_application(app: object) -> None:

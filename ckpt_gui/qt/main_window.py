@@ -2,7 +2,7 @@
 
 It implements ``ckpt_gui.qt.shell.Shell``, the interface features are given; it
 imports no feature. ``ckpt_gui.qt.app.build_window`` creates it and registers the
-features (export, diff and scan, check, Hub, pickle risk) through that interface.
+features (export, diff, scan, check, Hub, pickle risk) through that interface.
 Of its own it offers what inspecting needs: opening files, folders, the demo and
 recent targets, saving the tree as text, finding, copying, grouping and the tabs.
 """

@@ -77,8 +77,8 @@ def test_the_tab_menu_is_built_from_contributions_in_registration_order(
     tab = loaded_tab(qtbot, window, llama_dir)
     menu = window.tab_menu(window.tab_widget.indexOf(tab))
     texts = [a.text() or "|" for a in menu.actions()]
-    # Export's entries, a separator, diff's and scan's, a separator, the shell's own.
-    assert texts == [*TAB_MENU[:4], "|", *TAB_MENU[4:6], "|", "Close Tab"]
+    # Export's entries, diff's, scan's, then the shell's own, a separator between features.
+    assert texts == [*TAB_MENU[:4], "|", TAB_MENU[4], "|", TAB_MENU[5], "|", "Close Tab"]
     menu.actions()[-1].trigger()
     assert window.tabs() == [] and window.current_tab() is None
 

@@ -1,15 +1,15 @@
-"""The diff and scan feature: comparing two checkpoints, scanning one's values.
+"""The diff feature: comparing a checkpoint with another one (B).
 
-``ckpt_gui.qt.diff.feature.register(shell)`` creates one ``CompareScanActions``; it adds:
+``ckpt_gui.qt.diff.feature.register(shell)`` creates one ``DiffFeature``; it adds:
 
-* an **Analyze** menu and tab context-menu entries: "Compare With…" (a file, a
-  folder or a Hub repo id) and "Scan All Tensors";
+* *Analyze > Compare With…* and the same tab context-menu entry (B is a file, a
+  folder or a Hub repo id);
 * a drop handler: one checkpoint dropped while a loaded tab is shown asks
   "Open in New Tab" / "Compare with <tab>" (a non-blocking popup); with Ctrl or
   Alt held it compares at once.
 
 Comparisons open as their own tab (``DiffView``) and colour the compared tab's
-tree (``changed`` / ``only_in_a``); scans add a "Scan" panel under the tree.
+tree (``changed`` / ``only_in_a``).
 """
 
 from __future__ import annotations
@@ -31,17 +31,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ckpt_gui.core.tree.build import ModuleNode
 from ckpt_gui.qt.diff.diff_view import DiffView
 from ckpt_gui.qt.drops import hub_target
 from ckpt_gui.qt.inspect.checkpoint_tab import CheckpointTab
-from ckpt_gui.qt.scan.scan_panel import ScanPanel
+from ckpt_gui.qt.inspect.tree_marks import mark_rows
 
 if TYPE_CHECKING:
     from ckpt_gui.qt.shell import Shell
 
 FILE_FILTER = "Checkpoints (*.safetensors *.bin *.pt *.pth *.ckpt *.index.json);;All files (*)"
-REVEAL_LIMIT = 40  # rows the tree opens up to after a scan or diff
 COMPARE_MODIFIERS = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
 
 
@@ -98,8 +96,8 @@ def ask_compare_target(parent: QWidget, a_title: str) -> str:
     return dialog.target() if dialog.exec() == QDialog.DialogCode.Accepted else ""
 
 
-class CompareScanActions(QObject):
-    """The comparison and scan glue of one window (see the module doc)."""
+class DiffFeature(QObject):
+    """The comparison glue of one window (see the module doc)."""
 
     def __init__(self, shell: Shell) -> None:
         super().__init__(shell.main_widget())
@@ -109,9 +107,6 @@ class CompareScanActions(QObject):
         self.drop_menu: QMenu | None = None  # the last drop prompt (tests trigger its actions)
         menu = shell.menu("&Analyze")
         self.compare_action = self._action(menu, "&Compare With…", self.compare_current, "Ctrl+D")
-        self.scan_action = self._action(
-            menu, "&Scan All Tensors", self.scan_current, "Ctrl+Shift+S"
-        )
         shell.add_tab_menu_entries(self._tab_menu_entries)
         shell.add_drop_handler(self._handle_drop)
 
@@ -119,30 +114,9 @@ class CompareScanActions(QObject):
     def compare(self, tab: CheckpointTab, b_target: str) -> DiffView:
         """Open a diff of ``tab``'s checkpoint (A) with ``b_target`` (B) in a new tab."""
         view = DiffView(tab.target, b_target, a=tab.checkpoint)
-        view.statuses_ready.connect(lambda statuses, tab=tab: self._colour_tree(tab, statuses))
+        view.statuses_ready.connect(lambda statuses, tab=tab: mark_rows(tab, statuses))
         self.shell.add_page(view, view.title, f"A: {tab.target}\nB: {b_target}")
         return view
-
-    def scan(self, tab: CheckpointTab, target_dtype: str = "") -> ScanPanel | None:
-        """Show the tab's Scan panel (created on first use) and start a scan.
-
-        ``target_dtype`` ("F16", "BF16", "F8_E4M3", "F8_E5M2", "none"; "" keeps the
-        panel's choice) sets what counts as extreme.
-        """
-        if tab.checkpoint is None:
-            self.shell.show_message("Open the checkpoint before scanning it")
-            return None
-        panel = tab.findChild(ScanPanel)
-        if panel is None:
-            panel = ScanPanel(tab.checkpoint)
-            panel.statuses_ready.connect(lambda statuses, tab=tab: self._colour_tree(tab, statuses))
-            panel.tensor_activated.connect(lambda name, tab=tab: select_tensor(tab, name))
-            tab.add_panel(panel, "Scan")
-        tab.show_panel(panel)
-        if target_dtype:
-            panel.set_target_dtype(None if target_dtype.lower() == "none" else target_dtype)
-        panel.start()
-        return panel
 
     def compare_current(self) -> None:
         tab = self.shell.current_tab()
@@ -153,31 +127,14 @@ class CompareScanActions(QObject):
         if target:
             self.compare(tab, target)
 
-    def scan_current(self) -> None:
-        tab = self.shell.current_tab()
-        if tab is not None:
-            self.scan(tab)
-
-    def when_loaded(self, tab: CheckpointTab, action: str, argument: str = "") -> None:
-        """Compare (``argument`` = B) or scan (``argument`` = target dtype or "") once
-        ``tab`` has loaded: the command line's ``--compare`` / ``--scan``."""
-
-        def run() -> None:
-            if action == "compare":
-                self.compare(tab, argument)
-            else:
-                self.scan(tab, argument)
-
+    def compare_when_loaded(self, tab: CheckpointTab, b_target: str) -> None:
+        """Compare with ``b_target`` once ``tab`` has loaded (the command line's ``--compare``)."""
         if tab.checkpoint is not None:
-            run()
+            self.compare(tab, b_target)
         else:
-            tab.loaded.connect(lambda _cp: run(), Qt.ConnectionType.SingleShotConnection)
-
-    # -- hooks -------------------------------------------------------------------------------
-    def _colour_tree(self, tab: CheckpointTab, statuses: dict[str, str]) -> None:
-        if tab in self.shell.tabs():  # the tab may have been closed meanwhile
-            tab.set_row_status(statuses)
-            reveal_rows(tab, list(statuses))
+            tab.loaded.connect(
+                lambda _cp: self.compare(tab, b_target), Qt.ConnectionType.SingleShotConnection
+            )
 
     def _handle_drop(self, targets: list[str], event: QDropEvent) -> bool:
         tab = self.shell.current_tab()
@@ -199,7 +156,7 @@ class CompareScanActions(QObject):
         return True
 
     def _tab_menu_entries(self, menu: QMenu, page: QWidget) -> None:
-        """Compare With… and Scan All Tensors, for a loaded checkpoint's tab."""
+        """Compare With…, for a loaded checkpoint's tab."""
         if not isinstance(page, CheckpointTab) or page.checkpoint is None:
             return
         tab = page
@@ -210,7 +167,6 @@ class CompareScanActions(QObject):
                 self.compare(tab, target)
 
         menu.addAction("Compare With…", compare)
-        menu.addAction("Scan All Tensors", lambda: self.scan(tab))
 
     def _action(self, menu: QMenu, text: str, slot: object, shortcut: str) -> QAction:
         action = QAction(text, self.shell.main_widget())
@@ -218,34 +174,3 @@ class CompareScanActions(QObject):
         action.setShortcut(QKeySequence(shortcut))
         menu.addAction(action)
         return action
-
-
-def select_tensor(tab: CheckpointTab, name: str) -> None:
-    """Select the tree row of tensor ``name`` (clearing a filter that hides it)."""
-    if tab.tree is None:
-        return
-    node = find_node(tab.tree.model.root, name)
-    if node is None:
-        return
-    if tab.tree.proxy.is_filtering and not tab.tree.proxy.accepts(node):
-        tab.tree.filter_edit.clear()
-        tab.tree.apply_filter()
-    tab.tree.select_node(node)
-
-
-def reveal_rows(tab: CheckpointTab, names: list[str], limit: int = REVEAL_LIMIT) -> None:
-    """Expand the tree down to the given tensors (the first ``limit``), so they are seen."""
-    if tab.tree is None or not names:
-        return
-    wanted = set(names[:limit])
-    tree = tab.tree
-    for node in tree.model.root.walk():
-        if node.path in wanted:
-            parent = node.parent
-            while parent is not None and parent is not tree.model.root:
-                tree.view.expand(tree.proxy.mapFromSource(tree.model.index_of(parent)))
-                parent = parent.parent
-
-
-def find_node(root: ModuleNode, path: str) -> ModuleNode | None:
-    return next((node for node in root.walk() if node.path == path), None)

@@ -187,6 +187,11 @@ class ExportDialog(QDialog):
     def kind(self) -> str:
         return str(self.kind_box.currentData())
 
+    @property
+    def is_planning(self) -> bool:
+        """A plan is due (typing restarts a short delay) or being made on a worker."""
+        return self._timer.isActive() or self._worker is not None or self._replan_after
+
     def export_options(self) -> ExportOptions:
         overflow = str(self.overflow_box.currentData()) if self.kind == "convert" else "inf"
         return ExportOptions(overwrite=self.overwrite_box.isChecked(), overflow=overflow)

@@ -264,7 +264,10 @@ def test_export_with_this_fix_exports_a_checkpoint_that_fits(
     dialog.output_edit.setText(str(out))
     dialog.output_edit.textEdited.emit(str(out))
     dialog.replan()
-    qtbot.waitUntil(lambda: dialog.plan is not None or dialog.error is not None, timeout=60_000)
+    qtbot.waitUntil(
+        lambda: (dialog.plan is not None or dialog.error is not None) and not dialog.is_planning,
+        timeout=60_000,
+    )
     assert dialog.plan is not None, dialog.error
     dialog.start_button.click()
     job = features.exports.queue.jobs[-1]

@@ -17,7 +17,11 @@ from ckpt_gui.qt.export.jobs_model import JobColumn, JobsModel, format_eta, form
 
 
 def wait_planned(qtbot, dialog: ExportDialog) -> None:
-    qtbot.waitUntil(lambda: dialog.plan is not None or dialog.error is not None, timeout=60_000)
+    """Until the dialog has settled: a plan or an error, and no other plan due or running."""
+    qtbot.waitUntil(
+        lambda: (dialog.plan is not None or dialog.error is not None) and not dialog.is_planning,
+        timeout=60_000,
+    )
 
 
 def partial_folders(parent: Path) -> list[Path]:

@@ -22,7 +22,7 @@ def open_tab(qtbot, window, target: Path) -> CheckpointTab:
 
 
 def run_scan(qtbot, window, features, tab: CheckpointTab) -> ScanPanel:
-    panel = features.diff.scan(tab)
+    panel = features.scan.scan(tab)
     assert panel is not None and panel.is_busy
     qtbot.waitUntil(lambda: not panel.is_busy, timeout=30_000)
     return panel
@@ -113,7 +113,7 @@ def test_scan_runs_off_the_gui_thread_and_cancels(
 
     monkeypatch.setattr(scan_panel, "scan", slow_scan)
     tab = open_tab(qtbot, window, damaged_files["safetensors"])
-    panel = features.diff.scan(tab)
+    panel = features.scan.scan(tab)
     qtbot.waitUntil(reached.is_set, timeout=30_000)
     assert panel.is_busy and panel.cancel_button.isVisibleTo(panel)
     panel.cancel()
