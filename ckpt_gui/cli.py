@@ -7,7 +7,6 @@ Exit codes for every verb: 0 ok, 1 findings, 2 error. Errors print one line,
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -61,10 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ignore_lease_breaks()
     if args and args[0] in VERBS:
         parsed = build_parser().parse_args(args)
-        code = run_verb(parsed.handler, parsed)
-        if argv is None:
-            _exit_without_teardown(code)
-        return code
+        return run_verb(parsed.handler, parsed)
     if args and args[0] in ("-h", "--help"):
         build_gui_parser().print_help()
         return EXIT_OK
@@ -72,23 +68,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ckpt_gui.qt.app import run_gui
 
     return run_gui(gui_args)
-
-
-def _exit_without_teardown(code: int) -> None:
-    """End the process now when torch is loaded: its module teardown takes 0.3-0.4 s.
-
-    Only for a real command-line run (not ``main(argv)`` in-process): the verb
-    has returned, so its files are closed and any export is committed or
-    removed; only interpreter cleanup is skipped.
-    """
-    if "torch" not in sys.modules:
-        return
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
-    os._exit(code)
 
 
 def run_verb(handler: Callable[[argparse.Namespace], int], parsed: argparse.Namespace) -> int:
