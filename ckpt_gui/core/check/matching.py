@@ -24,7 +24,7 @@ from ckpt_gui.core.check.expected import ExpectedModel
 from ckpt_gui.core.check.expected_cache import load_expected
 from ckpt_gui.core.check.key_matching import KeyMatch, match_keys
 from ckpt_gui.core.check.suggestions import (
-    Rename,
+    SuggestedRename,
     Suggestion,
     suggest_config_override,
     suggest_renames,
@@ -101,7 +101,7 @@ class MatchReport:
             counts[status] += 1
         return counts
 
-    def renames(self) -> list[Rename]:
+    def renames(self) -> list[SuggestedRename]:
         """The suggested renames, in the order they must be applied."""
         return [s.rename for s in self.suggestions if s.rename is not None]
 

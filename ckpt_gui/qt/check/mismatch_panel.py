@@ -108,7 +108,7 @@ class MismatchPanel(QWidget):
     """Problems table on the left, suggested fixes on the right."""
 
     reveal_requested = Signal(object)  # tuple of tree paths
-    export_requested = Signal(object)  # list of core Rename, in order
+    export_requested = Signal(object)  # list of SuggestedRename (core.check), in order
     override_requested = Signal(object)  # config values to change, e.g. {"vocab_size": 32001}
 
     def __init__(self, parent: QWidget | None = None) -> None:

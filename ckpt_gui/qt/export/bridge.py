@@ -4,8 +4,8 @@
 checkpoint ("Convert to safetensors": a re-save that copies tensor bytes untouched,
 any dtype change is one combo away) prefilled with the suggested key renames.
 
-``renames`` may hold the comparison's ``ckpt_gui.core.check.suggestions.Rename`` objects
-(``re.sub(pattern, replacement, key, count=1)``), the export core's ``Rename``
+``renames`` may hold the comparison's ``ckpt_gui.core.check.suggestions.SuggestedRename`` objects
+(``re.sub(pattern, replacement, key, count=1)``), the export core's ``RenameRule``
 (``re.sub`` on every match), or plain ``(regex, replacement)`` pairs. Suggestion
 renames are made to replace once, as the comparison measured them.
 """
@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ckpt_gui.core.export import Rename
+from ckpt_gui.core.export import RenameRule
 
 if TYPE_CHECKING:
     from ckpt_gui.qt.export.export_dialog import ExportDialog
@@ -25,9 +25,9 @@ if TYPE_CHECKING:
 _GROUP_REFERENCE = re.compile(r"\\(?:g<(\d+)>|(\d{1,2}))")
 
 
-def export_rename(item: Any) -> Rename:
+def export_rename(item: Any) -> RenameRule:
     """One rename as the export core applies it (see the module doc)."""
-    if isinstance(item, Rename):
+    if isinstance(item, RenameRule):
         return item
     pattern = getattr(item, "pattern", None)
     replacement = getattr(item, "replacement", None)
@@ -37,20 +37,20 @@ def export_rename(item: Any) -> Rename:
         return (
             _first_match_only(pattern, replacement)
             if hasattr(item, "apply")
-            else Rename(pattern, replacement)
+            else RenameRule(pattern, replacement)
         )
     first, second = item
-    return Rename(str(first), str(second))
+    return RenameRule(str(first), str(second))
 
 
-def _first_match_only(pattern: str, replacement: str) -> Rename:
+def _first_match_only(pattern: str, replacement: str) -> RenameRule:
     if pattern.startswith("^") and "|" not in pattern:
-        return Rename(pattern, replacement)  # anchored: matches at most once anyway
+        return RenameRule(pattern, replacement)  # anchored: matches at most once anyway
     # '^(.*?)' eats the text before the first match; the rule's groups shift by one.
     shifted = _GROUP_REFERENCE.sub(
         lambda m: f"\\g<{int(m.group(1) or m.group(2)) + 1}>", replacement
     )
-    return Rename(f"^(.*?)(?:{pattern})", "\\g<1>" + shifted)
+    return RenameRule(f"^(.*?)(?:{pattern})", "\\g<1>" + shifted)
 
 
 def request_export_with_renames(tab: CheckpointTab, renames: Iterable[Any]) -> ExportDialog:
