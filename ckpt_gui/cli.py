@@ -7,6 +7,7 @@ Exit codes for every verb: 0 ok, 1 findings, 2 error. Errors print one line,
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from collections.abc import Callable, Sequence
 
@@ -60,7 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ignore_lease_breaks()
     if args and args[0] in VERBS:
         parsed = build_parser().parse_args(args)
-        return run_verb(parsed.handler, parsed)
+        code = run_verb(parsed.handler, parsed)
+        if argv is None:
+            _skip_final_collections()
+        return code
     if args and args[0] in ("-h", "--help"):
         build_gui_parser().print_help()
         return EXIT_OK
@@ -68,6 +72,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ckpt_gui.qt.app import run_gui
 
     return run_gui(gui_args)
+
+
+def _skip_final_collections() -> None:
+    """Let a command-line run end quickly: its objects need no final garbage collection.
+
+    After a verb that imported torch and transformers, interpreter shutdown spends
+    seconds in the cyclic garbage collector walking the millions of objects those
+    imports made (2.6 s median here on a loaded 2-core machine; 0.37 s frozen). Only for
+    a real command-line run (not ``main(argv)`` in-process) and after the verb has
+    returned: its files are closed, any export committed or removed. Freezing only
+    hides the objects from the collector: atexit handlers, output flushes and
+    reference-count cleanup all still run, and the exit code is returned normally.
+    """
+    if "torch" in sys.modules:
+        gc.freeze()
 
 
 def run_verb(handler: Callable[[argparse.Namespace], int], parsed: argparse.Namespace) -> int:
