@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 CONSTRAINTS := constraints.txt
 # The torch build, read from constraints.txt (the one place that names it): the CPU
 # wheel, installed first, because an unpinned torch pulls a multi-GB CUDA build.
-TORCH_SPEC := $(shell grep -E '^torch==' $(CONSTRAINTS))
+TORCH_SPEC ?= $(shell grep -E '^torch==' $(CONSTRAINTS))
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(CONSTRAINTS) | cksum | cut -d' ' -f1)
 
 .PHONY: run test lint bench screenshots templates clean package constraints
