@@ -30,9 +30,12 @@ def collected() -> Iterator[Collect]:
     hf_logging.get_logger("transformers.models.llama")  # sets up transformers' own handler
     handler = Collect()
     library = logging.getLogger("transformers")
+    level = library.level
+    library.setLevel(logging.WARNING)  # transformers' default, whatever ran before
     library.addHandler(handler)
     yield handler
     library.removeHandler(handler)
+    library.setLevel(level)
 
 
 def globals_now() -> tuple[object, ...]:
