@@ -23,5 +23,5 @@ class ExportService(Protocol):
         """Open the export dialog for ``tab``'s checkpoint with key renames filled in.
 
         ``renames`` holds the comparison's suggested renames, the export core's
-        ``Rename`` objects or plain ``(regex, replacement)`` pairs.
+        ``RenameRule`` objects or plain ``(regex, replacement)`` pairs.
         """

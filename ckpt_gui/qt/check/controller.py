@@ -43,10 +43,8 @@ from ckpt_gui.qt.check.config_picker import ConfigPicker
 from ckpt_gui.qt.check.mismatch_panel import MismatchPanel
 from ckpt_gui.qt.check.status_style import (
     PROBLEMS,
-    TREE_STATUS,
     Legend,
     install_status_colors,
-    tree_statuses,
 )
 from ckpt_gui.qt.check.view_model import ComparisonResult, ConfigChoice, run_comparison
 from ckpt_gui.qt.inspect.checkpoint_tab import CheckpointTab
@@ -249,11 +247,10 @@ class CompareController(QObject):
             return
         self.result, self.error = result, None
         report = result.report
-        self.tab.set_row_status(tree_statuses(report.status_by_key))
+        self.tab.set_row_status(report.status_by_key)
         if self.tab.tree is not None:
             self.tab.tree.set_root(result.root)
-        counts = {TREE_STATUS[s]: n for s, n in report.counts.items()}
-        self.bar.legend.set_counts(counts)
+        self.bar.legend.set_counts(report.counts)
         self.bar.legend.setVisible(True)
         self.bar.problems_only.setEnabled(True)
         self.set_problems_only(self.bar.problems_only.isChecked())

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ckpt_gui.core.export import ExportOptions, ExportPlan, Rename
+from ckpt_gui.core.export import ExportOptions, ExportPlan, RenameRule
 from ckpt_gui.core.formatting import parse_size
 from ckpt_gui.qt.export.export_plan_view import PLANNING, PlanPreview
 from ckpt_gui.qt.export.request import (
@@ -77,7 +77,7 @@ class ExportDialog(QDialog):
         source: str = "",
         *,
         subtree: str | None = None,
-        renames: Iterable[Rename | tuple[str, str]] = (),
+        renames: Iterable[RenameRule | tuple[str, str]] = (),
         parent: QWidget | None = None,
         planner: Callable[[ExportRequest], ExportPlan] = make_plan,
     ) -> None:
@@ -223,15 +223,15 @@ class ExportDialog(QDialog):
             renames=self.renames(),
         )
 
-    def renames(self) -> list[Rename]:
-        rules: list[Rename] = []
+    def renames(self) -> list[RenameRule]:
+        rules: list[RenameRule] = []
         if strip := self.strip_edit.text().strip():
-            rules.append(Rename.strip_prefix(strip))
+            rules.append(RenameRule.strip_prefix(strip))
         if add := self.add_edit.text().strip():
-            rules.append(Rename.add_prefix(add))
+            rules.append(RenameRule.add_prefix(add))
         for line in self.renames_edit.toPlainText().splitlines():
             if line.strip():
-                rule = Rename.parse(line.strip())
+                rule = RenameRule.parse(line.strip())
                 try:
                     re.compile(rule.pattern)
                 except re.error as exc:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
-from ckpt_gui.core.export import ExportOptions, Rename, plan_convert, plan_safetensors, run_plan
+from ckpt_gui.core.export import ExportOptions, RenameRule, plan_convert, plan_safetensors, run_plan
 from ckpt_gui.core.formats import open_checkpoint
 from ckpt_gui.core.jobs import Progress
 from ckpt_gui.qt.export.export_dialog import ExportDialog, prefix_fields
@@ -101,9 +101,9 @@ def test_random_init_plan_lists_generated_files(qtbot, llama_dir, tmp_path):
 
 
 def test_prefix_renames_fill_the_prefix_fields() -> None:
-    rules = [Rename.strip_prefix("module"), Rename.add_prefix("model"), Rename("a", "b")]
-    assert prefix_fields(rules) == ("module", "model", [Rename("a", "b")])
-    assert prefix_fields([Rename("x", "y")]) == ("", "", [Rename("x", "y")])
+    rules = [RenameRule.strip_prefix("module"), RenameRule.add_prefix("model"), RenameRule("a", "b")]
+    assert prefix_fields(rules) == ("module", "model", [RenameRule("a", "b")])
+    assert prefix_fields([RenameRule("x", "y")]) == ("", "", [RenameRule("x", "y")])
 
 
 # -- jobs model -------------------------------------------------------------------------------------
@@ -473,7 +473,7 @@ def test_export_service_prefills_renames_and_exports_them(
     qtbot, window, features, llama_dir, tmp_path
 ):
     """What the check feature asks for: the dialog with renames, and its output has them."""
-    from ckpt_gui.core.check.suggestions import Rename as SuggestedRename
+    from ckpt_gui.core.check.suggestions import SuggestedRename
 
     tab = loaded_tab(qtbot, window, llama_dir)
     dialog = features.exports.export_with_renames(
@@ -500,7 +500,7 @@ def test_export_service_prefills_renames_and_exports_them(
 def test_suggested_part_renames_replace_only_the_first_match() -> None:
     import re
 
-    from ckpt_gui.core.check.suggestions import Rename as SuggestedRename
+    from ckpt_gui.core.check.suggestions import SuggestedRename
     from ckpt_gui.core.export.renames import apply
     from ckpt_gui.qt.export.bridge import export_rename
 
