@@ -1,26 +1,16 @@
 """Wires the Memory panel into every checkpoint tab.
 
-``register(shell)`` needs only the shell's ``tab_opened`` signal: each new tab gets
+``register(shell)`` uses only the shell's ``tab_opened`` signal: each new tab gets
 a "Memory" page under its tree, filled when the checkpoint has loaded and updated
 with the tree's selection.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
-
-from PySide6.QtCore import SignalInstance
-
 from ckpt_gui.core.model import Checkpoint
 from ckpt_gui.qt.inspect.checkpoint_tab import CheckpointTab
 from ckpt_gui.qt.memory.panel import MemoryPanel
-
-
-class TabSource(Protocol):
-    """What the feature needs of the shell."""
-
-    @property
-    def tab_opened(self) -> SignalInstance: ...
+from ckpt_gui.qt.shell import Shell
 
 
 class MemoryFeature:
@@ -44,7 +34,7 @@ class MemoryFeature:
         return panel
 
 
-def register(shell: TabSource) -> MemoryFeature:
+def register(shell: Shell) -> MemoryFeature:
     feature = MemoryFeature()
     shell.tab_opened.connect(feature.attach)
     return feature
