@@ -111,11 +111,11 @@ class PermutedRows:
             row, within = divmod(position, self.row_bytes)
             length = min(self.row_bytes - within, len(target) - done)
             source = self.tensor.offset + int(self.order[row]) * self.row_bytes + within
-            _pread_exact(self.fd, self.path, self.tensor, target[done : done + length], source)
+            pread_exact(self.fd, self.path, self.tensor, target[done : done + length], source)
             done += length
 
 
-def _pread_exact(fd: int, path: Path, tensor: TensorInfo, target: memoryview, offset: int) -> None:
+def pread_exact(fd: int, path: Path, tensor: TensorInfo, target: memoryview, offset: int) -> None:
     got = 0
     while got < len(target):
         try:
