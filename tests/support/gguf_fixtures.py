@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 TINY_GGUF_LLAMA = {
     "vocab_size": 128,
@@ -128,3 +129,36 @@ def random_q4_k(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
     scales = np.array([0.01, 0.002], dtype=np.float16).view(np.uint8)
     blocks[:, :, :4] = scales
     return blocks.reshape(rows, cols // 256 * 144)
+
+
+# -- pytest fixtures (registered in tests/conftest.py) -----------------------------------
+
+GGUF_TYPES = ("F32", "F16", "Q8_0", "Q4_K")
+
+
+@pytest.fixture(scope="session")
+def gguf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder with a tiny Llama as F32, F16, Q8_0 and Q4_K GGUF files, and a tied one."""
+    folder = tmp_path_factory.mktemp("gguf")
+    model = tiny_llama()
+    for qtype in ("F32", "F16", "Q8_0"):
+        write_llama_gguf(model, folder / f"tiny-{qtype}.gguf", qtype)
+    write_llama_gguf(tiny_llama(**TINY_GGUF_LLAMA_K), folder / "tiny-Q4_K.gguf", "Q4_K")
+    write_llama_gguf(tiny_llama(tie_word_embeddings=True), folder / "tied-Q8_0.gguf", "Q8_0")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def gguf_hf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same tiny Llama as save_pretrained writes it (the F32 GGUF holds these values)."""
+    folder = tmp_path_factory.mktemp("gguf_hf")
+    tiny_llama().save_pretrained(folder)
+    return folder
+
+
+def oracle_state_dict(folder: Path, name: str, **kwargs: Any) -> dict[str, Any]:
+    """transformers' own load of a GGUF file: the reference for names and values."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, **kwargs)
+    return dict(model.state_dict())

@@ -97,15 +97,28 @@ def describe(
 
 
 def _template_keys(config: dict[str, Any], source: str) -> list[str] | None:
+    """The model's state-dict keys from a shipped template, or None (no torch either way).
+
+    Only the names are wanted (shapes come from the file), so when the template does
+    not answer for the config as it is, it is asked again with the fields that change
+    shapes or ties but no key name (an explicit ``head_dim``, tied embeddings, whose
+    ``lm_head.weight`` stays a state-dict key).
+    """
     from ckpt_gui.core.check.config_source import ResolvedConfig
     from ckpt_gui.core.check.templates.template import template_for
 
     architectures = config.get("architectures") or [None]
-    resolved = ResolvedConfig(source, config, architectures[0])
-    expected = template_for(resolved, None)
-    if expected is None:
-        return None
-    return list(expected.tensors) + [k for k in expected.tied if k not in expected.tensors]
+    attempts = (
+        config,
+        {**config, "tie_word_embeddings": False},
+        {k: v for k, v in config.items() if k != "head_dim"},
+        {k: v for k, v in config.items() if k != "head_dim"} | {"tie_word_embeddings": False},
+    )
+    for values in attempts:
+        expected = template_for(ResolvedConfig(source, values, architectures[0]), None)
+        if expected is not None:
+            return list(expected.tensors) + [k for k in expected.tied if k not in expected.tensors]
+    return None
 
 
 def gguf_name(checkpoint: Checkpoint, tensor: TensorInfo) -> str:
