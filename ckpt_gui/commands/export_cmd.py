@@ -151,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
             plan = gguf_source.plan_gguf_safetensors(args.target, args.out, dtype=dtype, **common)
         elif dtype is not None:
             raise CheckpointError(
-                args.target, "--dtype applies to GGUF sources; use `export convert` to change dtypes"
+                args.target,
+                "--dtype applies to GGUF sources; use `export convert` to change dtypes",
             )
         else:
             plan = jobs.plan_safetensors(args.target, args.out, **common)

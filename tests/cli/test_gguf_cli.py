@@ -57,10 +57,14 @@ def test_check_against_an_hf_config_agrees_with_transformers(
         output_loading_info=True,
     )
     oracle = {entry[0] for entry in info["mismatched_keys"]}
-    assert {m["key"] for m in data["mismatched"]} == oracle == {
-        "model.embed_tokens.weight",
-        "lm_head.weight",
-    }
+    assert (
+        {m["key"] for m in data["mismatched"]}
+        == oracle
+        == {
+            "model.embed_tokens.weight",
+            "lm_head.weight",
+        }
+    )
 
 
 def test_diff_against_the_hf_checkpoint(gguf_dir: Path, gguf_hf_dir: Path) -> None:
@@ -104,9 +108,7 @@ def test_export_safetensors_with_dtype(tmp_path: Path, gguf_dir: Path) -> None:
     from safetensors.torch import load_file
 
     out = tmp_path / "out"
-    code, data = _json(
-        "export", "safetensors", gguf_dir / "tiny-Q8_0.gguf", out, "--dtype", "bf16"
-    )
+    code, data = _json("export", "safetensors", gguf_dir / "tiny-Q8_0.gguf", out, "--dtype", "bf16")
     assert code == 0
     assert data["plan"]["kind"] == "gguf-safetensors"
     assert sorted(data["result"]["files"]) == ["config.json", "model.safetensors"]
@@ -118,7 +120,9 @@ def test_export_safetensors_with_dtype(tmp_path: Path, gguf_dir: Path) -> None:
 
 
 def test_dtype_is_for_gguf_sources_only(tmp_path: Path, gguf_hf_dir: Path) -> None:
-    done = run_cli("export", "safetensors", str(gguf_hf_dir), str(tmp_path / "o"), "--dtype", "bf16")
+    done = run_cli(
+        "export", "safetensors", str(gguf_hf_dir), str(tmp_path / "o"), "--dtype", "bf16"
+    )
     assert_one_line_error(done, "--dtype applies to GGUF sources")
 
 

@@ -82,7 +82,9 @@ def write_llama_gguf(
     writer.add_layer_norm_rms_eps(config.rms_norm_eps)
     writer.add_rope_freq_base(config.rope_parameters["rope_theta"])
     writer.add_vocab_size(config.vocab_size)
-    writer.add_file_type(int(getattr(gguf.LlamaFileType, f"MOSTLY_{qtype}", 0)) if qtype != "F32" else 0)
+    writer.add_file_type(
+        int(getattr(gguf.LlamaFileType, f"MOSTLY_{qtype}", 0)) if qtype != "F32" else 0
+    )
     if with_tokenizer:
         writer.add_tokenizer_model("llama")
         writer.add_token_list([f"<t{i}>" for i in range(config.vocab_size)])
@@ -99,9 +101,7 @@ def write_llama_gguf(
         if hf_name.endswith("q_proj.weight"):
             array = llama_cpp_permute(array, config.num_attention_heads, config.num_attention_heads)
         elif hf_name.endswith("k_proj.weight"):
-            array = llama_cpp_permute(
-                array, config.num_attention_heads, config.num_key_value_heads
-            )
+            array = llama_cpp_permute(array, config.num_attention_heads, config.num_key_value_heads)
         gguf_name = name_map.get_name(hf_name.rsplit(".", 1)[0]) + ".weight"
         if array.ndim == 1 or qtype == "F32":
             writer.add_tensor(gguf_name, array.astype(np.float32))

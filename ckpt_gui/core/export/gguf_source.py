@@ -13,7 +13,6 @@ The tokenizer is not converted.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -88,16 +87,18 @@ def plan_gguf_safetensors(
             source = dataclasses.replace(info, offset=None)  # decoded by GGUFTensors
         planned.append(
             PlannedTensor(
-                new_name, tensor_dtype, info.shape, nbytes_for(tensor_dtype, info.parameters), source
+                new_name,
+                tensor_dtype,
+                info.shape,
+                nbytes_for(tensor_dtype, info.parameters),
+                source,
             )
         )
     warnings = [w for w in checkpoint.warnings if "no transformers name" not in w]
     if skipped:
         warnings.append(f"{skipped} GGUF tensors without a transformers name were left out")
     warnings.append("the tokenizer is not converted (transformers reads it from the GGUF file)")
-    shards = split_into_shards(
-        planned, max_shard_size or DEFAULT_MAX_SHARD_SIZE, {"format": "pt"}
-    )
+    shards = split_into_shards(planned, max_shard_size or DEFAULT_MAX_SHARD_SIZE, {"format": "pt"})
     config_bytes = config_json(dict(checkpoint.config), out_dtype)
     return ExportPlan(
         kind=KIND,
@@ -163,8 +164,15 @@ class GGUFTensors:
         return torch.from_numpy(values.reshape(info.shape))
 
 
-_PLAIN = {"F32": "float32", "F16": "float16", "F64": "float64", "I8": "int8", "I16": "int16",
-          "I32": "int32", "I64": "int64"}
+_PLAIN = {
+    "F32": "float32",
+    "F16": "float16",
+    "F64": "float64",
+    "I8": "int8",
+    "I16": "int16",
+    "I32": "int32",
+    "I64": "int64",
+}
 
 
 def read_stored(checkpoint: Checkpoint, info: TensorInfo) -> np.ndarray[Any, np.dtype[np.uint8]]:

@@ -100,7 +100,9 @@ def read_header(path: Path, display: str | None = None, header_only: bool = Fals
 def _reader_problem(exc: BaseException) -> str:
     text = str(exc)
     if "version" in text:
-        return f"unsupported GGUF version ({text.split('version')[-1].split()[0]}; gguf reads 2 and 3)"
+        return (
+            f"unsupported GGUF version ({text.split('version')[-1].split()[0]}; gguf reads 2 and 3)"
+        )
     if "is not a valid GGUFValueType" in text:
         return f"GGUF metadata has an unknown value type ({text.split()[0]})"
     return f"GGUF header is damaged ({' '.join(text.split())[:200]})"
@@ -109,7 +111,7 @@ def _reader_problem(exc: BaseException) -> str:
 def _make_checked_reader() -> type:
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader
 
-    class CheckedReader(GGUFReader):  # type: ignore[misc]
+    class CheckedReader(GGUFReader):
         def __init__(self, path: Path, header_only: bool) -> None:
             self.header_only = header_only
             self.checked_tensors: list[GGUFTensor] = []
@@ -169,7 +171,7 @@ def _make_checked_reader() -> type:
 _CHECKED: type | None = None
 
 
-def _CheckedReader(path: Path, header_only: bool) -> Any:  # noqa: N802 - a class, made lazily
+def _CheckedReader(path: Path, header_only: bool) -> Any:
     global _CHECKED
     if _CHECKED is None:
         _CHECKED = _make_checked_reader()
@@ -199,7 +201,7 @@ def _field_value(field: Any) -> Any:
 
 
 def _type_name(field: Any) -> str:
-    names = [t.name for t in field.types]
+    names = [str(t.name) for t in field.types]
     if not names:
         return ""
     if names[0] == "ARRAY" and len(names) > 1:

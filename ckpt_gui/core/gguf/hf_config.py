@@ -83,7 +83,7 @@ def derive_config(header: GGUFHeader) -> dict[str, Any]:
 def _legacy_config(
     fields: dict[str, Any], architecture: str, tensor_names: tuple[str, ...]
 ) -> dict[str, Any]:
-    GGUF_CONFIG_MAPPING, GGUF_CONFIG_DEFAULTS_MAPPING = ggml_tables()  # noqa: N806
+    GGUF_CONFIG_MAPPING, GGUF_CONFIG_DEFAULTS_MAPPING = ggml_tables()
     model_name = fields.get("general.name")
     updated = architecture
     config: dict[str, Any] = {}
@@ -100,7 +100,9 @@ def _legacy_config(
         )
         config["use_parallel_residual"] = not any("ffn_norm" in n for n in tensor_names)
     if architecture not in GGUF_CONFIG_MAPPING and updated not in GGUF_CONFIG_MAPPING:
-        raise UnsupportedArchitecture(f"transformers cannot load GGUF architecture {architecture!r}")
+        raise UnsupportedArchitecture(
+            f"transformers cannot load GGUF architecture {architecture!r}"
+        )
     config["tie_word_embeddings"] = (
         all(name != "output.weight" for name in tensor_names) or architecture in _NOT_TIED
     )

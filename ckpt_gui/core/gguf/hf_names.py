@@ -69,8 +69,8 @@ def gguf_to_hf(model_type: str, num_layers: int, hf_keys: Iterable[str]) -> dict
         head, dot, rest = key.partition(".")
         if dot:
             children.setdefault(head, []).append(rest)
-    for head, rest in children.items():
-        _add(mapping, name_map, rest, head + ".")
+    for head, child_keys in children.items():
+        _add(mapping, name_map, child_keys, head + ".")
     return mapping
 
 

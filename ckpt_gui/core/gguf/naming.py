@@ -66,7 +66,9 @@ def describe(
         if heads is not None:
             info["permuted_heads"] = heads
         table[name] = info
-        tensors.append(TensorInfo(name, entry.type_name, entry.shape, entry.nbytes, relative, entry.offset))
+        tensors.append(
+            TensorInfo(name, entry.type_name, entry.shape, entry.nbytes, relative, entry.offset)
+        )
     if unmapped:
         shown = ", ".join(unmapped[:3]) + (" ..." if len(unmapped) > 3 else "")
         warnings.append(
@@ -149,5 +151,7 @@ def with_hf_names(checkpoint: Checkpoint) -> Checkpoint:
     keys = list(expected.tensors) + [k for k in expected.tied if k not in expected.tensors]
     file = checkpoint.files[0].path
     header = read_header(checkpoint.root / file, checkpoint.source)
-    named = describe(header, source=checkpoint.source, relative=file, root=checkpoint.root, hf_keys=keys)
+    named = describe(
+        header, source=checkpoint.source, relative=file, root=checkpoint.root, hf_keys=keys
+    )
     return dataclasses.replace(named, source=checkpoint.source)

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from ckpt_gui.core.dtypes import FLOAT_DTYPES
+from ckpt_gui.core.gguf.values import can_dequantize
 from ckpt_gui.core.jobs import Job, Progress
 from ckpt_gui.core.model import Checkpoint, TensorInfo
-from ckpt_gui.core.gguf.values import can_dequantize
 from ckpt_gui.core.values.chunks import decode_into
 from ckpt_gui.core.values.stream import STREAM_CHUNK_ELEMENTS, TensorStream
 

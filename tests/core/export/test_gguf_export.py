@@ -33,7 +33,9 @@ def test_equals_transformers_state_dict(tmp_path: Path, gguf_dir: Path, qtype: s
         assert torch.equal(ours[key], value), key
 
 
-@pytest.mark.parametrize(("user", "torch_dtype"), [("BF16", torch.bfloat16), ("F16", torch.float16)])
+@pytest.mark.parametrize(
+    ("user", "torch_dtype"), [("BF16", torch.bfloat16), ("F16", torch.float16)]
+)
 def test_dtype_matches_transformers_cast(
     tmp_path: Path, gguf_dir: Path, user: str, torch_dtype: torch.dtype
 ) -> None:

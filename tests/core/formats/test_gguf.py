@@ -92,13 +92,19 @@ def test_metadata_summary_and_tree(gguf_dir: Path) -> None:
     summary = checkpoint.metadata["gguf"]
     assert summary["architecture"] == "llama"
     assert summary["context_length"] == reader.fields["llama.context_length"].contents()
-    assert summary["attention.head_count_kv"] == reader.fields["llama.attention.head_count_kv"].contents()
+    assert (
+        summary["attention.head_count_kv"]
+        == reader.fields["llama.attention.head_count_kv"].contents()
+    )
     assert summary["rope.freq_base"] == reader.fields["llama.rope.freq_base"].contents()
     tokens = reader.fields["tokenizer.ggml.tokens"].contents()
     assert summary["tokenizer"]["tokens"] == len(tokens)
     assert summary["tokenizer"]["eos_token"] == tokens[2]
     tree = checkpoint.metadata["gguf.fields"]
-    assert tree["llama"]["attention"]["head_count"] == reader.fields["llama.attention.head_count"].contents()
+    assert (
+        tree["llama"]["attention"]["head_count"]
+        == reader.fields["llama.attention.head_count"].contents()
+    )
     # 128 tokens are summarised, not listed.
     assert "128 entries" in tree["tokenizer"]["ggml"]["tokens"]
     json.dumps(checkpoint.to_json())  # the whole description stays JSON
@@ -140,11 +146,11 @@ def test_values_are_transformers_values(gguf_dir: Path, qtype: str) -> None:
 
 
 def test_scan_finds_nan_in_a_quantized_tensor(tmp_path: Path) -> None:
+    import torch
+
     from ckpt_gui.core.jobs import run_to_completion
     from ckpt_gui.core.values.scan import scan
     from tests.support.gguf_fixtures import tiny_llama, write_llama_gguf
-
-    import torch
 
     model = tiny_llama()
     with torch.no_grad():
