@@ -64,6 +64,7 @@ def write_llama_gguf(
     *,
     name: str = "tiny llama",
     with_tokenizer: bool = True,
+    padding_strings: int = 0,
 ) -> Path:
     """Write ``model`` (a LlamaForCausalLM) as a GGUF file of tensor type ``qtype``."""
     import gguf
@@ -92,6 +93,9 @@ def write_llama_gguf(
         writer.add_token_types([1] * config.vocab_size)
         writer.add_bos_token_id(1)
         writer.add_eos_token_id(2)
+    if padding_strings:
+        # A header larger than one read-ahead, as a big vocabulary makes it.
+        writer.add_array("test.padding", [f"{i:08d}" * 8 for i in range(padding_strings)])
     name_map = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, config.num_hidden_layers)
     rng = np.random.default_rng(0)
     for hf_name, value in model.state_dict().items():
@@ -145,6 +149,7 @@ def gguf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         write_llama_gguf(model, folder / f"tiny-{qtype}.gguf", qtype)
     write_llama_gguf(tiny_llama(**TINY_GGUF_LLAMA_K), folder / "tiny-Q4_K.gguf", "Q4_K")
     write_llama_gguf(tiny_llama(tie_word_embeddings=True), folder / "tied-Q8_0.gguf", "Q8_0")
+    write_llama_gguf(model, folder / "big-header-Q8_0.gguf", "Q8_0", padding_strings=5000)
     return folder
 
 

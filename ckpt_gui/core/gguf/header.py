@@ -53,8 +53,17 @@ class _PastEnd(Exception):
         self.end = end
 
 
-def read_header(path: Path, display: str | None = None, header_only: bool = False) -> GGUFHeader:
-    """Parse ``path``'s header; every problem is a one-line CheckpointError naming it."""
+class HeaderPastEnd(CheckpointError):
+    """The header runs past the bytes given (for a prefix of a remote file: fetch more)."""
+
+
+def read_header(
+    path: Path, display: str | None = None, header_only: bool = False, file_size: int | None = None
+) -> GGUFHeader:
+    """Parse ``path``'s header; every problem is a one-line CheckpointError naming it.
+
+    ``header_only``: ``path`` holds the first bytes of a file of ``file_size`` bytes.
+    """
     name = display or str(path)
     try:
         size = path.stat().st_size
@@ -66,12 +75,13 @@ def read_header(path: Path, display: str | None = None, header_only: bool = Fals
         raise CheckpointError(name, f"not a GGUF file (starts with {head[:4]!r}, not b'GGUF')")
     if len(head) < 8:
         raise CheckpointError(name, f"file is {size} bytes, too short for a GGUF header")
+    total = file_size if header_only and file_size is not None else size
     try:
-        reader = _CheckedReader(path, header_only)
+        reader = _CheckedReader(path, header_only, total)
     except CheckpointError as exc:
         raise CheckpointError(name, exc.problem) from None
     except _PastEnd as exc:
-        raise CheckpointError(
+        raise HeaderPastEnd(
             name,
             f"file ends at byte {size:,} inside the GGUF header (needs at least {exc.end:,} bytes)",
         ) from None
@@ -91,7 +101,7 @@ def read_header(path: Path, display: str | None = None, header_only: bool = Fals
         tensors=tuple(reader.checked_tensors),
         alignment=int(reader.alignment),
         data_offset=int(reader.data_offset),
-        file_size=size,
+        file_size=total,
     )
     del reader  # drops the memory map
     return header
@@ -112,8 +122,9 @@ def _make_checked_reader() -> type:
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader
 
     class CheckedReader(GGUFReader):
-        def __init__(self, path: Path, header_only: bool) -> None:
+        def __init__(self, path: Path, header_only: bool, total: int) -> None:
             self.header_only = header_only
+            self.total = total
             self.checked_tensors: list[GGUFTensor] = []
             super().__init__(path, "r")
 
@@ -124,7 +135,7 @@ def _make_checked_reader() -> type:
             return super()._get(offset, dtype, count, override_order)
 
         def _build_tensors(self, start_offs: int, fields: list[Any]) -> None:
-            size = len(self.data)
+            size = self.total
             seen: set[str] = set()
             for field in fields:
                 _len, name_data, _ndims, dims, raw_type, relative = field.parts
@@ -153,7 +164,7 @@ def _make_checked_reader() -> type:
                     raise CheckpointError(
                         "", f"tensor '{name}' data offset {int(relative[0]):,} is not aligned"
                     )
-                if offset + nbytes > size and not self.header_only:
+                if offset + nbytes > size:
                     raise CheckpointError(
                         "",
                         f"tensor '{name}' data ({nbytes:,} bytes at byte {offset:,}) runs past "
@@ -171,11 +182,11 @@ def _make_checked_reader() -> type:
 _CHECKED: type | None = None
 
 
-def _CheckedReader(path: Path, header_only: bool) -> Any:
+def _CheckedReader(path: Path, header_only: bool, total: int) -> Any:
     global _CHECKED
     if _CHECKED is None:
-        _CHECKED = _make_checked_reader()
-    return _CHECKED(path, header_only)
+        _CHECKED = _make_checked_reader()  # made on first use: gguf is imported lazily
+    return _CHECKED(path, header_only, total)
 
 
 def _field_value(field: Any) -> Any:
