@@ -155,3 +155,13 @@ def with_hf_names(checkpoint: Checkpoint) -> Checkpoint:
         header, source=checkpoint.source, relative=file, root=checkpoint.root, hf_keys=keys
     )
     return dataclasses.replace(named, source=checkpoint.source)
+
+
+def gguf_names(checkpoint: Checkpoint) -> dict[str, str]:
+    """{shown name: GGUF name} for the tensors whose two names differ."""
+    table = checkpoint.metadata.get(TENSORS_KEY, {})
+    return {
+        name: str(entry["gguf_name"])
+        for name, entry in table.items()
+        if isinstance(entry, dict) and entry.get("gguf_name") not in (None, name)
+    }

@@ -24,6 +24,12 @@ if TYPE_CHECKING:
 
 QUIT_WAIT_MS = 60_000  # a cancelled job stops at its next 16 MB; cleanup is one rmtree
 CHECKPOINT_KINDS = ("convert", "reshard", "safetensors")
+GGUF_KIND = "gguf-safetensors"
+
+
+def is_gguf_tab(tab: CheckpointTab | None) -> bool:
+    checkpoint = tab.checkpoint if tab is not None else None
+    return checkpoint is not None and checkpoint.format == "gguf"
 
 
 def tab_source(tab: CheckpointTab | None) -> str:
@@ -78,6 +84,8 @@ class ExportController(QObject):
     ) -> ExportDialog:
         """Show a (non-modal) export dialog, prefilled from ``tab`` or the current tab."""
         tab = tab if tab is not None else self.window.current_tab()
+        if kind in CHECKPOINT_KINDS and is_gguf_tab(tab):
+            kind = GGUF_KIND  # a GGUF file's only export: dequantize it to safetensors
         if source is None:
             source = config_source(tab) if kind == "random-init" else tab_source(tab)
         dialog = ExportDialog(kind, source, subtree=subtree, renames=renames, parent=self.window)
@@ -103,7 +111,7 @@ class ExportController(QObject):
     # -- menus ----------------------------------------------------------------------------------
     def _build_menu(self) -> None:
         menu = self.window.menu("&Export")
-        for kind in (*CHECKPOINT_KINDS, "random-init"):
+        for kind in (*CHECKPOINT_KINDS, GGUF_KIND, "random-init"):
             action = menu.addAction(f"{KINDS[kind]}…")
             action.triggered.connect(lambda _=False, kind=kind: self.open_dialog(kind))
         menu.addSeparator()
@@ -123,6 +131,10 @@ class ExportController(QObject):
     def tab_menu(self, tab: CheckpointTab) -> QMenu:
         """The tab's context menu: each export of this checkpoint."""
         menu = QMenu(self.window)
+        if is_gguf_tab(tab):
+            action = menu.addAction(f"{KINDS[GGUF_KIND]}…")
+            action.triggered.connect(lambda _=False, t=tab: self.open_dialog(GGUF_KIND, tab=t))
+            return menu
         for kind in CHECKPOINT_KINDS:
             action = menu.addAction(f"{KINDS[kind]}…")
             action.triggered.connect(lambda _=False, k=kind, t=tab: self.open_dialog(k, tab=t))
@@ -146,7 +158,7 @@ class ExportController(QObject):
 
     def _add_subtree_action(self, tab: CheckpointTab, menu: QMenu, node: Any) -> None:
         path = getattr(node, "path", "")
-        if not path:
+        if not path or is_gguf_tab(tab):  # GGUF exports are whole-model conversions
             return
         menu.addSeparator()
         action = menu.addAction("Export this subtree…")
