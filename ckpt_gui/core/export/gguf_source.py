@@ -13,11 +13,11 @@ The tokenizer is not converted.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from ckpt_gui.core.dtypes import nbytes_for
 from ckpt_gui.core.errors import CheckpointError
@@ -33,9 +33,9 @@ from ckpt_gui.core.export.plan import (
 )
 from ckpt_gui.core.gguf.hf_names import VALUE_PROCESSED_ARCHS
 from ckpt_gui.core.gguf.naming import NAMED_KEY, TENSORS_KEY, permutation_heads, with_hf_names
-from ckpt_gui.core.gguf.values import PermutedRows, dequantize_into, is_quantized
+from ckpt_gui.core.gguf.values import PermutedRows, StoredSpan, is_quantized, read_values_into
 from ckpt_gui.core.jobs import Job
-from ckpt_gui.core.model import Checkpoint, TensorInfo
+from ckpt_gui.core.model import Checkpoint
 from ckpt_gui.core.targets import open_target
 
 KIND = "gguf-safetensors"
@@ -130,21 +130,29 @@ def _check_convertible(checkpoint: Checkpoint, target: str) -> None:
 
 
 def config_json(config: dict[str, Any], dtype: str) -> bytes:
-    """config.json as save_pretrained writes it for the config transformers derives."""
-    from transformers import AutoConfig
+    """config.json holding what transformers derives from the file, and the dtype.
 
+    Written without importing transformers (seconds on a busy machine): the config
+    class fills in its defaults on load exactly as it did for the GGUF-derived dict
+    (tests compare ``AutoConfig`` of the output with ``AutoConfig`` of the GGUF file).
+    """
     values = dict(config)
-    model_type = values.pop("model_type")
+    values["dtype"] = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}[dtype]
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        hf_config = AutoConfig.for_model(model_type, **values)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(model_type, f"transformers cannot build this config: {exc}") from None
-    hf_config.dtype = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}[dtype]
-    return hf_config.to_json_string(use_diff=True).encode()
+        values["transformers_version"] = version("transformers")
+    except PackageNotFoundError:
+        pass  # informational only
+    return (json.dumps(values, indent=2, sort_keys=True) + "\n").encode()
 
 
 class GGUFTensors:
-    """The engine's provider: one tensor's float32 values (dequantized, rows reordered)."""
+    """The engine's provider: one tensor's float32 values (dequantized, rows reordered).
+
+    Each tensor gets a fresh float32 tensor (the engine may still be writing the
+    previous one from its memory), filled piece by piece (``read_values_into``).
+    """
 
     def __init__(self, checkpoint: Checkpoint) -> None:
         self.checkpoint = checkpoint
@@ -156,47 +164,23 @@ class GGUFTensors:
         source = tensor.source
         assert source is not None
         info = self.by_name[source.name]
-        raw = read_stored(self.checkpoint, info)
-        if is_quantized(info.dtype):
-            values = dequantize_into(raw, info.dtype)
-        else:
-            values = raw.view(np.dtype(_PLAIN[info.dtype]).newbyteorder("<"))
-        return torch.from_numpy(values.reshape(info.shape))
-
-
-_PLAIN = {
-    "F32": "float32",
-    "F16": "float16",
-    "F64": "float64",
-    "I8": "int8",
-    "I16": "int16",
-    "I32": "int32",
-    "I64": "int64",
-}
-
-
-def read_stored(checkpoint: Checkpoint, info: TensorInfo) -> np.ndarray[Any, np.dtype[np.uint8]]:
-    """The tensor's bytes, rows in transformers' order."""
-    import os
-
-    path = checkpoint.path_of(info)
-    assert info.offset is not None
-    buffer = np.empty(info.nbytes, dtype=np.uint8)
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-    except OSError as exc:
-        raise CheckpointError(path, exc.strerror or str(exc)) from None
-    try:
-        heads = permutation_heads(checkpoint, info)
-        if heads is not None:
-            PermutedRows(fd, path, info, heads).read_into(0, buffer)
-        else:
-            from ckpt_gui.core.gguf.values import pread_exact
-
-            pread_exact(fd, path, info, memoryview(buffer), info.offset)  # type: ignore[arg-type]
-    finally:
-        os.close(fd)
-    return buffer
+        out = torch.empty(info.parameters, dtype=torch.float32)
+        path = self.checkpoint.path_of(info)
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        except OSError as exc:
+            raise CheckpointError(path, exc.strerror or str(exc)) from None
+        try:
+            heads = permutation_heads(self.checkpoint, info)
+            reader = (
+                PermutedRows(fd, path, info, heads)
+                if heads is not None
+                else StoredSpan(fd, path, info)
+            )
+            read_values_into(reader, info, out.numpy())
+        finally:
+            os.close(fd)
+        return out.reshape(info.shape)
 
 
 def run_gguf_plan(plan: ExportPlan, options: ExportOptions | None = None) -> Job[ExportResult]:

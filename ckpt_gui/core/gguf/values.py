@@ -115,6 +115,47 @@ class PermutedRows:
             done += length
 
 
+class StoredSpan:
+    """Reads byte ranges of a tensor as stored (no row reordering)."""
+
+    def __init__(self, fd: int, path: Path, tensor: TensorInfo) -> None:
+        assert tensor.offset is not None
+        self.fd, self.path, self.tensor, self.offset = fd, path, tensor, tensor.offset
+
+    def read_into(self, start: int, view: np.ndarray[Any, np.dtype[np.uint8]]) -> None:
+        pread_exact(self.fd, self.path, self.tensor, memoryview(view), self.offset + start)  # type: ignore[arg-type]
+
+
+# Dequantize this many values at a time: gguf's numpy kernels make several temporaries
+# per call, and cache-sized ones are about 15x faster than whole-tensor ones (measured
+# on a 5632 x 2048 Q8_0 tensor: 0.04 s in pieces of 256 rows, 0.66 s at once).
+PIECE_VALUES = 1 << 19
+
+
+def read_values_into(
+    source: StoredSpan | PermutedRows, tensor: TensorInfo, out: np.ndarray[Any, Any]
+) -> None:
+    """All values of ``tensor`` (float32, rows in transformers' order) into flat ``out``."""
+    layout = block_layout(tensor.dtype)
+    if layout is None:
+        from ckpt_gui.core.values.chunks import decode  # plain dtypes (BF16 widened)
+
+        raw = np.empty(tensor.nbytes, dtype=np.uint8)
+        source.read_into(0, raw)
+        np.copyto(out, decode(raw.tobytes(), tensor.dtype), casting="unsafe")
+        return
+    block, size = layout
+    piece_bytes = max(1, PIECE_VALUES // block) * size
+    buffer = np.empty(min(piece_bytes, tensor.nbytes), dtype=np.uint8)
+    position = 0
+    for start in range(0, tensor.nbytes, piece_bytes):
+        raw = buffer[: min(piece_bytes, tensor.nbytes - start)]
+        source.read_into(start, raw)
+        values = dequantize_into(raw, tensor.dtype)
+        out[position : position + values.size] = values
+        position += values.size
+
+
 def pread_exact(fd: int, path: Path, tensor: TensorInfo, target: memoryview, offset: int) -> None:
     got = 0
     while got < len(target):
