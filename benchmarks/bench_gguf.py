@@ -39,7 +39,6 @@ def write_gguf(path: Path) -> None:
     """Stream a Q8_0 GGUF tensor by tensor (gguf's writer: info first, then the data)."""
     import gguf
     import numpy as np
-
     from llama_shapes import llama_tensor_shapes
 
     c = CONFIG

@@ -12,6 +12,7 @@ The tokenizer is not converted.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -140,10 +141,8 @@ def config_json(config: dict[str, Any], dtype: str) -> bytes:
     values["dtype"] = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}[dtype]
     from importlib.metadata import PackageNotFoundError, version
 
-    try:
+    with contextlib.suppress(PackageNotFoundError):  # informational only
         values["transformers_version"] = version("transformers")
-    except PackageNotFoundError:
-        pass  # informational only
     return (json.dumps(values, indent=2, sort_keys=True) + "\n").encode()
 
 
