@@ -81,6 +81,7 @@ def hub_repos(
         "org/tiny-gguf": {
             "tiny-Q8_0.gguf": (gguf_dir / "tiny-Q8_0.gguf").read_bytes(),
             "tiny-F32.gguf": (gguf_dir / "tiny-F32.gguf").read_bytes(),
+            "tiny-Q4_K.gguf": (gguf_dir / "tiny-Q4_K.gguf").read_bytes(),
             "big-header-Q8_0.gguf": (gguf_dir / "big-header-Q8_0.gguf").read_bytes(),
             "README.md": b"# gguf",
         },

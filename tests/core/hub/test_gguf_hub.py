@@ -20,10 +20,10 @@ def facts(checkpoint) -> dict[str, tuple]:
 
 def test_repo_opens_one_gguf_file_and_lists_the_others(hub: FakeHub, gguf_dir: Path) -> None:
     checkpoint = open_target("org/tiny-gguf")
-    # Sorted first of the three; the others are named in a warning.
+    # Sorted first of the four; the others are named in a warning.
     assert [f.path for f in checkpoint.files] == ["big-header-Q8_0.gguf"]
     assert checkpoint.format == "gguf" and checkpoint.root is None
-    assert any("3 GGUF files" in w and "tiny-F32.gguf" in w for w in checkpoint.warnings)
+    assert any("4 GGUF files" in w and "tiny-F32.gguf" in w for w in checkpoint.warnings)
     local = open_checkpoint(gguf_dir / "big-header-Q8_0.gguf")
     assert facts(checkpoint) == facts(local)
 
