@@ -35,6 +35,22 @@ def test_tree_shows_the_gguf_name_beside_the_hf_name(qtbot, window, gguf_dir):
     tooltip = name_index.data(Qt.ItemDataRole.ToolTipRole)
     assert "model.layers.0.self_attn.q_proj.weight" in tooltip
     assert "GGUF name: blk.0.attn_q.weight" in tooltip
+    # The details panel names it too.
+    from PySide6.QtWidgets import QFormLayout
+
+    tab.details.show_node(model.node(index))
+    form = tab.details.facts
+    rows = {
+        form.itemAt(i, QFormLayout.ItemRole.LabelRole).widget().text(): form.itemAt(
+            i, QFormLayout.ItemRole.FieldRole
+        )
+        .widget()
+        .text()
+        for i in range(form.rowCount())
+        if form.itemAt(i, QFormLayout.ItemRole.LabelRole) is not None
+    }
+    assert any("GGUF name" in label for label in rows), rows
+    assert "blk.0.attn_q.weight" in rows[next(k for k in rows if "GGUF name" in k)]
 
 
 def test_tab_menu_offers_only_the_gguf_conversion(qtbot, window, gguf_dir):
