@@ -161,3 +161,14 @@ def test_scan_finds_nan_in_a_quantized_tensor(tmp_path: Path) -> None:
     flagged = {t.name: t.nan for t in report.tensors if t.nan}
     expected = {k: int(v.isnan().sum()) for k, v in oracle.items() if v.isnan().any()}
     assert flagged == expected and flagged
+
+
+def test_a_folder_of_gguf_files_opens_one(gguf_dir: Path) -> None:
+    checkpoint = open_checkpoint(gguf_dir)
+    first = sorted(p.name for p in gguf_dir.glob("*.gguf"))[0]
+    assert [f.path for f in checkpoint.files] == [first]
+    assert checkpoint.format == "gguf"
+    assert any("GGUF files" in w and first in w for w in checkpoint.warnings)
+    # No config.json in the folder: the file's own (derived) config stays.
+    assert checkpoint.config == open_checkpoint(gguf_dir / first).config
+    assert checkpoint.config is not None
