@@ -130,3 +130,31 @@ def test_inspect_of_a_quantized_checkpoint_counts_and_imports_no_torch(gptq_dir:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [str(LLAMA_PARAMETERS), "gptq", "4-bit", "group", "32", "False"]
+
+
+def test_gguf_source_counts_and_imports_no_torch(gguf_dir: Path) -> None:
+    """A GGUF file: its parameters (the tiny Llama's own count), float32 size, KV cache
+    from the GGUF metadata, and neither torch nor transformers imported."""
+    from tests.support.gguf_fixtures import tiny_llama
+
+    parameters = sum(p.numel() for p in tiny_llama().parameters())
+    code = (
+        "import sys, io, json, contextlib\n"
+        "from ckpt_gui.cli import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        f"    assert main(['memory', {str(gguf_dir / 'tiny-Q8_0.gguf')!r}, '--json']) == 0\n"
+        "data = json.loads(out.getvalue())\n"
+        "print(data['parameters'], data['weights_bytes_by_dtype']['float32'],\n"
+        "      data['kv_cache_bytes_per_token'] is not None,\n"
+        "      'torch' in sys.modules, 'transformers' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(parameters), str(4 * parameters), "True", "False", "False"]
