@@ -28,6 +28,7 @@ from ckpt_gui.core.memory.kv_cache import default_context
 from ckpt_gui.core.memory.weights import DTYPE_BYTES
 from ckpt_gui.core.model import Checkpoint
 from ckpt_gui.core.tree.build import ModuleNode
+from ckpt_gui.qt.runtime.signals import signals_blocked
 
 STORED = "as stored"
 KV_DTYPES = ("bfloat16", "float16", "float32", "float8")
@@ -97,9 +98,8 @@ class MemoryPanel(QWidget):
     def set_checkpoint(self, checkpoint: Checkpoint | None) -> None:
         self.checkpoint, self.node = checkpoint, None
         context = default_context(checkpoint.config) if checkpoint is not None else None
-        self.context.blockSignals(True)
-        self.context.setValue(min(context or DEFAULT_CONTEXT, self.context.maximum()))
-        self.context.blockSignals(False)
+        with signals_blocked(self.context):
+            self.context.setValue(min(context or DEFAULT_CONTEXT, self.context.maximum()))
         self.refresh()
 
     def set_node(self, node: ModuleNode | None) -> None:
