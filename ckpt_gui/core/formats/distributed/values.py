@@ -1,0 +1,147 @@
+"""Assemble one full tensor of a distributed checkpoint from its pieces, as raw bytes.
+
+Pieces are read with plain ``pread``-style file reads and placed with numpy; no
+torch. A DCP chunk in the default encoding is a small torch zip archive of one
+tensor, unpickled by our own reader (``core/pickles/archive``) to find its
+storage, offset and strides. Memory: the full tensor plus one piece.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ckpt_gui.core.dtypes import BITS_PER_ELEMENT
+from ckpt_gui.core.errors import CheckpointError
+from ckpt_gui.core.formats.distributed import dcp
+from ckpt_gui.core.formats.distributed.layout import Piece, TensorLayout
+from ckpt_gui.core.pickles.archive import read_torch_stream
+from ckpt_gui.core.pickles.reconstruct import TensorRef
+
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+class PieceReader:
+    """Reads pieces of one checkpoint folder; keeps the files it opened until ``close``."""
+
+    def __init__(self, folder: Path, byte_entries: dict[str, Piece] | None = None) -> None:
+        self.folder = folder
+        self.byte_entries = byte_entries or {}
+        self._files: dict[str, Any] = {}
+        self._safetensors: dict[str, tuple[int, dict[str, Any]]] = {}
+
+    def close(self) -> None:
+        for stream in self._files.values():
+            stream.close()
+        self._files.clear()
+
+    def __enter__(self) -> PieceReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def tensor_bytes(self, layout: TensorLayout) -> np.ndarray[Any, np.dtype[np.uint8]]:
+        """The full tensor's bytes, C order, in ``layout.dtype``."""
+        bits = BITS_PER_ELEMENT[layout.dtype]
+        if bits % 8:
+            raise CheckpointError(self.folder, f"'{layout.name}': {layout.dtype} cannot be assembled")
+        item = bits // 8
+        out = np.empty(layout.numel * item, dtype=np.uint8)
+        cells = out.view(np.dtype(f"V{item}")) if item else out
+        full = cells.reshape(layout.shape)
+        for piece in layout.pieces:
+            if piece.box_sizes is not None and piece.box_offsets is not None:
+                box = self._box(layout, piece, item)
+                where = tuple(
+                    slice(o, o + s) for o, s in zip(piece.box_offsets, piece.box_sizes, strict=True)
+                )
+                full[where] = box
+            else:
+                values = self._flat(layout, piece, item)
+                cells[piece.flat_start : piece.flat_start + piece.flat_count] = values
+        return out
+
+    # -- pieces --------------------------------------------------------------------------
+    def _read(self, file: str, offset: int, length: int) -> bytes:
+        stream = self._files.get(file)
+        path = self.folder / file
+        if stream is None:
+            try:
+                stream = path.open("rb")
+            except OSError as exc:
+                raise CheckpointError(path, exc.strerror or str(exc)) from None
+            self._files[file] = stream
+        stream.seek(offset)
+        data: bytes = stream.read(length)
+        if len(data) != length:
+            raise CheckpointError(path, f"file ends inside a chunk (at byte {offset + len(data):,})")
+        return data
+
+    def _flat(self, layout: TensorLayout, piece: Piece, item: int) -> np.ndarray[Any, Any]:
+        raw = self._read(piece.file, piece.offset, piece.length)
+        source = piece.key or layout.dtype
+        if source == layout.dtype:
+            return np.frombuffer(raw, dtype=np.dtype(f"V{item}"))
+        from ckpt_gui.core.values.chunks import decode
+
+        widened = decode(raw, source).astype(np.float32)  # DeepSpeed's buffers: v.float()
+        if layout.dtype != "F32":
+            raise CheckpointError(self.folder, f"'{layout.name}': cannot convert {source}")
+        return widened.view(np.dtype("V4"))
+
+    def _box(self, layout: TensorLayout, piece: Piece, item: int) -> np.ndarray[Any, Any]:
+        assert piece.box_sizes is not None
+        head = self._read(piece.file, piece.offset, min(4, piece.length))
+        if head == ZIP_MAGIC:
+            return self._torch_save_box(layout, piece, item)
+        return self._safetensors_box(layout, piece, item)
+
+    def _torch_save_box(self, layout: TensorLayout, piece: Piece, item: int) -> np.ndarray[Any, Any]:
+        assert piece.box_sizes is not None
+        path = self.folder / piece.file
+        blob = self._read(piece.file, piece.offset, piece.length)
+        archive = read_torch_stream(path, io.BytesIO(blob), len(blob))
+        ref = archive.value
+        if not isinstance(ref, TensorRef):
+            raise CheckpointError(path, f"chunk of '{layout.name}' holds no tensor")
+        if ref.dtype != layout.dtype or ref.shape != piece.box_sizes:
+            raise CheckpointError(
+                path,
+                f"chunk of '{layout.name}' is {ref.dtype} {list(ref.shape)}, the metadata says "
+                f"{layout.dtype} {list(piece.box_sizes)}",
+            )
+        span = archive.storages[ref.storage.key]
+        storage = np.frombuffer(blob, dtype=np.dtype(f"V{item}"), count=span.nbytes // item,
+                                offset=span.offset)
+        if ref.extent() > storage.size:
+            raise CheckpointError(path, f"chunk of '{layout.name}' reaches past its storage")
+        return np.lib.stride_tricks.as_strided(
+            storage[ref.offset :],
+            shape=ref.shape,
+            strides=tuple(s * item for s in ref.stride),
+            writeable=False,
+        )
+
+    def _safetensors_box(self, layout: TensorLayout, piece: Piece, item: int) -> np.ndarray[Any, Any]:
+        assert piece.box_sizes is not None
+        path = self.folder / piece.file
+        if piece.file not in self._safetensors:
+            self._safetensors[piece.file] = dcp.safetensors_part(
+                self.folder, piece.file, self.byte_entries
+            )
+        start, header = self._safetensors[piece.file]
+        entry = header.get(layout.name)
+        if not isinstance(entry, dict):
+            raise CheckpointError(path, f"no chunk of '{layout.name}' in the file")
+        begin, end = entry.get("data_offsets", (0, -1))
+        if entry.get("dtype") != layout.dtype or tuple(entry.get("shape", ())) != piece.box_sizes:
+            raise CheckpointError(path, f"chunk of '{layout.name}' disagrees with the metadata")
+        if end - begin != math.prod(piece.box_sizes) * item:
+            raise CheckpointError(path, f"chunk of '{layout.name}' has the wrong size")
+        raw = self._read(piece.file, start + begin, end - begin)
+        return np.frombuffer(raw, dtype=np.dtype(f"V{item}")).reshape(piece.box_sizes)
