@@ -105,9 +105,19 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     reshard.add_argument("target", metavar="TARGET", help="checkpoint file or folder")
     common(reshard, shard_required=True)
 
-    safetensors = jobs.add_parser("safetensors", help="pickle (.bin/.pt) to safetensors")
+    safetensors = jobs.add_parser(
+        "safetensors",
+        help="pickle (.bin/.pt), DCP or DeepSpeed folder to safetensors shards",
+    )
     safetensors.add_argument("target", metavar="TARGET", help="checkpoint file or folder")
     common(safetensors)
+    for sub in (convert, reshard, safetensors):
+        sub.add_argument(
+            "--config",
+            metavar="CONFIG",
+            help="config.json (or a folder holding one) to write beside the weights, "
+            "so from_pretrained loads the result",
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -120,11 +130,13 @@ def run(args: argparse.Namespace) -> int:
         overflow=getattr(args, "on_overflow", "inf"),
     )
     dtype = USER_DTYPE_NAMES[args.dtype] if getattr(args, "dtype", None) else None
-    common = {
+    common: dict[str, Any] = {
         "max_shard_size": args.max_shard_size,
         "renames": args.renames,
         "overwrite": args.overwrite,
     }
+    if getattr(args, "config", None):
+        common["config"] = args.config
     if args.job == "random-init":
         from ckpt_gui.core.export import random_init
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ckpt_gui.core.export.engine import ExportOptions, ExportResult, run_export
+from ckpt_gui.core.export.distributed import DistributedTensors
 from ckpt_gui.core.export.pickled import PickledTensors
 from ckpt_gui.core.export.plan import ExportPlan
 from ckpt_gui.core.export.renames import RenameLike
@@ -29,6 +30,7 @@ def plan_convert(
     renames: Iterable[RenameLike] | None = None,
     overwrite: bool = False,
     subtree: str | None = None,
+    config: str | Path | None = None,
 ) -> ExportPlan:
     """Plan a dtype conversion (``dtype``: "F32", "F16" or "BF16")."""
     plan, _ = plan_from_checkpoint(
@@ -40,6 +42,7 @@ def plan_convert(
         renames=renames,
         overwrite=overwrite,
         subtree=subtree,
+        config=config,
     )
     return plan
 
@@ -52,6 +55,7 @@ def plan_reshard(
     renames: Iterable[RenameLike] | None = None,
     overwrite: bool = False,
     subtree: str | None = None,
+    config: str | Path | None = None,
 ) -> ExportPlan:
     plan, _ = plan_from_checkpoint(
         "reshard",
@@ -61,6 +65,7 @@ def plan_reshard(
         renames=renames,
         overwrite=overwrite,
         subtree=subtree,
+        config=config,
     )
     return plan
 
@@ -73,6 +78,7 @@ def plan_safetensors(
     renames: Iterable[RenameLike] | None = None,
     overwrite: bool = False,
     subtree: str | None = None,
+    config: str | Path | None = None,
 ) -> ExportPlan:
     plan, _ = plan_from_checkpoint(
         "safetensors",
@@ -82,6 +88,7 @@ def plan_safetensors(
         renames=renames,
         overwrite=overwrite,
         subtree=subtree,
+        config=config,
     )
     return plan
 
@@ -90,7 +97,11 @@ def run_plan(plan: ExportPlan, options: ExportOptions | None = None) -> Job[Expo
     """Run a plan from any ``plan_*`` of this module (what the GUI's worker calls)."""
     options = options or ExportOptions()
     root = Path(plan.extra["source_root"])
-    provider = PickledTensors(root)
+    provider: PickledTensors | DistributedTensors
+    if "distributed" in plan.extra:
+        provider = DistributedTensors(root, plan.extra["distributed"])
+    else:
+        provider = PickledTensors(root)
     result = yield from run_export(
         plan, [Path(plan.source).expanduser()], options, provider=provider, release=provider.release
     )

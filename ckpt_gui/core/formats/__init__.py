@@ -11,7 +11,8 @@ import stat
 from pathlib import Path
 
 from ckpt_gui.core.errors import CheckpointError
-from ckpt_gui.core.formats import folder, index, pytorch, safetensors
+from ckpt_gui.core.formats import distributed, folder, index, pytorch, safetensors
+from ckpt_gui.core.formats.distributed import checkpoint as distributed_checkpoint
 from ckpt_gui.core.model import Checkpoint
 
 READERS = (safetensors, pytorch, index)
@@ -28,7 +29,14 @@ def open_checkpoint(target: str | Path) -> Checkpoint:
     except OSError as exc:
         raise CheckpointError(target, exc.strerror or str(exc)) from None
     if stat.S_ISDIR(info.st_mode):
-        checkpoint = folder.read(path, open_file)
+        kind = distributed.detect(path)
+        if kind is not None:
+            checkpoint = distributed_checkpoint.read(path, kind)
+            config = folder.read_config(path)
+            if config is not None:
+                checkpoint = dataclasses.replace(checkpoint, config=config)
+        else:
+            checkpoint = folder.read(path, open_file)
     else:
         checkpoint = open_file(path, None)
         config = folder.read_config(path.parent)

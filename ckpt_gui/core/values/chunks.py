@@ -45,6 +45,13 @@ def iter_chunks(
     checkpoint: Checkpoint, tensor: TensorInfo, chunk_elements: int = DEFAULT_CHUNK_ELEMENTS
 ) -> Iterator[np.ndarray[Any, Any]]:
     """Yield the tensor's values (flattened) in chunks of at most ``chunk_elements``."""
+    from ckpt_gui.core.formats.distributed.checkpoint import is_distributed
+
+    if is_distributed(checkpoint):
+        from ckpt_gui.core.formats.distributed.values import iter_distributed_chunks
+
+        yield from iter_distributed_chunks(checkpoint, tensor.name, tensor.dtype, chunk_elements)
+        return
     path = checkpoint.path_of(tensor)
     if tensor.offset is not None:
         yield from _safetensors_chunks(path, tensor, chunk_elements)

@@ -27,6 +27,8 @@ import numpy as np
 from ckpt_gui.core.dtypes import BITS_PER_ELEMENT
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.model import Checkpoint, TensorInfo
+from ckpt_gui.core.formats.distributed.checkpoint import is_distributed
+from ckpt_gui.core.formats.distributed.values import CheckpointPieces
 from ckpt_gui.core.pickles.torch_load import MappedPickle
 
 # 2M elements (8 MB of float32) per chunk, 8 buffers: the reader may run up to 56 MB
@@ -205,6 +207,16 @@ class _PickledTensor(_Source):
         np.copyto(view, self.raw[start : start + view.size])
 
 
+class _InMemory(_Source):
+    """A tensor already assembled in memory (distributed checkpoints)."""
+
+    def __init__(self, raw: np.ndarray[Any, np.dtype[np.uint8]]) -> None:
+        self.raw = raw
+
+    def read_into(self, start: int, view: np.ndarray[Any, np.dtype[np.uint8]]) -> None:
+        np.copyto(view, self.raw[start : start + view.size])
+
+
 class _OpenFiles:
     """One handle per safetensors file; one loaded pickle at a time (they can be big)."""
 
@@ -212,12 +224,18 @@ class _OpenFiles:
         self.checkpoint = checkpoint
         self.fds: dict[Path, int] = {}
         self.pickle: MappedPickle | None = None
+        self.distributed: CheckpointPieces | None = None
+        if is_distributed(checkpoint):
+            # One full tensor at a time, assembled from its chunks on the reader thread.
+            self.distributed = CheckpointPieces(checkpoint)
 
     def source_of(self, tensor: TensorInfo) -> _Source:
         if self.checkpoint.root is None:
             raise CheckpointError(
                 self.checkpoint.source, "tensor values can only be read from local files"
             )
+        if self.distributed is not None:
+            return _InMemory(self.distributed.tensor_bytes(tensor.name))
         path = self.checkpoint.path_of(tensor)
         if tensor.offset is not None:
             fd = self.fds.get(path)
@@ -269,6 +287,8 @@ class _OpenFiles:
         """On the thread that read: no copy from a mapped pickle is still running."""
         self._close_fds()
         self._close_pickle()
+        if self.distributed is not None:
+            self.distributed.close()
 
 
 def tensor_bytes(value: Any) -> np.ndarray[Any, np.dtype[np.uint8]]:

@@ -85,6 +85,7 @@ def resolve(folder: Path, tag: str | None = None) -> tuple[Path, str, list[str]]
 
 
 def read(folder: Path, tag: str | None = None) -> DeepSpeedCheckpoint:
+    """Read the step folder ``tag`` of ``folder``; piece files are relative to ``folder``."""
     step, tag, tags = resolve(folder, tag)
     model_files = _model_files(step)
     optim_files = _optim_files(step)
@@ -116,7 +117,7 @@ def read(folder: Path, tag: str | None = None) -> DeepSpeedCheckpoint:
             f"{len(model_files)}"
         )
     result = DeepSpeedCheckpoint(step, tag, tags, stage, world)
-    result.files = [p.name for p in [*model_files, *optim_files]]
+    result.files = [p.relative_to(folder).as_posix() for p in [*model_files, *optim_files]]
     shapes = _param_shapes(model_files[0], states)
     flat_key = "fp32_flat_groups" if stage == 3 else "single_partition_of_fp32_groups"
     partitions = []
@@ -124,13 +125,13 @@ def read(folder: Path, tag: str | None = None) -> DeepSpeedCheckpoint:
         groups = state.get(flat_key) if isinstance(state, dict) else None
         if not isinstance(groups, list) or not all(isinstance(g, TensorRef) for g in groups):
             raise CheckpointError(path, f"no {flat_key} in the optimizer states")
-        partitions.append([_span(path, archive, g, step) for g in groups])
+        partitions.append([_span(path, archive, g, folder) for g in groups])
     if stage == 3:
         fp32 = _zero3(step, shapes, partitions, world)
     else:
         paddings = first.get("param_alignment_paddings")
         fp32 = _zero2(step, shapes, partitions, world, paddings if isinstance(paddings, list) else None)
-    module = _module_tensors(model_files[0], model, states, step)
+    module = _module_tensors(model_files[0], model, states, folder)
     buffers = states.get("buffer_names") or []
     for name in buffers if isinstance(buffers, list) else []:
         if name in module:  # zero_to_fp32 adds buffers, widened to float32
@@ -212,13 +213,13 @@ class _Flat:
     numel: int
 
 
-def _span(path: Path, archive: TorchArchive, ref: TensorRef, step: Path) -> _Flat:
+def _span(path: Path, archive: TorchArchive, ref: TensorRef, root: Path) -> _Flat:
     if ref.dtype != "F32" or len(ref.shape) != 1 or not ref.contiguous:
         raise CheckpointError(path, f"fp32 partition is {ref.dtype} {list(ref.shape)}, not flat F32")
     span = archive.storages.get(ref.storage.key)
     if span is None or (ref.offset + ref.numel) * 4 > span.nbytes:
         raise CheckpointError(path, "fp32 partition runs past its storage")
-    return _Flat(path.relative_to(step).as_posix(), span.offset + ref.offset * 4, ref.numel)
+    return _Flat(path.relative_to(root).as_posix(), span.offset + ref.offset * 4, ref.numel)
 
 
 def _take(flats: list[_Flat], start: int, count: int, dest: int) -> list[Piece]:
@@ -303,14 +304,14 @@ def _zero3(
 
 
 def _module_tensors(
-    path: Path, archive: TorchArchive, states: dict[str, Any], step: Path
+    path: Path, archive: TorchArchive, states: dict[str, Any], root: Path
 ) -> dict[str, TensorLayout]:
     """The module's own weights in the model-states file (bf16/fp16 under ZeRO-1/2)."""
     module = states.get("module")
     out: dict[str, TensorLayout] = {}
     if not isinstance(module, dict):
         return out
-    file = path.relative_to(step).as_posix()
+    file = path.relative_to(root).as_posix()
     for name, ref in module.items():
         if not isinstance(ref, TensorRef) or ref.numel == 0 or not ref.contiguous:
             continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -145,3 +146,45 @@ class PieceReader:
             raise CheckpointError(path, f"chunk of '{layout.name}' has the wrong size")
         raw = self._read(piece.file, start + begin, end - begin)
         return np.frombuffer(raw, dtype=np.dtype(f"V{item}")).reshape(piece.box_sizes)
+
+
+class CheckpointPieces:
+    """Full tensors of a distributed ``Checkpoint`` by name (layouts read once, lazily)."""
+
+    def __init__(self, checkpoint: Any) -> None:
+        self.checkpoint = checkpoint
+        self._layouts: dict[str, TensorLayout] | None = None
+        self._reader: PieceReader | None = None
+
+    def tensor_bytes(self, name: str) -> np.ndarray[Any, np.dtype[np.uint8]]:
+        from ckpt_gui.core.formats.distributed.checkpoint import layouts
+
+        if self._layouts is None or self._reader is None:
+            self._layouts, byte_entries = layouts(self.checkpoint)
+            self._reader = PieceReader(self.checkpoint.root, byte_entries)
+        layout = self._layouts.get(name)
+        if layout is None:
+            raise CheckpointError(self.checkpoint.source, f"no tensor '{name}'")
+        return self._reader.tensor_bytes(layout)
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+        self._reader = None
+
+
+def iter_distributed_chunks(
+    checkpoint: Any, name: str, dtype: str, chunk_elements: int
+) -> Iterator[np.ndarray[Any, Any]]:
+    """A tensor's values, decoded in chunks (for the statistics panel)."""
+    from ckpt_gui.core.values.chunks import decode
+
+    pieces = CheckpointPieces(checkpoint)
+    try:
+        raw = pieces.tensor_bytes(name)
+    finally:
+        pieces.close()
+    item = max(1, BITS_PER_ELEMENT[dtype] // 8)
+    step = chunk_elements * item
+    for start in range(0, raw.size, step):
+        yield decode(raw[start : start + step].tobytes(), dtype)
