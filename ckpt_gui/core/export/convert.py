@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from ckpt_gui.core.export.engine import ExportOptions, ExportResult, run_export
 from ckpt_gui.core.export.distributed import DistributedTensors
+from ckpt_gui.core.export.engine import ExportOptions, ExportResult, run_export
 from ckpt_gui.core.export.pickled import PickledTensors
 from ckpt_gui.core.export.plan import ExportPlan
 from ckpt_gui.core.export.renames import RenameLike

@@ -26,9 +26,9 @@ import numpy as np
 
 from ckpt_gui.core.dtypes import BITS_PER_ELEMENT
 from ckpt_gui.core.errors import CheckpointError
-from ckpt_gui.core.model import Checkpoint, TensorInfo
 from ckpt_gui.core.formats.distributed.checkpoint import is_distributed
 from ckpt_gui.core.formats.distributed.values import CheckpointPieces
+from ckpt_gui.core.model import Checkpoint, TensorInfo
 from ckpt_gui.core.pickles.torch_load import MappedPickle
 
 # 2M elements (8 MB of float32) per chunk, 8 buffers: the reader may run up to 56 MB

@@ -98,6 +98,14 @@ class ExportDialog(QDialog):
         self.subtree_edit = QLineEdit(subtree or "")
         self.subtree_edit.setPlaceholderText("whole checkpoint (or a module, e.g. model.layers.0)")
         self.output_edit = QLineEdit()
+        self.config_edit = QLineEdit()
+        self.config_edit.setPlaceholderText(
+            "config.json written beside the weights (default: the source's own, if any)"
+        )
+        self.config_edit.setToolTip(
+            "Distributed checkpoints (DCP, DeepSpeed) carry no config: name one so that "
+            "from_pretrained loads the merged model"
+        )
         self.dtype_box = QComboBox()
         self.shard_box = QComboBox()
         self.shard_box.setEditable(True)
@@ -128,6 +136,7 @@ class ExportDialog(QDialog):
         self.form.addRow("Source", self._with_browse(self.source_edit, self._browse_source))
         self.form.addRow("Subtree", self.subtree_edit)
         self.form.addRow("Output folder", self._with_browse(self.output_edit, self._browse_output))
+        self.form.addRow("Config", self.config_edit)
         self.form.addRow("Target dtype", self.dtype_box)
         self.form.addRow("Max shard size", self.shard_box)
         self.form.addRow("Seed", self.seed_box)
@@ -176,6 +185,7 @@ class ExportDialog(QDialog):
             self.strip_edit.textChanged,
             self.add_edit.textChanged,
             self.renames_edit.textChanged,
+            self.config_edit.textChanged,
             self.overwrite_box.toggled,
         ):
             signal.connect(self.schedule_plan)
@@ -215,6 +225,7 @@ class ExportDialog(QDialog):
             overwrite=self.overwrite_box.isChecked(),
             subtree=(self.subtree_edit.text().strip() or None) if kind != "random-init" else None,
             renames=self.renames(),
+            config=(self.config_edit.text().strip() or None) if kind != "random-init" else None,
         )
 
     def renames(self) -> list[Rename]:
@@ -309,6 +320,7 @@ class ExportDialog(QDialog):
         kind = self.kind
         random_init = kind == "random-init"
         self.form.setRowVisible(self.subtree_edit, not random_init)
+        self.form.setRowVisible(self.config_edit, not random_init)
         self.form.setRowVisible(self.dtype_box, kind in ("convert", "random-init"))
         self.form.setRowVisible(self.seed_box, random_init)
         self.form.setRowVisible(self.overflow_box, kind == "convert")

@@ -248,3 +248,19 @@ def test_zero_latest_naming_a_missing_tag(zero2_dir: Path, tmp_path: Path) -> No
     (copy / "latest").write_text("global_step7")
     with pytest.raises(CheckpointError, match=r"latest: names tag 'global_step7'"):
         open_checkpoint(copy)
+
+
+def test_dcp_with_the_model_at_top_level(tmp_path: Path) -> None:
+    """torchtitan saves the model's weights at the top of the state dict, beside other groups."""
+    import torch
+    import torch.distributed.checkpoint as dcp
+
+    from tests.support.make_distributed import tiny_llama
+
+    _, model = tiny_llama()
+    weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    dcp.save({**weights, "train_state": {"step": torch.tensor(7)}}, checkpoint_id=tmp_path / "t")
+    checkpoint = open_checkpoint(tmp_path / "t")
+    assert checkpoint.metadata["weight_set"] == "(top level)"
+    assert {t.name for t in checkpoint.tensors} == set(weights)
+    _assert_equal(_merged(tmp_path / "t", tmp_path / "out"), weights)

@@ -20,6 +20,7 @@ from ckpt_gui.core.formats.distributed.layout import Piece, TensorLayout
 from ckpt_gui.core.model import Checkpoint, FileInfo, TensorInfo
 
 FORMATS = ("dcp", "deepspeed")
+TOP_LEVEL = "(top level)"  # torchtitan saves the model's weights at the state dict's top level
 
 
 def is_distributed(checkpoint: Checkpoint) -> bool:
@@ -59,10 +60,11 @@ def layouts(checkpoint: Checkpoint) -> tuple[dict[str, TensorLayout], dict[str, 
     """The pieces of every tensor of ``checkpoint`` (as read), and DCP's byte entries."""
     assert checkpoint.root is not None
     kind = checkpoint.format.split("-", 1)[0]
-    chosen = checkpoint.metadata.get("weight_set")
+    chosen = str(checkpoint.metadata.get("weight_set"))
     if kind == "dcp":
         meta = dcp.read_metadata(checkpoint.root)
-        return meta.model_tensors(chosen), meta.byte_entries
+        group = None if chosen == TOP_LEVEL else chosen
+        return meta.model_tensors(group), meta.byte_entries
     tag = checkpoint.metadata.get("deepspeed", {}).get("tag")
     found = deepspeed.read(checkpoint.root, tag)
     return found.weight_sets[chosen], {}
@@ -77,7 +79,7 @@ def _read(
         chosen = weight_set or ("model" if "model" in sets else sets[0] if sets else "")
         if weight_set is not None and weight_set not in sets:
             raise CheckpointError(folder, f"no weight set '{weight_set}' (have {', '.join(sets)})")
-        group = None if chosen == "(top level)" else chosen
+        group = None if chosen == TOP_LEVEL else chosen
         tensors = meta.model_tensors(group)
         return tensors, _dcp_facts(meta), sets, chosen, meta.files, meta.warnings
     found = deepspeed.read(folder)
@@ -91,16 +93,17 @@ def _read(
 
 def _dcp_sets(meta: dcp.DcpMetadata) -> list[str]:
     groups = Counter(meta.group_of(flat)[0] for flat in meta.tensors)
-    sets = [g for g in groups if g and g not in dcp.NON_MODEL_GROUPS]
     if meta.model_group() is None and any(g not in dcp.NON_MODEL_GROUPS for g in groups):
-        sets = ["(top level)"]
+        sets = [TOP_LEVEL]
+    else:
+        sets = [g for g in groups if g and g not in dcp.NON_MODEL_GROUPS]
     return sets + [g for g in groups if g in dcp.NON_MODEL_GROUPS]
 
 
 def _dcp_facts(meta: dcp.DcpMetadata) -> dict[str, Any]:
     groups: dict[str, dict[str, Any]] = {}
     for flat, layout in meta.tensors.items():
-        group = groups.setdefault(meta.group_of(flat)[0] or "(top level)", {"tensors": 0, "bytes": 0})
+        group = groups.setdefault(meta.group_of(flat)[0] or TOP_LEVEL, {"tensors": 0, "bytes": 0})
         group["tensors"] += 1
         group["bytes"] += dcp.nbytes(layout)
     for flat in meta.byte_entries:

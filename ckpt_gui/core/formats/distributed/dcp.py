@@ -20,7 +20,7 @@ import json
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from ckpt_gui.core.dtypes import TORCH_TO_SAFETENSORS, nbytes_for
 from ckpt_gui.core.errors import CheckpointError
@@ -56,7 +56,7 @@ class DcpMetadata:
     def model_group(self) -> str | None:
         """The group holding the model's weights ("model"), or None: they sit at top level."""
         names = {self.group_of(f)[0] for f in self.tensors}
-        if "model" in names:
+        if "model" in names and "" not in names:
             return "model"
         return None
 
@@ -103,6 +103,8 @@ def read_metadata(folder: Path) -> DcpMetadata:
         for flat, nested in planner.items():
             if isinstance(flat, str) and isinstance(nested, tuple) and len(nested) >= 2:
                 result.groups[flat] = (str(nested[0]), ".".join(str(p) for p in nested[1:]))
+            elif isinstance(flat, str):
+                result.groups[flat] = ("", flat)  # saved at the state dict's top level
     where = _storage_index(path, storage)
     for flat, entry in entries.items():
         if not isinstance(flat, str) or not isinstance(entry, PickledObject):
@@ -244,11 +246,11 @@ def _dtype(properties: Any) -> str | None:
     return None
 
 
-def _is_count(value: Any) -> bool:
+def _is_count(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _is_box(value: Any, shape: tuple[int, ...]) -> bool:
+def _is_box(value: Any, shape: tuple[int, ...]) -> TypeGuard[tuple[int, ...]]:
     return isinstance(value, tuple) and len(value) == len(shape) and all(map(_is_count, value))
 
 
