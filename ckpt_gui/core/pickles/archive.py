@@ -99,6 +99,10 @@ class _Storages:
         self.refs: dict[str, rebuild.StorageRef] = {}
 
     def __call__(self, pid: Any) -> Any:
+        if isinstance(pid, tuple) and len(pid) >= 2 and pid[0] == "module":
+            # Legacy whole-module saves replace the class by ('module', cls, file, source):
+            # the class stays a name; its source text is never compiled.
+            return pid[1]
         if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
             raise CheckpointError(self.path, f"unknown persistent id in pickle ({_short(pid)})")
         storage_type, key, location, numel = pid[1:5]
