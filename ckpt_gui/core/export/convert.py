@@ -29,6 +29,7 @@ def plan_convert(
     renames: Iterable[RenameLike] | None = None,
     overwrite: bool = False,
     subtree: str | None = None,
+    weights_key: str | None = None,
 ) -> ExportPlan:
     """Plan a dtype conversion (``dtype``: "F32", "F16" or "BF16")."""
     plan, _ = plan_from_checkpoint(
@@ -40,6 +41,7 @@ def plan_convert(
         renames=renames,
         overwrite=overwrite,
         subtree=subtree,
+        weights_key=weights_key,
     )
     return plan
 
@@ -52,6 +54,7 @@ def plan_reshard(
     renames: Iterable[RenameLike] | None = None,
     overwrite: bool = False,
     subtree: str | None = None,
+    weights_key: str | None = None,
 ) -> ExportPlan:
     plan, _ = plan_from_checkpoint(
         "reshard",
@@ -61,6 +64,7 @@ def plan_reshard(
         renames=renames,
         overwrite=overwrite,
         subtree=subtree,
+        weights_key=weights_key,
     )
     return plan
 
@@ -73,6 +77,7 @@ def plan_safetensors(
     renames: Iterable[RenameLike] | None = None,
     overwrite: bool = False,
     subtree: str | None = None,
+    weights_key: str | None = None,
 ) -> ExportPlan:
     plan, _ = plan_from_checkpoint(
         "safetensors",
@@ -82,6 +87,7 @@ def plan_safetensors(
         renames=renames,
         overwrite=overwrite,
         subtree=subtree,
+        weights_key=weights_key,
     )
     return plan
 

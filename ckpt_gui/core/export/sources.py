@@ -57,8 +57,9 @@ def plan_from_checkpoint(
     renames: Iterable[rename_rules.RenameLike] | None = None,
     overwrite: bool = False,
     subtree: str | None = None,
+    weights_key: str | None = None,
 ) -> tuple[ExportPlan, Checkpoint]:
-    checkpoint = open_target(target)
+    checkpoint = open_target(target, weights_key)
     out = Path(output).expanduser()
     root = checkpoint.root
     if root is None:
@@ -107,7 +108,7 @@ def plan_from_checkpoint(
     shards = split_into_shards(planned, max_shard_size or DEFAULT_MAX_SHARD_SIZE, metadata)
     copied, generated = _companion_files(checkpoint, Path(target).expanduser(), dtype, planned)
     if checkpoint.format.startswith("pytorch"):
-        warnings.append("pickled source read through the weights-only loader")
+        warnings.append("pickled source read without running it (ckpt-gui's own reader)")
     plan = ExportPlan(
         kind=kind,
         source=str(target),
@@ -159,6 +160,14 @@ def _companion_files(
         candidates = [root / name for name in MODEL_FILES if (root / name).is_file()]
     copied: list[tuple[Path, str]] = []
     generated: list[tuple[str, bytes]] = []
+    if checkpoint.config is not None and not any(p.name == "config.json" for p in candidates):
+        # A whole-model pickle carries its config: write it so from_pretrained loads the output.
+        config = dict(checkpoint.config)
+        if dtype is not None:
+            config = _with_dtype(config, TORCH_DTYPE_NAMES[dtype])
+        generated.append(
+            ("config.json", (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
+        )
     for path in candidates:
         name = path.name
         if (
