@@ -109,6 +109,7 @@ def plan_from_checkpoint(
     copied, generated = _companion_files(checkpoint, Path(target).expanduser(), dtype, planned)
     if checkpoint.format.startswith("pytorch"):
         warnings.append("pickled source read without running it (ckpt-gui's own reader)")
+        warnings += _shared_storage_warnings(ordered)
     plan = ExportPlan(
         kind=kind,
         source=str(target),
@@ -121,6 +122,22 @@ def plan_from_checkpoint(
         extra={"source_root": str(root), "dtype": dtype},
     )
     return plan, checkpoint
+
+
+def _shared_storage_warnings(tensors: list[TensorInfo]) -> list[str]:
+    """Tensors that share one torch storage (tied weights): safetensors cannot alias them."""
+    owners: dict[tuple[str, str], str] = {}
+    notes: list[str] = []
+    for info in tensors:
+        if info.storage is None or info.parameters == 0:
+            continue
+        owner = owners.setdefault((info.file, info.storage), info.name)
+        if owner != info.name:
+            notes.append(
+                f"'{info.name}' shares storage with '{owner}' in {info.file}: "
+                "written as a separate copy"
+            )
+    return notes
 
 
 def _disk_order(checkpoint: Checkpoint) -> list[TensorInfo]:
