@@ -40,12 +40,18 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="override a config value (JSON value, e.g. --set vocab_size=32001); repeatable",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--key",
+        metavar="PATH",
+        default=None,
+        help="weight set of a PyTorch pickle holding several (e.g. model, ema, optimizer); default: the one training code loads",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     overrides = dict(parse_override(text) for text in args.overrides)
-    checkpoint = open_target(args.target)
+    checkpoint = open_target(args.target, args.key)
     config = resolve_config(args.config, checkpoint, overrides)
     report = compare(checkpoint, config)
     if args.json:

@@ -25,6 +25,15 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument("b", help="checkpoint file or folder (B)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
+        "--key",
+        metavar="PATH",
+        default=None,
+        help="weight set of A when it is a PyTorch pickle holding several",
+    )
+    parser.add_argument(
+        "--key-b", metavar="PATH", default=None, help="weight set of B (default: --key)"
+    )
+    parser.add_argument(
         "--structure-only", action="store_true", help="compare names, shapes and dtypes only"
     )
     parser.add_argument(
@@ -35,8 +44,8 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    a = open_target(args.a)
-    b = open_target(args.b)
+    a = open_target(args.a, args.key)
+    b = open_target(args.b, args.key_b if args.key_b is not None else args.key)
     structure = diff_structure(a, b, detect_renames=not args.no_renames)
     if args.structure_only:
         data = structure.to_json()

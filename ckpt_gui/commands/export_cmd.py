@@ -80,10 +80,20 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "--no-fsync", action="store_true", help="skip fsync of each shard (faster)"
         )
         sub.add_argument("--json", action="store_true", help="print one JSON object")
+        sub.add_argument(
+            "--key",
+            metavar="PATH",
+            default=None,
+            help="weight set of a PyTorch pickle holding several (e.g. model, ema, optimizer); default: the one training code loads",
+        )
         sub.set_defaults(handler=run, renames=[])
 
     random_init = jobs.add_parser("random-init", help="fresh weights from a config")
-    random_init.add_argument("target", metavar="CONFIG", help="config.json or a folder holding one")
+    random_init.add_argument(
+        "target",
+        metavar="CONFIG",
+        help="config.json, a folder holding one, or a PyTorch pickle with an embedded config",
+    )
     common(random_init)
     random_init.add_argument("--dtype", choices=DTYPE_CHOICES, help="default: the config's dtype")
     random_init.add_argument(
@@ -141,17 +151,17 @@ def run(args: argparse.Namespace) -> int:
         from ckpt_gui.core.export import random_init
 
         plan = random_init.plan_random_init(
-            args.target, args.out, dtype=dtype, seed=args.seed, **common
+            args.target, args.out, dtype=dtype, seed=args.seed, weights_key=args.key, **common
         )
         job = random_init.run_random_init(plan, options)
     else:
         if args.job == "convert":
             assert dtype is not None
-            plan = jobs.plan_convert(args.target, args.out, dtype, **common)
+            plan = jobs.plan_convert(args.target, args.out, dtype, weights_key=args.key, **common)
         elif args.job == "reshard":
-            plan = jobs.plan_reshard(args.target, args.out, **common)
+            plan = jobs.plan_reshard(args.target, args.out, weights_key=args.key, **common)
         else:
-            plan = jobs.plan_safetensors(args.target, args.out, **common)
+            plan = jobs.plan_safetensors(args.target, args.out, weights_key=args.key, **common)
         job = jobs.run_plan(plan, options)
     if args.dry_run:
         job.close()

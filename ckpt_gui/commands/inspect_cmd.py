@@ -19,6 +19,12 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "target", help="checkpoint file or folder, Hub repo id (org/name[@rev]) or Hub URL"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--key",
+        metavar="PATH",
+        default=None,
+        help="weight set of a PyTorch pickle holding several (e.g. model, ema, optimizer); default: the one training code loads",
+    )
     parser.add_argument("--depth", type=int, default=None, help="limit the printed tree depth")
     parser.set_defaults(handler=run)
 
@@ -26,7 +32,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     from ckpt_gui.commands.progress import drive
 
-    checkpoint = drive(open_target_job(args.target), in_bytes=False)
+    checkpoint = drive(open_target_job(args.target, args.key), in_bytes=False)
     if args.json:
         json.dump(checkpoint.to_json(), sys.stdout, indent=1)
         sys.stdout.write("\n")

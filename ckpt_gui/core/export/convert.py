@@ -31,6 +31,7 @@ def plan_convert(
     overwrite: bool = False,
     subtree: str | None = None,
     config: str | Path | None = None,
+    weights_key: str | None = None,
 ) -> ExportPlan:
     """Plan a dtype conversion (``dtype``: "F32", "F16" or "BF16")."""
     plan, _ = plan_from_checkpoint(
@@ -43,6 +44,7 @@ def plan_convert(
         overwrite=overwrite,
         subtree=subtree,
         config=config,
+        weights_key=weights_key,
     )
     return plan
 
@@ -56,6 +58,7 @@ def plan_reshard(
     overwrite: bool = False,
     subtree: str | None = None,
     config: str | Path | None = None,
+    weights_key: str | None = None,
 ) -> ExportPlan:
     plan, _ = plan_from_checkpoint(
         "reshard",
@@ -66,6 +69,7 @@ def plan_reshard(
         overwrite=overwrite,
         subtree=subtree,
         config=config,
+        weights_key=weights_key,
     )
     return plan
 
@@ -79,6 +83,7 @@ def plan_safetensors(
     overwrite: bool = False,
     subtree: str | None = None,
     config: str | Path | None = None,
+    weights_key: str | None = None,
 ) -> ExportPlan:
     plan, _ = plan_from_checkpoint(
         "safetensors",
@@ -89,6 +94,7 @@ def plan_safetensors(
         overwrite=overwrite,
         subtree=subtree,
         config=config,
+        weights_key=weights_key,
     )
     return plan
 

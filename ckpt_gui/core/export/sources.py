@@ -62,8 +62,9 @@ def plan_from_checkpoint(
     overwrite: bool = False,
     subtree: str | None = None,
     config: str | Path | None = None,
+    weights_key: str | None = None,
 ) -> tuple[ExportPlan, Checkpoint]:
-    checkpoint = open_target(target)
+    checkpoint = open_target(target, weights_key)
     if config is not None:
         checkpoint = dataclasses.replace(checkpoint, config=read_config_file(config))
     out = Path(output).expanduser()
@@ -116,7 +117,8 @@ def plan_from_checkpoint(
         checkpoint, Path(target).expanduser(), dtype, planned, config is not None
     )
     if checkpoint.format.startswith("pytorch"):
-        warnings.append("pickled source read through the weights-only loader")
+        warnings.append("pickled source read without running it (ckpt-gui's own reader)")
+        warnings += _shared_storage_warnings(ordered)
     plan = ExportPlan(
         kind=kind,
         source=str(target),
@@ -129,6 +131,22 @@ def plan_from_checkpoint(
         extra={"source_root": str(root), "dtype": dtype, **_distributed_extra(checkpoint)},
     )
     return plan, checkpoint
+
+
+def _shared_storage_warnings(tensors: list[TensorInfo]) -> list[str]:
+    """Tensors that share one torch storage (tied weights): safetensors cannot alias them."""
+    owners: dict[tuple[str, str], str] = {}
+    notes: list[str] = []
+    for info in tensors:
+        if info.storage is None or info.parameters == 0:
+            continue
+        owner = owners.setdefault((info.file, info.storage), info.name)
+        if owner != info.name:
+            notes.append(
+                f"'{info.name}' shares storage with '{owner}' in {info.file}: "
+                "written as a separate copy"
+            )
+    return notes
 
 
 def _disk_order(checkpoint: Checkpoint) -> list[TensorInfo]:
@@ -176,11 +194,17 @@ def _companion_files(
         candidates = [root / name for name in MODEL_FILES if (root / name).is_file()]
     copied: list[tuple[Path, str]] = []
     generated: list[tuple[str, bytes]] = []
-    if given_config and checkpoint.config is not None:
+    if checkpoint.config is not None and (
+        given_config or not any(p.name == "config.json" for p in candidates)
+    ):
+        # The user's --config, or the one a whole-model pickle carries: written so that
+        # from_pretrained loads the output.
         config = dict(checkpoint.config)
         if dtype is not None:
             config = _with_dtype(config, TORCH_DTYPE_NAMES[dtype])
-        generated.append(("config.json", (json.dumps(config, indent=2) + "\n").encode()))
+        generated.append(
+            ("config.json", (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
+        )
     for path in candidates:
         name = path.name
         if given_config and name == "config.json":

@@ -7,6 +7,7 @@ and ``read(path, root=None) -> Checkpoint``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import stat
 from pathlib import Path
 
@@ -19,8 +20,12 @@ READERS = (safetensors, pytorch, index)
 HEAD_BYTES = 64
 
 
-def open_checkpoint(target: str | Path) -> Checkpoint:
-    """Describe the checkpoint at a local path (file or folder) without reading weights."""
+def open_checkpoint(target: str | Path, weights_key: str | None = None) -> Checkpoint:
+    """Describe the checkpoint at a local path (file or folder) without reading weights.
+
+    ``weights_key`` picks the weight set of a PyTorch pickle that holds several
+    (``model``, ``ema``...; see ``core/pickles/weights.py``); None takes the default.
+    """
     path = Path(target).expanduser()
     try:
         info = path.stat()
@@ -31,21 +36,23 @@ def open_checkpoint(target: str | Path) -> Checkpoint:
     if stat.S_ISDIR(info.st_mode):
         kind = distributed.detect(path)
         if kind is not None:
-            checkpoint = distributed_checkpoint.read(path, kind)
+            checkpoint = distributed_checkpoint.read(path, kind, weights_key)
             config = folder.read_config(path)
             if config is not None:
                 checkpoint = dataclasses.replace(checkpoint, config=config)
         else:
-            checkpoint = folder.read(path, open_file)
+            checkpoint = folder.read(path, functools.partial(open_file, weights_key=weights_key))
     else:
-        checkpoint = open_file(path, None)
+        checkpoint = open_file(path, None, weights_key)
         config = folder.read_config(path.parent)
         if config is not None:
             checkpoint = dataclasses.replace(checkpoint, config=config)
+    if weights_key is not None and not checkpoint.format.startswith("pytorch"):
+        raise CheckpointError(target, "--key chooses a weight set in PyTorch pickles only")
     return dataclasses.replace(checkpoint, source=str(target))
 
 
-def open_file(path: Path, root: Path | None) -> Checkpoint:
+def open_file(path: Path, root: Path | None, weights_key: str | None = None) -> Checkpoint:
     """Read one file, choosing the reader from its first bytes."""
     try:
         info = path.stat()
@@ -62,6 +69,8 @@ def open_file(path: Path, root: Path | None) -> Checkpoint:
     except OSError as exc:
         raise CheckpointError(path, exc.strerror or str(exc)) from None
     for reader in READERS:
+        if reader is pytorch and reader.sniff(head):
+            return pytorch.read(path, root, weights_key)
         if reader.sniff(head):
             checkpoint: Checkpoint = reader.read(path, root)
             return checkpoint

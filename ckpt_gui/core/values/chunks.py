@@ -1,8 +1,9 @@
 """Read a tensor's values in bounded chunks, as numpy arrays.
 
-Safetensors are read straight from the file at the header's offsets (no torch
-for the common dtypes); pickled checkpoints go through the safe loader with
-``mmap=True`` so that only the pages touched are read.
+Safetensors and pickled checkpoints alike are read straight from the file (no
+torch for the common dtypes): a pickled tensor's bytes sit in its zip record or
+legacy stream at ``TensorInfo.offset``; strided views are gathered by
+``strided.py``.
 
 ``iter_chunks`` gives independent arrays for one tensor (simple, for the
 statistics panel); ``tensor_stream.TensorStream`` is the fast path for reading
@@ -54,9 +55,12 @@ def iter_chunks(
         return
     path = checkpoint.path_of(tensor)
     if tensor.offset is not None:
+        # Safetensors, and contiguous tensors of pickles: one run of bytes in the file.
         yield from _safetensors_chunks(path, tensor, chunk_elements)
+    elif tensor.strided:
+        yield from _strided_chunks(path, tensor, chunk_elements)
     else:
-        yield from _pickle_chunks(path, tensor, chunk_elements)
+        raise CheckpointError(path, f"tensor '{tensor.name}': its bytes cannot be located")
 
 
 def decode(raw: bytes, dtype: str) -> np.ndarray[Any, Any]:
@@ -125,30 +129,13 @@ def _safetensors_chunks(
         raise CheckpointError(path, exc.strerror or str(exc)) from None
 
 
-def _pickle_chunks(
+def _strided_chunks(
     path: Path, tensor: TensorInfo, chunk_elements: int
-) -> Iterator[np.ndarray[Any, Any]]:
-    import torch
+) -> Iterator[np.ndarray[Any, np.dtype[Any]]]:
+    from ckpt_gui.core.values.strided import strided_bytes
 
-    from ckpt_gui.core.pickles.torch_load import MappedPickle
-
-    pickle = MappedPickle(path)
-    try:
-        value = pickle.get(tensor.name)
-        if value is None:
-            raise CheckpointError(path, f"tensor '{tensor.name}' is not in the file")
-        flat = value.reshape(-1)
-        for start in range(0, flat.numel(), chunk_elements):
-            pickle.check()  # before touching mapped pages
-            piece = flat[start : start + chunk_elements]
-            if piece.dtype in (torch.bfloat16, torch.float16) or (
-                piece.dtype.is_floating_point and piece.element_size() == 1
-            ):
-                piece = piece.float()
-            else:
-                # A copy: the consumer may still hold it after the file is released.
-                piece = piece.clone()
-            yield piece.numpy()
-        del value, flat
-    finally:
-        pickle.close()
+    raw = strided_bytes(path, tensor)
+    item_size = tensor.nbytes // tensor.parameters if tensor.parameters else 1
+    step = chunk_elements * item_size
+    for start in range(0, raw.size, step):
+        yield decode(raw[start : start + step].tobytes(), tensor.dtype)

@@ -24,6 +24,7 @@ from ckpt_gui.core.formats import open_checkpoint
 from ckpt_gui.core.jobs import run_to_completion
 from ckpt_gui.core.values.stats import compute_stats
 from tests.support.cli import REPO_ROOT
+from tests.support.distributed_fixtures import zero_oracle
 
 
 def _dcp_oracle(folder: Path, tmp_path: Path) -> dict[str, Any]:
@@ -34,10 +35,10 @@ def _dcp_oracle(folder: Path, tmp_path: Path) -> dict[str, Any]:
     return dict(torch.load(tmp_path / "oracle.pt", weights_only=True)["model"])
 
 
-def _zero_oracle(folder: Path) -> dict[str, Any]:
-    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+def _zero_oracle(folder: Path, tmp_path: Path) -> dict[str, Any]:
+    import torch
 
-    return dict(get_fp32_state_dict_from_zero_checkpoint(str(folder)))
+    return dict(torch.load(zero_oracle(folder, tmp_path / "zero.pt"), weights_only=True))
 
 
 def _merged(folder: Path, out: Path, **options: Any) -> dict[str, Any]:
@@ -137,7 +138,7 @@ def test_statistics_of_a_dcp_tensor(dcp_dir: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize("stage", [2, 3])
 def test_zero_fp32_weights_equal_deepspeeds_own(stage: int, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     folder: Path = request.getfixturevalue(f"zero{stage}_dir")
-    oracle = _zero_oracle(folder)
+    oracle = _zero_oracle(folder, tmp_path)
     checkpoint = open_checkpoint(folder)
     assert checkpoint.format == f"deepspeed-zero{stage}"
     assert checkpoint.metadata["deepspeed"]["tag"] == "global_step1"

@@ -38,7 +38,7 @@ def read(folder: Path, kind: str, weight_set: str | None = None) -> Checkpoint:
     metadata: dict[str, Any] = {
         kind: facts,
         "weight_set": chosen,
-        "weight_sets": sets,
+        "weight_sets": [_summary(name, kind, chosen, tensors) for name in sets],
         "chunks": {
             name: {"count": len(layout.pieces), "files": list(layout.files)}
             for name, layout in layouts.items()
@@ -54,6 +54,18 @@ def read(folder: Path, kind: str, weight_set: str | None = None) -> Checkpoint:
         metadata=metadata,
         warnings=tuple(warnings),
     )
+
+
+def _summary(name: str, kind: str, chosen: str, tensors: tuple[TensorInfo, ...]) -> dict[str, Any]:
+    """One weight set as the pickle reader describes its own (``pickles/weights.py``)."""
+    listed = name == chosen
+    return {
+        "key": name,
+        "kind": f"{kind} {'weights' if name in ('model', TOP_LEVEL, 'fp32', 'module') else 'state'}",
+        "tensors": len(tensors) if listed else None,
+        "parameters": sum(t.parameters for t in tensors) if listed else None,
+        "class": None,
+    }
 
 
 def layouts(checkpoint: Checkpoint) -> tuple[dict[str, TensorLayout], dict[str, Piece]]:
