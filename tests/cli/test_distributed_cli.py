@@ -40,3 +40,19 @@ def test_missing_rank_file_is_one_line_and_writes_nothing(dcp_dir: Path, tmp_pat
     done = run_cli("export", "safetensors", str(copy), str(out))
     assert_one_line_error(done, "__0_0.distcp", "missing")
     assert not out.exists()
+
+
+def test_zero2_module_weights_by_key(zero2_dir: Path) -> None:
+    done = run_cli("inspect", str(zero2_dir), "--json", "--key", "module")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["format"] == "deepspeed-zero2"
+    assert data["metadata"]["weight_set"] == "module"
+    assert {t["dtype"] for t in data["tensors"]} == {"BF16"}
+    assert [s["key"] for s in data["metadata"]["weight_sets"]] == ["fp32", "module"]
+
+
+def test_a_step_folder_opens_its_own_tag(zero3_dir: Path) -> None:
+    done = run_cli("inspect", str(zero3_dir / "global_step1"), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["metadata"]["deepspeed"]["tag"] == "global_step1"

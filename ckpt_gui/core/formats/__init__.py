@@ -47,8 +47,10 @@ def open_checkpoint(target: str | Path, weights_key: str | None = None) -> Check
         config = folder.read_config(path.parent)
         if config is not None:
             checkpoint = dataclasses.replace(checkpoint, config=config)
-    if weights_key is not None and not checkpoint.format.startswith("pytorch"):
-        raise CheckpointError(target, "--key chooses a weight set in PyTorch pickles only")
+    if weights_key is not None and not checkpoint.format.startswith(("pytorch", "dcp", "deepspeed")):
+        raise CheckpointError(
+            target, "--key chooses a weight set in PyTorch pickles and DCP/DeepSpeed folders only"
+        )
     return dataclasses.replace(checkpoint, source=str(target))
 
 
