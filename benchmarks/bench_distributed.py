@@ -36,8 +36,9 @@ def rank_main(rank, out, shapes, port):
     for name, shape in shapes.items():
         rows = shape[0] // 2 + (shape[0] % 2 if rank == 0 else 0)
         local = torch.randn((rows, *shape[1:]), generator=generator) * 0.02
+        stride = torch.empty(shape, device="meta").stride()
         state[name] = DTensor.from_local(local, mesh, [Shard(0)], run_check=False,
-                                         shape=torch.Size(shape), stride=None)
+                                         shape=torch.Size(shape), stride=stride)
     dcp.save({"model": state}, checkpoint_id=out)
     dist.destroy_process_group()
 

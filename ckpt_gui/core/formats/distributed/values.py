@@ -26,6 +26,48 @@ from ckpt_gui.core.pickles.reconstruct import TensorRef
 ZIP_MAGIC = b"PK\x03\x04"
 
 
+class _Window(io.RawIOBase):
+    """``length`` bytes of ``stream`` from ``base``, as a seekable file of their own."""
+
+    def __init__(self, stream: Any, base: int, length: int) -> None:
+        self.stream, self.base, self.length, self.position = stream, base, length, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        origin = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.length}[whence]
+        self.position = max(0, min(self.length, origin + offset))
+        return self.position
+
+    def readinto(self, buffer: Any) -> int:
+        count = min(len(buffer), self.length - self.position)
+        if count <= 0:
+            return 0
+        self.stream.seek(self.base + self.position)
+        done: int = self.stream.readinto(memoryview(buffer)[:count])
+        self.position += done
+        return done
+
+
+def _contiguous_target(
+    out: np.ndarray[Any, np.dtype[np.uint8]], layout: TensorLayout, piece: Piece, item: int
+) -> np.ndarray[Any, np.dtype[np.uint8]] | None:
+    """Where a chunk goes in ``out`` when it is one run of bytes there (FSDP's row shards)."""
+    offsets, sizes = piece.box_offsets, piece.box_sizes
+    assert offsets is not None and sizes is not None
+    if not layout.shape or any(o != 0 for o in offsets[1:]) or sizes[1:] != layout.shape[1:]:
+        return None
+    row = math.prod(layout.shape[1:]) * item
+    return out[offsets[0] * row : (offsets[0] + sizes[0]) * row]
+
+
 class PieceReader:
     """Reads pieces of one checkpoint folder; keeps the files it opened until ``close``."""
 
@@ -57,31 +99,52 @@ class PieceReader:
         full = cells.reshape(layout.shape)
         for piece in layout.pieces:
             if piece.box_sizes is not None and piece.box_offsets is not None:
-                box = self._box(layout, piece, item)
-                where = tuple(
-                    slice(o, o + s) for o, s in zip(piece.box_offsets, piece.box_sizes, strict=True)
-                )
-                full[where] = box
+                target = _contiguous_target(out, layout, piece, item)
+                box = self._box(layout, piece, item, target)
+                if box is not None:
+                    where = tuple(
+                        slice(o, o + s)
+                        for o, s in zip(piece.box_offsets, piece.box_sizes, strict=True)
+                    )
+                    full[where] = box
+            elif not piece.key or piece.key == layout.dtype:
+                start = piece.flat_start * item
+                self._read_into(piece.file, piece.offset, out[start : start + piece.length])
             else:
                 values = self._flat(layout, piece, item)
                 cells[piece.flat_start : piece.flat_start + piece.flat_count] = values
         return out
 
     # -- pieces --------------------------------------------------------------------------
-    def _read(self, file: str, offset: int, length: int) -> bytes:
+    def _stream(self, file: str) -> Any:
         stream = self._files.get(file)
-        path = self.folder / file
         if stream is None:
+            path = self.folder / file
             try:
-                stream = path.open("rb")
+                stream = path.open("rb", buffering=0)
             except OSError as exc:
                 raise CheckpointError(path, exc.strerror or str(exc)) from None
             self._files[file] = stream
+        return stream
+
+    def _read(self, file: str, offset: int, length: int) -> bytes:
+        out = np.empty(length, dtype=np.uint8)
+        self._read_into(file, offset, out)
+        return out.tobytes()
+
+    def _read_into(self, file: str, offset: int, view: np.ndarray[Any, np.dtype[np.uint8]]) -> None:
+        """Fill ``view`` from ``offset`` in ``file``: straight into the output, no copy."""
+        stream = self._stream(file)
         stream.seek(offset)
-        data: bytes = stream.read(length)
-        if len(data) != length:
-            raise CheckpointError(path, f"file ends inside a chunk (at byte {offset + len(data):,})")
-        return data
+        target = memoryview(view)  # type: ignore[arg-type]
+        done = 0
+        while done < len(target):
+            count = stream.readinto(target[done:])
+            if not count:
+                raise CheckpointError(
+                    self.folder / file, f"file ends inside a chunk (at byte {offset + done:,})"
+                )
+            done += count
 
     def _flat(self, layout: TensorLayout, piece: Piece, item: int) -> np.ndarray[Any, Any]:
         raw = self._read(piece.file, piece.offset, piece.length)
@@ -95,18 +158,32 @@ class PieceReader:
             raise CheckpointError(self.folder, f"'{layout.name}': cannot convert {source}")
         return widened.view(np.dtype("V4"))
 
-    def _box(self, layout: TensorLayout, piece: Piece, item: int) -> np.ndarray[Any, Any]:
+    def _box(
+        self,
+        layout: TensorLayout,
+        piece: Piece,
+        item: int,
+        target: np.ndarray[Any, np.dtype[np.uint8]] | None,
+    ) -> np.ndarray[Any, Any] | None:
+        """The chunk's values, or None when they were read straight into ``target``."""
         assert piece.box_sizes is not None
         head = self._read(piece.file, piece.offset, min(4, piece.length))
         if head == ZIP_MAGIC:
-            return self._torch_save_box(layout, piece, item)
+            return self._torch_save_box(layout, piece, item, target)
         return self._safetensors_box(layout, piece, item)
 
-    def _torch_save_box(self, layout: TensorLayout, piece: Piece, item: int) -> np.ndarray[Any, Any]:
+    def _torch_save_box(
+        self,
+        layout: TensorLayout,
+        piece: Piece,
+        item: int,
+        target: np.ndarray[Any, np.dtype[np.uint8]] | None,
+    ) -> np.ndarray[Any, Any] | None:
         assert piece.box_sizes is not None
         path = self.folder / piece.file
-        blob = self._read(piece.file, piece.offset, piece.length)
-        archive = read_torch_stream(path, io.BytesIO(blob), len(blob))
+        # Only the archive's directory and pickle are read here; the data stays on disk.
+        window = _Window(self._stream(piece.file), piece.offset, piece.length)
+        archive = read_torch_stream(path, window, piece.length)
         ref = archive.value
         if not isinstance(ref, TensorRef):
             raise CheckpointError(path, f"chunk of '{layout.name}' holds no tensor")
@@ -117,10 +194,15 @@ class PieceReader:
                 f"{layout.dtype} {list(piece.box_sizes)}",
             )
         span = archive.storages[ref.storage.key]
-        storage = np.frombuffer(blob, dtype=np.dtype(f"V{item}"), count=span.nbytes // item,
-                                offset=span.offset)
-        if ref.extent() > storage.size:
+        if ref.extent() * item > span.nbytes:
             raise CheckpointError(path, f"chunk of '{layout.name}' reaches past its storage")
+        start = piece.offset + span.offset
+        if target is not None and ref.contiguous:
+            self._read_into(piece.file, start + ref.offset * item, target)
+            return None
+        raw = np.empty(span.nbytes, dtype=np.uint8)
+        self._read_into(piece.file, start, raw)
+        storage = raw.view(np.dtype(f"V{item}"))
         return np.lib.stride_tricks.as_strided(
             storage[ref.offset :],
             shape=ref.shape,
