@@ -16,7 +16,7 @@ from ckpt_gui.core.export.distributed import DistributedTensors
 from ckpt_gui.core.export.engine import ExportOptions, ExportResult, run_export
 from ckpt_gui.core.export.pickled import PickledTensors
 from ckpt_gui.core.export.plan import ExportPlan
-from ckpt_gui.core.export.renames import RenameLike
+from ckpt_gui.core.export.renames import RenameRuleLike
 from ckpt_gui.core.export.sources import plan_from_checkpoint
 from ckpt_gui.core.jobs import Job
 
@@ -27,7 +27,7 @@ def plan_convert(
     dtype: str,
     *,
     max_shard_size: int | None = None,
-    renames: Iterable[RenameLike] | None = None,
+    renames: Iterable[RenameRuleLike] | None = None,
     overwrite: bool = False,
     subtree: str | None = None,
     config: str | Path | None = None,
@@ -54,7 +54,7 @@ def plan_reshard(
     output: str | Path,
     max_shard_size: int,
     *,
-    renames: Iterable[RenameLike] | None = None,
+    renames: Iterable[RenameRuleLike] | None = None,
     overwrite: bool = False,
     subtree: str | None = None,
     config: str | Path | None = None,
@@ -79,7 +79,7 @@ def plan_safetensors(
     output: str | Path,
     *,
     max_shard_size: int | None = None,
-    renames: Iterable[RenameLike] | None = None,
+    renames: Iterable[RenameRuleLike] | None = None,
     overwrite: bool = False,
     subtree: str | None = None,
     config: str | Path | None = None,
@@ -121,7 +121,7 @@ def convert(
     dtype: str,
     *,
     max_shard_size: int | None = None,
-    renames: Iterable[RenameLike] | None = None,
+    renames: Iterable[RenameRuleLike] | None = None,
     options: ExportOptions | None = None,
 ) -> Job[ExportResult]:
     options = options or ExportOptions()
@@ -141,7 +141,7 @@ def reshard(
     output: str | Path,
     max_shard_size: int,
     *,
-    renames: Iterable[RenameLike] | None = None,
+    renames: Iterable[RenameRuleLike] | None = None,
     options: ExportOptions | None = None,
 ) -> Job[ExportResult]:
     options = options or ExportOptions()
@@ -156,7 +156,7 @@ def to_safetensors(
     output: str | Path,
     *,
     max_shard_size: int | None = None,
-    renames: Iterable[RenameLike] | None = None,
+    renames: Iterable[RenameRuleLike] | None = None,
     options: ExportOptions | None = None,
 ) -> Job[ExportResult]:
     options = options or ExportOptions()
