@@ -97,7 +97,7 @@ def _no_weights_problem(archive: TorchArchive, sets: list[WeightSet], key: str |
         return "contains an empty dict: no tensors"
     if isinstance(value, dict):
         return "no state dict found (no entry holds a dict of tensors or a model)"
-    return f"contains {_kind(value)}, with no tensors in it"
+    return f"contains {_kind(value)}, not a state dict or a model"
 
 
 def _kind(value: Any) -> str:
@@ -165,7 +165,7 @@ def summarize(value: Any, sets: list[WeightSet]) -> Any:
             v is None or isinstance(v, bool | int | float | str) for v in rendered.values()
         ):
             return f"dict with {len(rendered)} entries"
-    if isinstance(rendered, list) and len(rendered) > 50:
+    if isinstance(value, list | tuple):
         return f"{type(value).__name__} of {len(value)} items"
     return rendered
 

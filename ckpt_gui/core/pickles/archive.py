@@ -170,7 +170,7 @@ def _read_zip(path: Path, stream: Any, size: int, limits: PickleLimits) -> Torch
     folder = records[0].filename.split("/", 1)[0] + "/"
     pickle_record = first.get(folder + "data.pkl")
     if pickle_record is None:
-        raise CheckpointError(path, f"zip archive has no {folder}data.pkl: not a torch file")
+        raise CheckpointError(path, "zip archive has no data.pkl: not a torch checkpoint")
     byteorder = first.get(folder + "byteorder")
     if byteorder is not None and _member_bytes(path, stream, byteorder, size, 16) == b"big":
         raise CheckpointError(path, "big-endian checkpoint: not supported")
