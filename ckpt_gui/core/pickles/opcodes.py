@@ -201,6 +201,28 @@ def _scan_legacy(path: Path, result: PickleScan) -> None:
             _walk(stream, result.globals)
 
 
+def scan_prefix(path: Path, limit: int) -> tuple[PickleScan, bool]:
+    """Walk the first ``limit`` bytes as torch's legacy loader would walk the file.
+
+    For files that parse as something else (safetensors): a bounded walk, so a
+    large file costs at most ``limit`` bytes. Returns the scan and whether the
+    walk ended inside those bytes (STOP or a malformed opcode); False means it
+    ran off their end and the file cannot be judged from them.
+    """
+    result = PickleScan()
+    with path.open("rb") as stream:
+        data = stream.read(limit)
+        whole = len(data) < limit or not stream.read(1)
+    try:
+        _walk(io.BytesIO(data), result.globals)
+    except EOFError:
+        return result, whole
+    except (ValueError, UnicodeDecodeError, IndexError, KeyError):
+        pass  # torch's unpickler fails here too
+    result.globals = _unique(result.globals)
+    return result, True
+
+
 def scan_file(path: Path) -> list[str]:
     """Globals of a torch checkpoint's pickles; a malformed pickle raises CheckpointError."""
     scanned = scan_pickle_file(path)
