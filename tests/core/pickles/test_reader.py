@@ -81,7 +81,7 @@ def test_embedded_config_rebuilds_the_same_model(tmp_path: Path) -> None:
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    path, model, oracle = fx.whole_model(tmp_path)
+    path, _, oracle = fx.whole_model(tmp_path)
     values = dict(open_checkpoint(path).config or {})
     rebuilt_config = AutoConfig.for_model(values.pop("model_type"), **values)
     with torch.device("meta"):
