@@ -70,7 +70,11 @@ def read_file(path: Path, relative: str) -> tuple[list[TensorInfo], dict[str, An
 
 def read_contents(path: Path, relative: str, weights_key: str | None) -> TorchFileContents:
     """Everything ckpt-gui shows of one torch file; ``weights_key`` picks the weight set."""
-    archive = read_torch_file(path)
+    try:
+        archive = read_torch_file(path)
+    except CheckpointError:
+        _refuse_if_dangerous(path)  # a file we cannot read may still be one torch would run
+        raise
     pickle_globals = [classify(name) for name in dict.fromkeys(archive.globals)]
     dangers = [g.name for g in pickle_globals if g.group == CODE]
     if dangers:
@@ -86,6 +90,18 @@ def read_contents(path: Path, relative: str, weights_key: str | None) -> TorchFi
     config = contents.find_config(archive.value, chosen)
     warnings = _warnings(pickle_globals, sets, chosen)
     return TorchFileContents(tensors, metadata, pickle_globals, archive.kind, config, warnings)
+
+
+def _refuse_if_dangerous(path: Path) -> None:
+    from ckpt_gui.core.pickles.opcodes import scan_pickle_file
+
+    try:
+        names = scan_pickle_file(path).globals
+    except CheckpointError:
+        return
+    dangers = [name for name in names if classify(name).group == CODE]
+    if dangers:
+        raise UnsafePickleError(path, dangers)
 
 
 def _no_weights_problem(archive: TorchArchive, sets: list[WeightSet], key: str | None) -> str:

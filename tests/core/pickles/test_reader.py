@@ -200,7 +200,7 @@ imports = []
 def audit(event, args):
     if event == "import":
         imports.append(args[0])
-    if event in ("os.system", "subprocess.Popen", "exec", "compile"):
+    if event in ("os.system", "os.exec", "os.posix_spawn", "subprocess.Popen"):
         imports.append("EVENT:" + event)
 sys.addaudithook(audit)
 tensors = 0
@@ -225,5 +225,5 @@ print(json.dumps({"imports": sorted(set(imports)), "tensors": tensors,
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["tensors"] > 50
     assert not result["torch"] and not result["transformers"]
-    named = {"torch", "transformers", "argparse", "ghostpkg_models", "numpy._core.multiarray"}
-    assert not [m for m in result["imports"] if m.split(".")[0] in named or "EVENT" in m], result
+    # Only our own modules, imported lazily; nothing the files name, nothing run.
+    assert all(m.startswith("ckpt_gui.") for m in result["imports"]), result
