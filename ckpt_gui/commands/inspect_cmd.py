@@ -83,7 +83,9 @@ def render_text(checkpoint: Checkpoint, depth: int | None = None) -> str:
 
 
 # Shown by --json and as the weight-set line; too long for one metadata line each.
-PICKLE_DETAIL_KEYS = frozenset({"pickle_contents", "module_classes", "weight_sets", "weight_set"})
+PICKLE_DETAIL_KEYS = frozenset(
+    {"pickle_contents", "module_classes", "weight_sets", "weight_set", "embedded_config"}
+)
 
 
 def _weight_set_lines(checkpoint: Checkpoint) -> list[str]:

@@ -38,7 +38,9 @@ def open_checkpoint(target: str | Path, weights_key: str | None = None) -> Check
         checkpoint = open_file(path, None, weights_key)
         config = folder.read_config(path.parent)
         if config is not None:
-            checkpoint = dataclasses.replace(checkpoint, config=config)
+            # A config.json beside the file wins over one embedded in a pickle.
+            metadata = {k: v for k, v in checkpoint.metadata.items() if k != "embedded_config"}
+            checkpoint = dataclasses.replace(checkpoint, config=config, metadata=metadata)
     if weights_key is not None and not checkpoint.format.startswith("pytorch"):
         raise CheckpointError(target, "--key chooses a weight set in PyTorch pickles only")
     return dataclasses.replace(checkpoint, source=str(target))

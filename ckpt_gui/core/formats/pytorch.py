@@ -88,6 +88,8 @@ def read_contents(path: Path, relative: str, weights_key: str | None) -> TorchFi
     ]
     metadata = _metadata(archive, sets, chosen)
     config = contents.find_config(archive.value, chosen)
+    if config is not None:
+        metadata["embedded_config"] = True
     warnings = _warnings(pickle_globals, sets, chosen)
     return TorchFileContents(tensors, metadata, pickle_globals, archive.kind, config, warnings)
 

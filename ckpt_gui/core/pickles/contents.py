@@ -137,6 +137,7 @@ class _Renderer:
                 k: v
                 for k, v in attributes.items()
                 if k not in _MODULE_NOISE
+                and not k.startswith("_")
                 and not isinstance(v, TensorRef)
                 and not is_torchscript_object(v)
             }
