@@ -166,12 +166,12 @@ def _read_zip(path: Path, stream: Any, size: int, limits: PickleLimits) -> Torch
     if not records:
         raise CheckpointError(path, "zip archive is empty")
     # torch 2.13 reads the last of duplicate records (tests/core/pickles/test_judged_as_torch.py).
-    first: dict[str, zipfile.ZipInfo] = {r.filename: r for r in records}
+    by_name: dict[str, zipfile.ZipInfo] = {r.filename: r for r in records}
     folder = records[0].filename.split("/", 1)[0] + "/"
-    pickle_record = first.get(folder + "data.pkl")
+    pickle_record = by_name.get(folder + "data.pkl")
     if pickle_record is None:
         raise CheckpointError(path, "zip archive has no data.pkl: not a torch checkpoint")
-    byteorder = first.get(folder + "byteorder")
+    byteorder = by_name.get(folder + "byteorder")
     if byteorder is not None and _member_bytes(path, stream, byteorder, size, 16) == b"big":
         raise CheckpointError(path, "big-endian checkpoint: not supported")
     globals_: list[str] = []
@@ -182,8 +182,8 @@ def _read_zip(path: Path, stream: Any, size: int, limits: PickleLimits) -> Torch
     kind = "zip"
     constants: Any = None
     refs = dict(storages.refs)
-    constants_record = first.get(folder + "constants.pkl")
-    if constants_record is not None or any(n.startswith(folder + "code/") for n in first):
+    constants_record = by_name.get(folder + "constants.pkl")
+    if constants_record is not None or any(n.startswith(folder + "code/") for n in by_name):
         kind = "torchscript"
     if constants_record is not None:
         constant_storages = _Storages(path, "constants/")
@@ -193,10 +193,10 @@ def _read_zip(path: Path, stream: Any, size: int, limits: PickleLimits) -> Torch
         globals_ += constants_result.globals
         refs.update(constant_storages.refs)
     spans = {
-        key: _zip_span(path, stream, first.get(folder + key), ref, size)
+        key: _zip_span(path, stream, by_name.get(folder + key), ref, size)
         for key, ref in refs.items()
     }
-    return TorchArchive(path, kind, result.value, spans, globals_, constants, list(first))
+    return TorchArchive(path, kind, result.value, spans, globals_, constants, list(by_name))
 
 
 def _data_start(path: Path, stream: Any, record: zipfile.ZipInfo, size: int) -> int:
