@@ -20,7 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 LIMIT = 1 << 30
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS and ru_maxrss in KiB")
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS and /proc/self/status")
 
 CHILD = """
 import json, resource, sys
@@ -37,7 +37,9 @@ try:
 except CheckpointError as exc:
     out["error"] = str(exc)
 out["risk_safe"] = pickle_risk(sys.argv[2]).safe
-out["maxrss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# VmHWM: this process's own peak (ru_maxrss would carry over the parent's across exec).
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
+out["maxrss"] = int(hwm.split()[1]) * 1024
 print(json.dumps(out))
 """
 
