@@ -166,3 +166,14 @@ def torchscript_module(folder: Path) -> tuple[Path, dict[str, Any]]:
     path = folder / "scripted.pt"
     torch.jit.save(traced, str(path))
     return path, dict(torch.jit.load(str(path)).state_dict())
+
+
+def omegaconf_checkpoint(folder: Path) -> Path:
+    """Lightning/Hydra style: a state dict beside an OmegaConf ``DictConfig``."""
+    import torch
+    from omegaconf import OmegaConf
+
+    path = folder / "lightning.ckpt"
+    config = OmegaConf.create({"model": {"lr": 0.001}, "trainer": {"max_epochs": 3}})
+    torch.save({"state_dict": torch.nn.Linear(2, 2).state_dict(), "hyper_parameters": config}, path)
+    return path

@@ -186,6 +186,7 @@ def test_listing_and_stats_import_neither_torch_nor_the_files_modules(tmp_path: 
         fx.ghost_class_checkpoint(tmp_path)[0],
         fx.views_checkpoint(tmp_path)[0],
         fx.torchscript_module(tmp_path)[0],
+        fx.omegaconf_checkpoint(tmp_path),
     ]
     script = """
 import json, sys
@@ -227,3 +228,19 @@ print(json.dumps({"imports": sorted(set(imports)), "tensors": tensors,
     assert not result["torch"] and not result["transformers"]
     # Only our own modules, imported lazily; nothing the files name, nothing run.
     assert all(m.startswith("ckpt_gui.") for m in result["imports"]), result
+
+
+def test_lightning_checkpoint_with_omegaconf_hyper_parameters(tmp_path: Path) -> None:
+    import torch
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.create({"model": {"lr": 0.001, "layers": [4, 3]}, "name": "run-1"})
+    weights = torch.nn.Linear(3, 2).state_dict()
+    path = tmp_path / "epoch=3.ckpt"
+    torch.save({"state_dict": weights, "hyper_parameters": config, "epoch": 3}, path)
+    checkpoint = open_checkpoint(path)
+    assert_matches_torch(checkpoint, dict(weights))
+    shown = checkpoint.metadata["hyper_parameters"]
+    assert shown.pop("__class__") == "omegaconf.dictconfig.DictConfig"
+    shown["model"].pop("__class__")
+    assert shown == OmegaConf.to_container(config)
