@@ -72,6 +72,11 @@ def refusal_reason(name: str) -> str:
     return reason_for(name, group_of(name)) or "not on the weights-only allow list"
 
 
+def walk_globals(stream: IO[bytes], found: list[str]) -> None:
+    """Walk one pickle to its STOP, appending every global met to ``found`` (see ``_walk``)."""
+    _walk(stream, found)
+
+
 def _walk(stream: IO[bytes], found: list[str]) -> None:
     """Walk one pickle to its STOP, appending every global to ``found`` as it is met.
 
@@ -199,28 +204,6 @@ def _scan_legacy(path: Path, result: PickleScan) -> None:
             if stream.tell() > _MAX_PICKLE_BYTES:
                 raise CheckpointError(path, "pickle data is too large")
             _walk(stream, result.globals)
-
-
-def scan_prefix(path: Path, limit: int) -> tuple[PickleScan, bool]:
-    """Walk the first ``limit`` bytes as torch's legacy loader would walk the file.
-
-    For files that parse as something else (safetensors): a bounded walk, so a
-    large file costs at most ``limit`` bytes. Returns the scan and whether the
-    walk ended inside those bytes (STOP or a malformed opcode); False means it
-    ran off their end and the file cannot be judged from them.
-    """
-    result = PickleScan()
-    with path.open("rb") as stream:
-        data = stream.read(limit)
-        whole = len(data) < limit or not stream.read(1)
-    try:
-        _walk(io.BytesIO(data), result.globals)
-    except EOFError:
-        return result, whole
-    except (ValueError, UnicodeDecodeError, IndexError, KeyError):
-        pass  # torch's unpickler fails here too
-    result.globals = _unique(result.globals)
-    return result, True
 
 
 def scan_file(path: Path) -> list[str]:

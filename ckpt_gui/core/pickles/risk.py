@@ -26,10 +26,8 @@ from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.formats import folder, index, safetensors
 from ckpt_gui.core.model import PickleGlobal
 from ckpt_gui.core.pickles.groups import CLASS, CODE, DATA, classify
-from ckpt_gui.core.pickles.opcodes import PickleScan, scan_pickle_file, scan_prefix
-
-# A safetensors file is walked as a pickle over its header and this much more.
-SAFETENSORS_WALK_SLACK = 1 << 20
+from ckpt_gui.core.pickles.opcodes import PickleScan, scan_pickle_file
+from ckpt_gui.core.pickles.polyglot import walk_as_torch
 
 
 @dataclass(frozen=True)
@@ -185,19 +183,19 @@ def _judge_safetensors(file: Path) -> FileRisk:
     """A real safetensors file fails as a pickle within its header; a polyglot does not."""
     with file.open("rb") as stream:
         header_length = int.from_bytes(stream.read(8), "little")
-    limit = 8 + min(header_length, 100_000_000) + SAFETENSORS_WALK_SLACK
-    scanned, ended = scan_prefix(file, limit)
-    if not ended:
+    walk = walk_as_torch(file, header_length, file.stat().st_size)
+    if not walk.judged:
         return FileRisk(
             str(file),
             "unknown",
             problems=(
                 f"parses as safetensors, but torch.load would unpickle more than its first "
-                f"{limit:,} bytes: cannot be judged",
+                f"{walk.limit:,} bytes: cannot be judged",
             ),
         )
-    if not scanned.globals:
+    if not walk.globals:
         return FileRisk(str(file), "safetensors")
+    scanned = PickleScan(list(dict.fromkeys(walk.globals)))
     return _pickle_risk(file, scanned, True)
 
 

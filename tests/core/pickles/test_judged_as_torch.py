@@ -152,3 +152,36 @@ def test_unreadable_file_is_not_safe(tmp_path: Path) -> None:
     assert not report.safe and report.dangerous
     with pytest.raises(CheckpointError):
         open_checkpoint(path)
+
+
+def polyglot_bytes(marker: Path) -> bytes:
+    """Sniffs as safetensors (8-byte length, then '{'), but is a pickle from byte 0.
+
+    Byte 0 is LONG1 and byte 1 its length (7): the integer swallows the rest of the
+    header length and the '{', then the payload calls os.system.
+    """
+    payload = b"0c" + f"{os.system.__module__}\nsystem\n(V touch {marker}\ntR.".encode()
+    head = bytes([0x8A, 7, 0, 0, 0, 0, 0, 0]) + b"{"
+    header_length = 0x8A + (7 << 8)
+    body = payload.ljust(header_length - 1, b" ")
+    return head + body + b"\x00" * 16
+
+
+def test_safetensors_polyglot_is_judged_as_the_pickle_torch_sees(tmp_path: Path) -> None:
+    import pickletools
+
+    from ckpt_gui.core.formats.safetensors import sniff
+
+    marker = tmp_path / "PWNED"
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(polyglot_bytes(marker))
+    assert sniff(path.read_bytes()[:64])
+    # The standard library's own opcode walk (which runs nothing) sees the call torch would make.
+    ops = [(op.name, arg) for op, arg, _ in pickletools.genops(path.read_bytes())]
+    assert ("GLOBAL", f"{os.system.__module__} system") in ops and ("REDUCE", None) in ops
+    report = pickle_risk(path)
+    assert report.files[0].kind == "pickle" and report.dangerous
+    assert [g.name for g in report.group(CODE)] == [SYSTEM]
+    with pytest.raises(UnsafePickleError):
+        open_checkpoint(path)
+    assert not marker.exists()
