@@ -111,7 +111,7 @@ def plan_random_init(
     dtype: str | None = None,
     max_shard_size: int | None = None,
     seed: int = 0,
-    renames: Iterable[rename_rules.RenameLike] | None = None,
+    renames: Iterable[rename_rules.RenameRuleLike] | None = None,
     overwrite: bool = False,
     unit_budget: int = UNIT_BUDGET,
     weights_key: str | None = None,
@@ -210,7 +210,7 @@ def random_init(
     dtype: str | None = None,
     max_shard_size: int | None = None,
     seed: int = 0,
-    renames: Iterable[rename_rules.RenameLike] | None = None,
+    renames: Iterable[rename_rules.RenameRuleLike] | None = None,
     options: ExportOptions | None = None,
 ) -> Job[ExportResult]:
     options = options or ExportOptions()

@@ -8,7 +8,7 @@ set is computed once per pattern in one pass over the tree, and
 ``filterAcceptsRow`` is a set lookup.
 
 Hook for other features: ``set_node_predicate(fn)`` adds a second condition
-(e.g. "show only problems": ``lambda node: model.status_of(node) not in (None, "ok")``).
+(e.g. "show only problems": ``lambda node: model.status_of(node) not in (None, KeyStatus.OK)``).
 """
 
 from __future__ import annotations
