@@ -73,7 +73,10 @@ def resolve_config(
                 "folder or an architecture name such as LlamaForCausalLM)",
             )
         return _finish(
-            f"{checkpoint.source} (own config.json)", dict(checkpoint.config), None, overrides
+            f"{checkpoint.source} ({_own_config_label(checkpoint)})",
+            dict(checkpoint.config),
+            None,
+            overrides,
         )
     text = str(spec)
     path = Path(text).expanduser()
@@ -93,6 +96,12 @@ def resolve_config(
         "no such file or folder, and not an architecture name (like LlamaForCausalLM) "
         "or a Hub repo id (org/name)",
     )
+
+
+def _own_config_label(checkpoint: Checkpoint) -> str:
+    if checkpoint.metadata.get("embedded_config"):
+        return "config embedded in the pickle"
+    return "own config.json"
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

@@ -46,7 +46,9 @@ def open_checkpoint(target: str | Path, weights_key: str | None = None) -> Check
         checkpoint = open_file(path, None, weights_key)
         config = folder.read_config(path.parent)
         if config is not None:
-            checkpoint = dataclasses.replace(checkpoint, config=config)
+            # A config.json beside the file wins over one embedded in a pickle.
+            metadata = {k: v for k, v in checkpoint.metadata.items() if k != "embedded_config"}
+            checkpoint = dataclasses.replace(checkpoint, config=config, metadata=metadata)
     if weights_key is not None and not checkpoint.format.startswith(("pytorch", "dcp", "deepspeed")):
         raise CheckpointError(
             target, "--key chooses a weight set in PyTorch pickles and DCP/DeepSpeed folders only"
@@ -70,6 +72,8 @@ def open_file(path: Path, root: Path | None, weights_key: str | None = None) -> 
             head = stream.read(HEAD_BYTES)
     except OSError as exc:
         raise CheckpointError(path, exc.strerror or str(exc)) from None
+    if safetensors.sniff(head):
+        _refuse_if_torch_would_unpickle(path, head, info.st_size)
     for reader in READERS:
         if reader is pytorch and reader.sniff(head):
             return pytorch.read(path, root, weights_key)
@@ -84,6 +88,27 @@ def open_file(path: Path, root: Path | None, weights_key: str | None = None) -> 
     raise CheckpointError(
         path, f"not a checkpoint: unrecognised content (starts with {_preview(head)})"
     )
+
+
+def _refuse_if_torch_would_unpickle(path: Path, head: bytes, size: int) -> None:
+    """A file torch.load would unpickle is never called safetensors (see pickles/polyglot.py)."""
+    from ckpt_gui.core.errors import UnsafePickleError
+    from ckpt_gui.core.pickles.groups import CODE, classify
+    from ckpt_gui.core.pickles.polyglot import walk_as_torch
+
+    walk = walk_as_torch(path, int.from_bytes(head[:8], "little"), size)
+    names = list(dict.fromkeys(walk.globals))
+    dangers = [n for n in names if classify(n).group == CODE]
+    if dangers:
+        raise UnsafePickleError(path, dangers)
+    if names:
+        raise CheckpointError(
+            path, f"parses as safetensors, but torch.load would unpickle it (names {names[0]})"
+        )
+    if not walk.judged:
+        raise CheckpointError(
+            path, "parses as safetensors, but torch.load would unpickle it: cannot be judged"
+        )
 
 
 def _kind(mode: int) -> str:

@@ -70,7 +70,11 @@ def read_file(path: Path, relative: str) -> tuple[list[TensorInfo], dict[str, An
 
 def read_contents(path: Path, relative: str, weights_key: str | None) -> TorchFileContents:
     """Everything ckpt-gui shows of one torch file; ``weights_key`` picks the weight set."""
-    archive = read_torch_file(path)
+    try:
+        archive = read_torch_file(path)
+    except CheckpointError:
+        _refuse_if_dangerous(path)  # a file we cannot read may still be one torch would run
+        raise
     pickle_globals = [classify(name) for name in dict.fromkeys(archive.globals)]
     dangers = [g.name for g in pickle_globals if g.group == CODE]
     if dangers:
@@ -84,8 +88,22 @@ def read_contents(path: Path, relative: str, weights_key: str | None) -> TorchFi
     ]
     metadata = _metadata(archive, sets, chosen)
     config = contents.find_config(archive.value, chosen)
+    if config is not None:
+        metadata["embedded_config"] = True
     warnings = _warnings(pickle_globals, sets, chosen)
     return TorchFileContents(tensors, metadata, pickle_globals, archive.kind, config, warnings)
+
+
+def _refuse_if_dangerous(path: Path) -> None:
+    from ckpt_gui.core.pickles.opcodes import scan_pickle_file
+
+    try:
+        names = scan_pickle_file(path).globals
+    except CheckpointError:
+        return
+    dangers = [name for name in names if classify(name).group == CODE]
+    if dangers:
+        raise UnsafePickleError(path, dangers)
 
 
 def _no_weights_problem(archive: TorchArchive, sets: list[WeightSet], key: str | None) -> str:
@@ -97,7 +115,7 @@ def _no_weights_problem(archive: TorchArchive, sets: list[WeightSet], key: str |
         return "contains an empty dict: no tensors"
     if isinstance(value, dict):
         return "no state dict found (no entry holds a dict of tensors or a model)"
-    return f"contains {_kind(value)}, with no tensors in it"
+    return f"contains {_kind(value)}, not a state dict or a model"
 
 
 def _kind(value: Any) -> str:
@@ -165,7 +183,7 @@ def summarize(value: Any, sets: list[WeightSet]) -> Any:
             v is None or isinstance(v, bool | int | float | str) for v in rendered.values()
         ):
             return f"dict with {len(rendered)} entries"
-    if isinstance(rendered, list) and len(rendered) > 50:
+    if isinstance(value, list | tuple):
         return f"{type(value).__name__} of {len(value)} items"
     return rendered
 

@@ -6,8 +6,9 @@ in the file, and every global the pickles name. Three layouts:
 
 - zip (torch >= 1.6; also TorchScript): chosen, as torch chooses, by the first
   bytes ``PK\\x03\\x04``. The archive's folder is the first record's; of two
-  records with one name the first counts (torch's order; Python's ``zipfile``
-  would take the last). ``<folder>/data.pkl`` holds the object, storages are
+  records with one name the last one counts: measured with torch 2.13, its
+  reader (miniz) returns the last duplicate, as Python's ``zipfile`` does.
+  pickle-risk walks every record anyway. ``<folder>/data.pkl`` holds the object, storages are
   ``<folder>/data/<key>`` records, stored uncompressed (their bytes are read in
   place). TorchScript archives add ``constants.pkl`` (storages under
   ``constants/``) and ``code/``, which is never read.
@@ -164,14 +165,13 @@ def _read_zip(path: Path, stream: Any, size: int, limits: PickleLimits) -> Torch
         raise CheckpointError(path, f"not a readable torch zip archive ({exc})") from None
     if not records:
         raise CheckpointError(path, "zip archive is empty")
-    first: dict[str, zipfile.ZipInfo] = {}
-    for record in records:
-        first.setdefault(record.filename, record)  # torch reads the first of duplicates
+    # torch 2.13 reads the last of duplicate records (tests/core/pickles/test_judged_as_torch.py).
+    by_name: dict[str, zipfile.ZipInfo] = {r.filename: r for r in records}
     folder = records[0].filename.split("/", 1)[0] + "/"
-    pickle_record = first.get(folder + "data.pkl")
+    pickle_record = by_name.get(folder + "data.pkl")
     if pickle_record is None:
-        raise CheckpointError(path, f"zip archive has no {folder}data.pkl: not a torch file")
-    byteorder = first.get(folder + "byteorder")
+        raise CheckpointError(path, "zip archive has no data.pkl: not a torch checkpoint")
+    byteorder = by_name.get(folder + "byteorder")
     if byteorder is not None and _member_bytes(path, stream, byteorder, size, 16) == b"big":
         raise CheckpointError(path, "big-endian checkpoint: not supported")
     globals_: list[str] = []
@@ -182,8 +182,8 @@ def _read_zip(path: Path, stream: Any, size: int, limits: PickleLimits) -> Torch
     kind = "zip"
     constants: Any = None
     refs = dict(storages.refs)
-    constants_record = first.get(folder + "constants.pkl")
-    if constants_record is not None or any(n.startswith(folder + "code/") for n in first):
+    constants_record = by_name.get(folder + "constants.pkl")
+    if constants_record is not None or any(n.startswith(folder + "code/") for n in by_name):
         kind = "torchscript"
     if constants_record is not None:
         constant_storages = _Storages(path, "constants/")
@@ -193,10 +193,10 @@ def _read_zip(path: Path, stream: Any, size: int, limits: PickleLimits) -> Torch
         globals_ += constants_result.globals
         refs.update(constant_storages.refs)
     spans = {
-        key: _zip_span(path, stream, first.get(folder + key), ref, size)
+        key: _zip_span(path, stream, by_name.get(folder + key), ref, size)
         for key, ref in refs.items()
     }
-    return TorchArchive(path, kind, result.value, spans, globals_, constants, list(first))
+    return TorchArchive(path, kind, result.value, spans, globals_, constants, list(by_name))
 
 
 def _data_start(path: Path, stream: Any, record: zipfile.ZipInfo, size: int) -> int:

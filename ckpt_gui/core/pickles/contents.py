@@ -126,7 +126,14 @@ class _Renderer:
             result[name] = self.render(item, f"{path}.{name}" if path else name, depth + 1)
         return result
 
-    def _object(self, value: PickledObject, path: str, depth: int) -> dict[str, Any]:
+    def _object(self, value: PickledObject, path: str, depth: int) -> Any:
+        if value.name.startswith("omegaconf."):
+            plain = _omegaconf_value(value)
+            if plain is not value:
+                if isinstance(plain, dict):
+                    content = self._mapping(plain.items(), path, depth)
+                    return {"__class__": value.name, **content}
+                return self.render(plain, path, depth + 1)
         result: dict[str, Any] = {"__class__": value.name}
         weights = self.sets.get(id(value))
         if weights is not None:
@@ -137,6 +144,7 @@ class _Renderer:
                 k: v
                 for k, v in attributes.items()
                 if k not in _MODULE_NOISE
+                and not k.startswith("_")
                 and not isinstance(v, TensorRef)
                 and not is_torchscript_object(v)
             }
@@ -150,6 +158,21 @@ class _Renderer:
             result["__items__"] = self.render(list(value.items), path, depth + 1)
         result.update(self._mapping(attributes.items(), path, depth))
         return result
+
+
+def _omegaconf_value(value: PickledObject) -> Any:
+    """An OmegaConf container's content (Lightning/Hydra ``hyper_parameters``), or ``value``.
+
+    DictConfig/ListConfig keep their items in ``_content``, leaf nodes in ``_val``;
+    the rest of their state (parents, flags) is bookkeeping, not configuration.
+    """
+    attributes = value.attributes
+    if "_val" in attributes:
+        return attributes["_val"]
+    content = attributes.get("_content")
+    if isinstance(content, dict | list):
+        return content
+    return value
 
 
 def render(value: Any, weight_sets: list[WeightSet]) -> Any:

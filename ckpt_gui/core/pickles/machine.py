@@ -68,7 +68,7 @@ class Machine:
     # -- low-level reading, every length checked against the bytes present ----------------
 
     def fail(self, problem: str) -> CheckpointError:
-        return CheckpointError(self.name, f"malformed pickle at byte {self.pos:,}: {problem}")
+        return CheckpointError(self.name, f"corrupted pickle data at byte {self.pos:,}: {problem}")
 
     def read(self, count: int) -> bytes:
         if count < 0 or self.pos + count > self.size:

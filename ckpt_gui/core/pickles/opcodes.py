@@ -72,6 +72,11 @@ def refusal_reason(name: str) -> str:
     return reason_for(name, group_of(name)) or "not on the weights-only allow list"
 
 
+def walk_globals(stream: IO[bytes], found: list[str]) -> None:
+    """Walk one pickle to its STOP, appending every global met to ``found`` (see ``_walk``)."""
+    _walk(stream, found)
+
+
 def _walk(stream: IO[bytes], found: list[str]) -> None:
     """Walk one pickle to its STOP, appending every global to ``found`` as it is met.
 

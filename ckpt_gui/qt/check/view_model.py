@@ -52,7 +52,7 @@ class ConfigChoice:
     @property
     def label(self) -> str:
         base = {
-            "own": "its own config.json",
+            "own": "its own config",  # config.json, or the one a whole-model pickle carries
             "path": str(self.spec),
             "hub": f"Hub {self.spec}",
             "architecture": str(self.spec),
