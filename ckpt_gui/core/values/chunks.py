@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ckpt_gui.core.dtypes import BITS_PER_ELEMENT
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.model import Checkpoint, TensorInfo
 
@@ -49,9 +50,7 @@ def iter_chunks(
     from ckpt_gui.core.formats.distributed.checkpoint import is_distributed
 
     if is_distributed(checkpoint):
-        from ckpt_gui.core.formats.distributed.values import iter_distributed_chunks
-
-        yield from iter_distributed_chunks(checkpoint, tensor.name, tensor.dtype, chunk_elements)
+        yield from _distributed_chunks(checkpoint, tensor, chunk_elements)
         return
     path = checkpoint.path_of(tensor)
     if tensor.offset is not None:
@@ -137,5 +136,21 @@ def _strided_chunks(
     raw = strided_bytes(path, tensor)
     item_size = tensor.nbytes // tensor.parameters if tensor.parameters else 1
     step = chunk_elements * item_size
+    for start in range(0, raw.size, step):
+        yield decode(raw[start : start + step].tobytes(), tensor.dtype)
+
+
+def _distributed_chunks(
+    checkpoint: Checkpoint, tensor: TensorInfo, chunk_elements: int
+) -> Iterator[np.ndarray[Any, Any]]:
+    """A DCP/DeepSpeed tensor: assembled from its chunks once, then decoded in chunks."""
+    from ckpt_gui.core.formats.distributed.values import CheckpointPieces
+
+    pieces = CheckpointPieces(checkpoint)
+    try:
+        raw = pieces.tensor_bytes(tensor.name)
+    finally:
+        pieces.close()
+    step = chunk_elements * max(1, BITS_PER_ELEMENT[tensor.dtype] // 8)
     for start in range(0, raw.size, step):
         yield decode(raw[start : start + step].tobytes(), tensor.dtype)

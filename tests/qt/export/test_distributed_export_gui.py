@@ -20,7 +20,10 @@ def test_dialog_merges_a_dcp_folder_with_a_config(qtbot, dcp_dir: Path, tmp_path
     dialog.config_edit.setText(str(dcp_dir.parent / "checkpoint-config"))
     dialog.shard_box.setCurrentText("50KB")
     dialog.replan()
-    qtbot.waitUntil(lambda: dialog.plan is not None or dialog.error is not None, timeout=60_000)
+    qtbot.waitUntil(
+        lambda: not dialog.is_planning and (dialog.plan is not None or dialog.error is not None),
+        timeout=60_000,
+    )
     assert dialog.plan is not None, dialog.error
     assert [name for name, _ in dialog.plan.generated_files] == ["config.json"]
     assert len(dialog.plan.shards) > 1

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,18 @@ from ckpt_gui.core.pickles.archive import read_torch_stream
 from ckpt_gui.core.pickles.reconstruct import TensorRef
 
 ZIP_MAGIC = b"PK\x03\x04"
+
+
+def _bf16_to_f32(raw: bytes) -> np.ndarray[Any, Any]:
+    # bfloat16 is the top half of a float32.
+    return (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
+
+
+def _f16_to_f32(raw: bytes) -> np.ndarray[Any, Any]:
+    return np.frombuffer(raw, dtype="<f2").astype(np.float32)
+
+
+_WIDEN = {"BF16": _bf16_to_f32, "F16": _f16_to_f32}
 
 
 class _Window(io.RawIOBase):
@@ -147,16 +158,13 @@ class PieceReader:
             done += count
 
     def _flat(self, layout: TensorLayout, piece: Piece, item: int) -> np.ndarray[Any, Any]:
+        """A fragment stored in another dtype: DeepSpeed's buffers, widened to float32 (``v.float()``)."""
         raw = self._read(piece.file, piece.offset, piece.length)
-        source = piece.key or layout.dtype
-        if source == layout.dtype:
-            return np.frombuffer(raw, dtype=np.dtype(f"V{item}"))
-        from ckpt_gui.core.values.chunks import decode
-
-        widened = decode(raw, source).astype(np.float32)  # DeepSpeed's buffers: v.float()
-        if layout.dtype != "F32":
-            raise CheckpointError(self.folder, f"'{layout.name}': cannot convert {source}")
-        return widened.view(np.dtype("V4"))
+        if layout.dtype != "F32" or piece.key not in _WIDEN:
+            raise CheckpointError(
+                self.folder, f"'{layout.name}': cannot convert {piece.key} to {layout.dtype}"
+            )
+        return _WIDEN[piece.key](raw).view(np.dtype("V4"))
 
     def _box(
         self,
@@ -253,20 +261,3 @@ class CheckpointPieces:
         if self._reader is not None:
             self._reader.close()
         self._reader = None
-
-
-def iter_distributed_chunks(
-    checkpoint: Any, name: str, dtype: str, chunk_elements: int
-) -> Iterator[np.ndarray[Any, Any]]:
-    """A tensor's values, decoded in chunks (for the statistics panel)."""
-    from ckpt_gui.core.values.chunks import decode
-
-    pieces = CheckpointPieces(checkpoint)
-    try:
-        raw = pieces.tensor_bytes(name)
-    finally:
-        pieces.close()
-    item = max(1, BITS_PER_ELEMENT[dtype] // 8)
-    step = chunk_elements * item
-    for start in range(0, raw.size, step):
-        yield decode(raw[start : start + step].tobytes(), dtype)
