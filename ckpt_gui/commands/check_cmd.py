@@ -11,10 +11,10 @@ import json
 import sys
 
 from ckpt_gui.core.check.config_source import parse_override, resolve_config
+from ckpt_gui.core.check.gguf_names import with_hf_names
 from ckpt_gui.core.check.key_groups import group_keys
 from ckpt_gui.core.check.matching import MatchReport, compare
 from ckpt_gui.core.check.status import KeyStatus
-from ckpt_gui.core.gguf.naming import with_hf_names
 from ckpt_gui.core.targets import open_target
 
 EXIT_OK, EXIT_FINDINGS = 0, 1
@@ -42,13 +42,19 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="override a config value (JSON value, e.g. --set vocab_size=32001); repeatable",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--key",
+        metavar="PATH",
+        default=None,
+        help="weight set of a PyTorch pickle holding several (e.g. model, ema, optimizer); default: the one training code loads",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     overrides = dict(parse_override(text) for text in args.overrides)
     # GGUF: compared under transformers names (built from the model if listing could not).
-    checkpoint = with_hf_names(open_target(args.target))
+    checkpoint = with_hf_names(open_target(args.target, args.key))
     config = resolve_config(args.config, checkpoint, overrides)
     report = compare(checkpoint, config)
     if args.json:

@@ -81,10 +81,20 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "--no-fsync", action="store_true", help="skip fsync of each shard (faster)"
         )
         sub.add_argument("--json", action="store_true", help="print one JSON object")
+        sub.add_argument(
+            "--key",
+            metavar="PATH",
+            default=None,
+            help="weight set of a PyTorch pickle holding several (e.g. model, ema, optimizer); default: the one training code loads",
+        )
         sub.set_defaults(handler=run, renames=[])
 
     random_init = jobs.add_parser("random-init", help="fresh weights from a config")
-    random_init.add_argument("target", metavar="CONFIG", help="config.json or a folder holding one")
+    random_init.add_argument(
+        "target",
+        metavar="CONFIG",
+        help="config.json, a folder holding one, or a PyTorch pickle with an embedded config",
+    )
     common(random_init)
     random_init.add_argument("--dtype", choices=DTYPE_CHOICES, help="default: the config's dtype")
     random_init.add_argument(
@@ -107,7 +117,8 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     common(reshard, shard_required=True)
 
     safetensors = jobs.add_parser(
-        "safetensors", help="pickle (.bin/.pt) or GGUF (dequantized) to safetensors"
+        "safetensors",
+        help="pickle (.bin/.pt), DCP or DeepSpeed folder, or GGUF (dequantized) to safetensors",
     )
     safetensors.add_argument("target", metavar="TARGET", help="checkpoint file or folder")
     common(safetensors)
@@ -116,6 +127,13 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         choices=DTYPE_CHOICES,
         help="GGUF sources only: dtype of the dequantized tensors (default fp32, as transformers)",
     )
+    for sub in (convert, reshard, safetensors):
+        sub.add_argument(
+            "--config",
+            metavar="CONFIG",
+            help="config.json (or a folder holding one) to write beside the weights, "
+            "so from_pretrained loads the result",
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -129,25 +147,31 @@ def run(args: argparse.Namespace) -> int:
         overflow=getattr(args, "on_overflow", "inf"),
     )
     dtype = USER_DTYPE_NAMES[args.dtype] if getattr(args, "dtype", None) else None
-    common = {
+    common: dict[str, Any] = {
         "max_shard_size": args.max_shard_size,
         "renames": args.renames,
         "overwrite": args.overwrite,
     }
+    if getattr(args, "config", None):
+        common["config"] = args.config
     if args.job == "random-init":
         from ckpt_gui.core.export import random_init
 
         plan = random_init.plan_random_init(
-            args.target, args.out, dtype=dtype, seed=args.seed, **common
+            args.target, args.out, dtype=dtype, seed=args.seed, weights_key=args.key, **common
         )
         job = random_init.run_random_init(plan, options)
     else:
         if args.job == "convert":
             assert dtype is not None
-            plan = jobs.plan_convert(args.target, args.out, dtype, **common)
+            plan = jobs.plan_convert(args.target, args.out, dtype, weights_key=args.key, **common)
         elif args.job == "reshard":
-            plan = jobs.plan_reshard(args.target, args.out, **common)
+            plan = jobs.plan_reshard(args.target, args.out, weights_key=args.key, **common)
         elif gguf_source.is_gguf_target(args.target):
+            if "config" in common:
+                raise CheckpointError(
+                    args.target, "--config does not apply to GGUF sources: the file holds its config"
+                )
             plan = gguf_source.plan_gguf_safetensors(args.target, args.out, dtype=dtype, **common)
         elif dtype is not None:
             raise CheckpointError(
@@ -155,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
                 "--dtype applies to GGUF sources; use `export convert` to change dtypes",
             )
         else:
-            plan = jobs.plan_safetensors(args.target, args.out, **common)
+            plan = jobs.plan_safetensors(args.target, args.out, weights_key=args.key, **common)
         job = jobs.run_plan(plan, options)
     if args.dry_run:
         job.close()

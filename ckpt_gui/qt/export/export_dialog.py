@@ -102,6 +102,14 @@ class ExportDialog(QDialog):
         self.subtree_edit = QLineEdit(subtree or "")
         self.subtree_edit.setPlaceholderText("whole checkpoint (or a module, e.g. model.layers.0)")
         self.output_edit = QLineEdit()
+        self.config_edit = QLineEdit()
+        self.config_edit.setPlaceholderText(
+            "config.json written beside the weights (default: the source's own, if any)"
+        )
+        self.config_edit.setToolTip(
+            "Distributed checkpoints (DCP, DeepSpeed) carry no config: name one so that "
+            "from_pretrained loads the merged model"
+        )
         self.dtype_box = QComboBox()
         self.shard_box = QComboBox()
         self.shard_box.setEditable(True)
@@ -132,6 +140,7 @@ class ExportDialog(QDialog):
         self.form.addRow("Source", self._with_browse(self.source_edit, self._browse_source))
         self.form.addRow("Subtree", self.subtree_edit)
         self.form.addRow("Output folder", self._with_browse(self.output_edit, self._browse_output))
+        self.form.addRow("Config", self.config_edit)
         self.form.addRow("Target dtype", self.dtype_box)
         self.form.addRow("Max shard size", self.shard_box)
         self.form.addRow("Seed", self.seed_box)
@@ -180,6 +189,7 @@ class ExportDialog(QDialog):
             self.strip_edit.textChanged,
             self.add_edit.textChanged,
             self.renames_edit.textChanged,
+            self.config_edit.textChanged,
             self.overwrite_box.toggled,
         ):
             signal.connect(self.schedule_plan)
@@ -226,6 +236,7 @@ class ExportDialog(QDialog):
             if kind not in ("random-init", "gguf-safetensors")
             else None,
             renames=self.renames(),
+            config=(self.config_edit.text().strip() or None) if kind != "random-init" else None,
         )
 
     def renames(self) -> list[RenameRule]:
@@ -322,6 +333,7 @@ class ExportDialog(QDialog):
         gguf = kind == "gguf-safetensors"
         self.form.setRowVisible(self.subtree_edit, not random_init and not gguf)
         self.form.setRowVisible(self.dtype_box, kind in DTYPE_KINDS)
+        self.form.setRowVisible(self.config_edit, not random_init and not gguf)
         self.form.setRowVisible(self.seed_box, random_init)
         self.form.setRowVisible(self.overflow_box, kind == "convert")
         holder = self.source_edit.parentWidget()

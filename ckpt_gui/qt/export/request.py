@@ -35,6 +35,7 @@ class ExportRequest:
     overwrite: bool = False
     subtree: str | None = None
     renames: list[RenameRule] = field(default_factory=list)
+    config: str | None = None  # a config.json (or folder) to write beside the weights
 
 
 def make_plan(request: ExportRequest) -> ExportPlan:
@@ -50,6 +51,7 @@ def make_plan(request: ExportRequest) -> ExportPlan:
             **common,
         )
     common["subtree"] = request.subtree
+    common["config"] = request.config
     if request.kind == "convert":
         assert request.dtype is not None
         return plan_convert(

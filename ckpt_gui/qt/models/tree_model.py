@@ -98,6 +98,8 @@ class CheckpointTreeModel(QAbstractItemModel):
         self._inherited: dict[int, str] = {}
         self._aliases: dict[str, str] = {}
         self._alias_label = ""
+        # Module path -> the class it was pickled as (whole-model pickles only).
+        self._classes: dict[str, str] = {}
         self._bold = QFont()
         self._bold.setBold(True)
         self._italic = QFont()
@@ -125,6 +127,14 @@ class CheckpointTreeModel(QAbstractItemModel):
         if node is self._root or node.parent is None:
             return QModelIndex()
         return self.createIndex(node.row, column, node)
+
+    def set_module_classes(self, classes: Mapping[str, str]) -> None:
+        """Show, beside each module row, the class it was pickled as (``BertSelfAttention``)."""
+        self._classes = {str(k): str(v) for k, v in classes.items()}
+        self._emit_all_changed()
+
+    def module_class(self, node: ModuleNode) -> str | None:
+        return None if node.is_tensor else self._classes.get(node.path)
 
     def set_row_status(self, status: Mapping[str, str]) -> None:
         """Colour rows by status, keyed by node path (tensor name or module prefix)."""
@@ -235,6 +245,9 @@ class CheckpointTreeModel(QAbstractItemModel):
         if column == Column.NAME:
             if isinstance(node, GroupNode):
                 return f"{node.name}  ×{len(node.members)}"
+            pickled_as = self.module_class(node)
+            if pickled_as:
+                return f"{node.name}  ({pickled_as.rsplit('.', 1)[-1]})"
             return node.name
         if column == Column.SHAPE:
             return shape_text(tensor.shape) if tensor else ""
@@ -282,6 +295,9 @@ class CheckpointTreeModel(QAbstractItemModel):
             return f"{node.path}\n{self._alias_label} name: {alias}"
         if is_ghost(node.tensor):
             return f"{node.path}  [missing: the model expects it, the checkpoint lacks it]"
+        pickled_as = self.module_class(node)
+        if pickled_as:
+            return f"{node.path}  (pickled as {pickled_as})"
         return f"{node.path}  [{status}]" if status else node.path
 
     def _emit_all_changed(self) -> None:
