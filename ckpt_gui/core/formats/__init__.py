@@ -11,7 +11,7 @@ import stat
 from pathlib import Path
 
 from ckpt_gui.core.errors import CheckpointError
-from ckpt_gui.core.formats import folder, index, pytorch, safetensors
+from ckpt_gui.core.formats import adapter, folder, index, pytorch, safetensors
 from ckpt_gui.core.model import Checkpoint
 
 READERS = (safetensors, pytorch, index)
@@ -28,7 +28,16 @@ def open_checkpoint(target: str | Path) -> Checkpoint:
     except OSError as exc:
         raise CheckpointError(target, exc.strerror or str(exc)) from None
     if stat.S_ISDIR(info.st_mode):
-        checkpoint = folder.read(path, open_file)
+        snapshot, _ = folder.resolve_cache_repo(path)
+        if adapter.is_adapter_folder(snapshot):
+            checkpoint = adapter.read(snapshot, open_file)
+        else:
+            checkpoint = folder.read(path, open_file)
+    elif path.name == adapter.CONFIG_NAME or (
+        path.name in adapter.WEIGHT_NAMES and adapter.is_adapter_folder(path.parent)
+    ):
+        # An adapter's config or weight file stands for the adapter folder.
+        checkpoint = adapter.read(path.parent, open_file)
     else:
         checkpoint = open_file(path, None)
         config = folder.read_config(path.parent)
