@@ -72,6 +72,8 @@ class LoraSettings:
 
     @property
     def scale(self) -> float:
+        if self.r <= 0:
+            return 0.0  # not a LoRA adapter: no scale
         return self.lora_alpha / math.sqrt(self.r) if self.use_rslora else self.lora_alpha / self.r
 
     def targets(self, module: str) -> bool:

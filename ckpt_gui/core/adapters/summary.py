@@ -84,7 +84,10 @@ class AdapterInfo:
 
 
 def summarise(settings: LoraSettings, tensors: Iterable[TensorInfo]) -> AdapterInfo:
-    """Group an adapter's tensors by base module."""
+    """Group an adapter's tensors by base module (LoRA only: other kinds are listed
+    as tensors, their layout is not interpreted)."""
+    if not settings.supported:
+        return AdapterInfo(settings=settings)
     by_module: dict[str, dict[str, TensorInfo]] = {}
     replaced: list[str] = []
     foreign: list[str] = []
