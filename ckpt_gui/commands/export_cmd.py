@@ -1,4 +1,4 @@
-"""``ckpt-gui export {random-init,convert,reshard,safetensors} ... OUT``: write a new model folder.
+"""``ckpt-gui export {random-init,convert,reshard,safetensors,merge-lora} ... OUT``: write a new model folder.
 
 Exit codes: 0 written; 1 written, but values overflowed the target dtype (written
 as Inf, or clamped with ``--on-overflow clamp``); 2 error, nothing written.
@@ -14,6 +14,7 @@ from typing import Any
 
 from ckpt_gui.commands.progress import drive
 from ckpt_gui.core.dtypes import USER_DTYPE_NAMES
+from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.export.renames import Rename
 from ckpt_gui.core.formatting import human_bytes, parse_size
 
@@ -53,7 +54,7 @@ def _size(text: str) -> int:
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = verbs.add_parser(
-        "export", help="write a new model folder (random init, dtype, shards, safetensors)"
+        "export", help="write a new model folder (random init, dtype, shards, safetensors, LoRA merge)"
     )
     jobs = parser.add_subparsers(dest="job", metavar="JOB", required=True)
 
@@ -109,6 +110,14 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     safetensors.add_argument("target", metavar="TARGET", help="checkpoint file or folder")
     common(safetensors)
 
+    merge = jobs.add_parser(
+        "merge-lora", help="merge a LoRA adapter into its base model (as peft's merge_and_unload)"
+    )
+    merge.add_argument("target", metavar="BASE", help="base model folder (or file)")
+    merge.add_argument("adapter", metavar="ADAPTER", help="peft adapter folder")
+    common(merge)
+    merge.add_argument("--dtype", choices=DTYPE_CHOICES, help="default: the base's dtypes")
+
 
 def run(args: argparse.Namespace) -> int:
     from ckpt_gui.core.export import convert as jobs  # the module
@@ -125,7 +134,21 @@ def run(args: argparse.Namespace) -> int:
         "renames": args.renames,
         "overwrite": args.overwrite,
     }
-    if args.job == "random-init":
+    if args.job == "merge-lora":
+        from ckpt_gui.core.export import merge_lora
+
+        if args.renames:
+            raise CheckpointError("merge-lora", "--rename/--strip-prefix/--add-prefix do not apply")
+        plan = merge_lora.plan_merge_lora(
+            args.target,
+            args.adapter,
+            args.out,
+            dtype=dtype,
+            max_shard_size=args.max_shard_size,
+            overwrite=args.overwrite,
+        )
+        job = merge_lora.run_merge_lora(plan, options)
+    elif args.job == "random-init":
         from ckpt_gui.core.export import random_init
 
         plan = random_init.plan_random_init(

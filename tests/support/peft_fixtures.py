@@ -56,11 +56,13 @@ def save_adapter(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = get_peft_model(base_model, LoraConfig(**settings))
-        if settings.get("use_dora"):
-            # DoRA starts its magnitudes at the weight norm: move them off it.
-            for name, param in model.named_parameters():
-                if "lora_magnitude_vector" in name:
-                    param.data.mul_(1.0 + 0.1 * torch.rand_like(param))
+        for name, param in model.named_parameters():
+            # DoRA starts its magnitudes at the weight norm and modules_to_save as
+            # copies of the base: move both off, as training would.
+            if "lora_magnitude_vector" in name:
+                param.data.mul_(1.0 + 0.1 * torch.rand_like(param))
+            elif "modules_to_save" in name:
+                param.data.add_(0.01 * torch.randn_like(param))
         model.save_pretrained(folder)
     if base_folder is not None:
         _set_base_name(folder, str(base_folder))
