@@ -53,6 +53,10 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     overrides = dict(parse_override(text) for text in args.overrides)
     checkpoint = open_target(args.target)
+    from ckpt_gui.core.formats.adapter import looks_like_adapter_weights, missing_config_error
+
+    if checkpoint.adapter is None and looks_like_adapter_weights(checkpoint):
+        raise missing_config_error(checkpoint)
     if checkpoint.adapter is not None:
         from ckpt_gui.core.adapters.fit import fit_adapter, require_lora
 

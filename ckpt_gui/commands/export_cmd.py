@@ -54,7 +54,8 @@ def _size(text: str) -> int:
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = verbs.add_parser(
-        "export", help="write a new model folder (random init, dtype, shards, safetensors, LoRA merge)"
+        "export",
+        help="write a new model folder (random init, dtype, shards, safetensors, LoRA merge)",
     )
     jobs = parser.add_subparsers(dest="job", metavar="JOB", required=True)
 

@@ -41,7 +41,11 @@ def save_base(folder: Path, seed: int = 0, dtype: Any = None, **overrides: Any) 
 
 
 def save_adapter(
-    folder: Path, base_folder: Path | None = None, seed: int = 1, base_model: Any = None, **lora: Any
+    folder: Path,
+    base_folder: Path | None = None,
+    seed: int = 1,
+    base_model: Any = None,
+    **lora: Any,
 ) -> Path:
     """A LoRA adapter for the base saved at ``base_folder`` (or ``base_model``)."""
     import torch
@@ -130,9 +134,7 @@ def peft_fit(base_folder: Path, adapter_folder: Path) -> dict[str, Any]:
             warnings.simplefilter("ignore")
             result = set_peft_model_state_dict(model, dict(weights))
     except RuntimeError as exc:
-        mismatched = {
-            _saved_name(k) for k in re.findall(r"size mismatch for ([\w.]+):", str(exc))
-        }
+        mismatched = {_saved_name(k) for k in re.findall(r"size mismatch for ([\w.]+):", str(exc))}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             result = set_peft_model_state_dict(model, dict(weights), ignore_mismatched_sizes=True)

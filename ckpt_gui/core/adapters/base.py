@@ -18,7 +18,9 @@ from pathlib import Path
 from ckpt_gui.core.adapters.settings import LoraSettings
 
 
-def find_base(settings: LoraSettings, adapter_folder: Path | None) -> tuple[Path | None, str | None]:
+def find_base(
+    settings: LoraSettings, adapter_folder: Path | None
+) -> tuple[Path | None, str | None]:
     """(the base's folder, how it was found), or (None, None)."""
     name = settings.base_model
     if not name:

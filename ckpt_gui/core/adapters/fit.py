@@ -89,7 +89,9 @@ def fit_adapter(
         {
             k.module
             for n in unexpected
-            if (k := classify(n)) is not None and k.replaces is None and f"{k.module}.weight" in base
+            if (k := classify(n)) is not None
+            and k.replaces is None
+            and f"{k.module}.weight" in base
         }
     )
     if untargeted:
@@ -143,7 +145,9 @@ def expected_adapter_shapes(
             shapes[f"{head}.lora_embedding_B"] = (weight[1], r)
             out = weight[1]
         elif len(weight) == 2:
-            fan_in, fan_out = (weight[0], weight[1]) if settings.fan_in_fan_out else (weight[1], weight[0])
+            fan_in, fan_out = (
+                (weight[0], weight[1]) if settings.fan_in_fan_out else (weight[1], weight[0])
+            )
             shapes[f"{head}.lora_A.weight"] = (r, fan_in)
             shapes[f"{head}.lora_B.weight"] = (fan_out, r)
             out = fan_out

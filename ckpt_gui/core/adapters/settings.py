@@ -22,9 +22,13 @@ MAX_CONFIG_BYTES = 4 * 1024 * 1024
 SUPPORTED_TYPES = ("LORA",)
 # peft's other adapter kinds: named as such when refused, instead of "unknown".
 KNOWN_TYPES = frozenset(
-    "PROMPT_TUNING MULTITASK_PROMPT_TUNING P_TUNING PREFIX_TUNING LORA ADALORA BOFT "
-    "ADAPTION_PROMPT IA3 LOHA LOKR OFT POLY LN_TUNING VERA FOURIERFT XLORA HRA VBLORA CPT "
-    "BONE RANDLORA TRAINABLE_TOKENS SHIRA C3A MISS ROAD WAVEFT DELORA OSF GRALORA".split()
+    {
+        *("PROMPT_TUNING", "MULTITASK_PROMPT_TUNING", "P_TUNING", "PREFIX_TUNING", "LORA"),
+        *("ADALORA", "BOFT", "ADAPTION_PROMPT", "IA3", "LOHA", "LOKR", "OFT", "POLY"),
+        *("LN_TUNING", "VERA", "FOURIERFT", "XLORA", "HRA", "VBLORA", "CPT", "BONE"),
+        *("RANDLORA", "TRAINABLE_TOKENS", "SHIRA", "C3A", "MISS", "ROAD", "WAVEFT"),
+        *("DELORA", "OSF", "GRALORA"),
+    }
 )
 
 
@@ -203,7 +207,7 @@ def parse_settings(data: dict[str, Any], where: str) -> LoraSettings:
             task_type=_optional_str(data, "task_type"),
         )
     r = data.get("r")
-    if not _is_int(r) or r <= 0:
+    if not isinstance(r, int) or isinstance(r, bool) or r <= 0:
         raise CheckpointError(where, f"r must be a positive integer, not {r!r}")
     alpha = data.get("lora_alpha", 8)
     if not _is_number(alpha):
@@ -229,12 +233,10 @@ def parse_settings(data: dict[str, Any], where: str) -> LoraSettings:
         modules_to_save=tuple(_names_or_regex(data, "modules_to_save", where, regex=False)),
         rank_pattern=rank_pattern,
         alpha_pattern=alpha_pattern,
-        layers_to_transform=tuple(
-            int(i) for i in layers or () if _is_int(i)
-        ) if isinstance(layers, list) else (),
-        layers_pattern=tuple(
-            p for p in _as_list(data.get("layers_pattern")) if isinstance(p, str)
-        ),
+        layers_to_transform=tuple(int(i) for i in layers or () if _is_int(i))
+        if isinstance(layers, list)
+        else (),
+        layers_pattern=tuple(p for p in _as_list(data.get("layers_pattern")) if isinstance(p, str)),
         bias=str(data.get("bias") or "none"),
         lora_bias=data.get("lora_bias") is True,
         task_type=_optional_str(data, "task_type"),
@@ -281,7 +283,9 @@ def _names_or_regex(
         try:
             re.compile(value)
         except re.error as exc:
-            raise CheckpointError(where, f"{key} is not a valid regular expression ({exc})") from None
+            raise CheckpointError(
+                where, f"{key} is not a valid regular expression ({exc})"
+            ) from None
         return value
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return tuple(value)
@@ -300,6 +304,8 @@ def _pattern(data: dict[str, Any], key: str, where: str, integer: bool) -> dict[
         try:
             re.compile(rf"(.*\.)?({pattern})$")
         except re.error as exc:
-            raise CheckpointError(where, f"{key} key {pattern!r} is not a valid pattern ({exc})") from None
+            raise CheckpointError(
+                where, f"{key} key {pattern!r} is not a valid pattern ({exc})"
+            ) from None
         checked[pattern] = number
     return checked

@@ -76,9 +76,7 @@ def plan_merge_lora(
         "merge-lora", base, output, dtype=dtype, max_shard_size=max_shard_size, overwrite=overwrite
     )
     steps, warnings = merge_steps(settings, adapter_checkpoint, base_checkpoint)
-    planned = [
-        dataclasses.replace(t, source=None) if t.name in steps else t for t in plan.tensors
-    ]
+    planned = [dataclasses.replace(t, source=None) if t.name in steps else t for t in plan.tensors]
     metadata = dict(plan.shards[0].metadata) if plan.shards else {"format": "pt"}
     limit = max_shard_size or DEFAULT_MAX_SHARD_SIZE
     by_name = {t.name: t for t in base_checkpoint.tensors}
@@ -125,9 +123,7 @@ def merge_steps(
             problems.append(f"'{tensor.name}' has no target in the base")
             continue
         if need != () and need != tensor.shape:
-            problems.append(
-                f"'{tensor.name}' is {list(tensor.shape)}, the base needs {list(need)}"
-            )
+            problems.append(f"'{tensor.name}' is {list(tensor.shape)}, the base needs {list(need)}")
             continue
         if key.replaces is not None:
             step = steps.setdefault(key.replaces, MergeStep(key.replaces, "replace"))
@@ -248,7 +244,7 @@ class MergedTensors:
         if fd is None:
             fd = self.fds[path] = os.open(path, os.O_RDONLY)
         data = torch.empty(info.nbytes, dtype=torch.uint8)
-        view = memoryview(data.numpy())
+        view = memoryview(data.numpy())  # type: ignore[arg-type]
         done = 0
         while done < info.nbytes:
             got = os.preadv(fd, [view[done:]], info.offset + done)

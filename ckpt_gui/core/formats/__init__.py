@@ -33,7 +33,7 @@ def open_checkpoint(target: str | Path) -> Checkpoint:
             checkpoint = adapter.read(snapshot, open_file)
         else:
             checkpoint = folder.read(path, open_file)
-    elif path.name == adapter.CONFIG_NAME or (
+    elif path.name == adapter.ADAPTER_CONFIG_NAME or (
         path.name in adapter.WEIGHT_NAMES and adapter.is_adapter_folder(path.parent)
     ):
         # An adapter's config or weight file stands for the adapter folder.

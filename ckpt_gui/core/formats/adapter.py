@@ -26,6 +26,7 @@ from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.model import Checkpoint
 
 NAME = "peft-adapter"
+ADAPTER_CONFIG_NAME = CONFIG_NAME
 WEIGHT_NAMES = ("adapter_model.safetensors", "adapter_model.bin")
 
 

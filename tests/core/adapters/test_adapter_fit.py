@@ -47,7 +47,9 @@ def test_wider_base_mismatches_like_peft(tmp_path: Path, rich_pair: tuple[Path, 
     assert lora_a.checkpoint_shape[1] == 32 and lora_a.model_shape[1] == 48
 
 
-def test_shallower_base_leaves_keys_unexpected(tmp_path: Path, lora_pair: tuple[Path, Path]) -> None:
+def test_shallower_base_leaves_keys_unexpected(
+    tmp_path: Path, lora_pair: tuple[Path, Path]
+) -> None:
     _, adapter = lora_pair
     shallow = save_base(tmp_path / "shallow", num_hidden_layers=1)
     _assert_same_as_peft(shallow, adapter)
@@ -69,7 +71,9 @@ def test_targets_without_weights_are_missing(tmp_path: Path, lora_pair: tuple[Pa
     assert set(report.ghost_keys) == set(report.missing)
 
 
-def test_rank_pattern_disagreeing_with_weights(tmp_path: Path, lora_pair: tuple[Path, Path]) -> None:
+def test_rank_pattern_disagreeing_with_weights(
+    tmp_path: Path, lora_pair: tuple[Path, Path]
+) -> None:
     base, adapter = lora_pair
     copy = tmp_path / "rank"
     shutil.copytree(adapter, copy)
@@ -88,7 +92,9 @@ def test_fan_in_fan_out_gpt2(tmp_path: Path) -> None:
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=64, n_embd=32, n_layer=1, n_head=2, n_positions=16))
+    model = GPT2LMHeadModel(
+        GPT2Config(vocab_size=64, n_embd=32, n_layer=1, n_head=2, n_positions=16)
+    )
     model.save_pretrained(tmp_path / "gpt2")
     adapter = save_adapter(
         tmp_path / "gpt2-lora",
@@ -126,5 +132,7 @@ def test_missing_config_is_refused(tmp_path: Path, lora_pair: tuple[Path, Path])
     bare.mkdir()
     shutil.copy(adapter / "adapter_model.safetensors", bare)
     checkpoint = open_target(bare)
-    with pytest.raises(CheckpointError, match="looks like a peft adapter but has no adapter_config.json"):
+    with pytest.raises(
+        CheckpointError, match=r"looks like a peft adapter but has no adapter_config\.json"
+    ):
         fit_adapter(checkpoint, resolve_config(str(base)))
