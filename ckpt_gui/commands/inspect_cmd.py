@@ -9,7 +9,7 @@ from typing import Any
 
 from ckpt_gui.core.formatting import human_bytes, human_count
 from ckpt_gui.core.model import Checkpoint
-from ckpt_gui.core.targets import open_target_job
+from ckpt_gui.core.targets import open_target, open_target_job
 from ckpt_gui.core.tree.build import ModuleNode, build_tree
 
 
@@ -20,6 +20,12 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--depth", type=int, default=None, help="limit the printed tree depth")
+    parser.add_argument(
+        "--base",
+        metavar="BASE",
+        help="for a peft adapter: the base model folder to show the adapter in "
+        "(default: its base_model_name_or_path, when it is on this machine)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -27,15 +33,25 @@ def run(args: argparse.Namespace) -> int:
     from ckpt_gui.commands.progress import drive
 
     checkpoint = drive(open_target_job(args.target), in_bytes=False)
+    base = None
+    if checkpoint.adapter is not None:
+        from ckpt_gui.core.adapters.tree import base_of
+
+        base = open_target(args.base) if args.base else base_of(checkpoint)
     if args.json:
-        json.dump(checkpoint.to_json(), sys.stdout, indent=1)
+        data = checkpoint.to_json()
+        if base is not None and data["adapter"] is not None:
+            data["adapter"]["base_shown"] = base.source
+        json.dump(data, sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(render_text(checkpoint, args.depth))
+        sys.stdout.write(render_text(checkpoint, args.depth, base))
     return 0
 
 
-def render_text(checkpoint: Checkpoint, depth: int | None = None) -> str:
+def render_text(
+    checkpoint: Checkpoint, depth: int | None = None, base: Checkpoint | None = None
+) -> str:
     lines = [
         f"{checkpoint.source}",
         f"  format      {checkpoint.format}",
@@ -54,20 +70,60 @@ def render_text(checkpoint: Checkpoint, depth: int | None = None) -> str:
         for key, value in checkpoint.metadata.items()
         if key != "hub"
     ]
+    marks: dict[str, str] = {}
+    tree = build_tree(checkpoint.tensors)
+    if checkpoint.adapter is not None:
+        from ckpt_gui.core.adapters import tree as adapter_tree
+
+        lines += adapter_lines(checkpoint, base)
+        tree = adapter_tree.adapted_tree(checkpoint, base)
+        marks = adapter_tree.marks(checkpoint.adapter)
     lines += [f"  warning     {w}" for w in checkpoint.warnings]
     lines.append("")
-    for node, level in _walk_with_depth(build_tree(checkpoint.tensors), depth):
+    for node, level in _walk_with_depth(tree, depth):
         indent = "  " * level
+        mark = f"  [{marks[node.path]}]" if node.path in marks else ""
         if node.tensor is not None:
             t = node.tensor
             lines.append(
-                f"{indent}{node.name}  {t.dtype} {list(t.shape)}  {human_count(t.parameters)}"
+                f"{indent}{node.name}  {t.dtype} {list(t.shape)}  {human_count(t.parameters)}{mark}"
             )
         else:
             lines.append(
-                f"{indent}{node.name}/  {human_count(node.parameters)}  {human_bytes(node.nbytes)}"
+                f"{indent}{node.name}/  {human_count(node.parameters)}  "
+                f"{human_bytes(node.nbytes)}{mark}"
             )
     return "\n".join(lines) + "\n"
+
+
+def adapter_lines(checkpoint: Checkpoint, base: Checkpoint | None) -> list[str]:
+    info = checkpoint.adapter
+    assert info is not None
+    s = info.settings
+    lines = [f"  adapter     {s.peft_type}, base {s.base_model or '(not named)'}"]
+    if s.revision:
+        lines[-1] += f" @ {s.revision}"
+    if not s.supported:
+        return lines
+    targets = (
+        s.target_modules
+        if isinstance(s.target_modules, str)
+        else ", ".join(sorted(s.target_modules))
+    )
+    lines += [
+        f"  rank        r={s.r}, lora_alpha={s.lora_alpha:g}, scale={s.scale:g}"
+        + (" (rsLoRA: alpha/sqrt(r))" if s.use_rslora else " (alpha/r)"),
+        f"  targets     {targets}",
+        f"  adapted     {len(info.modules)} modules, {human_count(info.adapted_parameters)} parameters"
+        + (f", {sum(m.dora for m in info.modules)} DoRA magnitudes" if s.use_dora else ""),
+    ]
+    if s.rank_pattern or s.alpha_pattern:
+        lines.append(f"  patterns    rank {s.rank_pattern or '-'}, alpha {s.alpha_pattern or '-'}")
+    if info.replaced:
+        lines.append(f"  replaces    {', '.join(info.replaced)} (modules_to_save)")
+    shown = base.source if base is not None else "not found on this machine (use --base)"
+    lines.append(f"  base tree   {shown}")
+    return lines
 
 
 def _walk_with_depth(root: ModuleNode, depth: int | None) -> list[tuple[ModuleNode, int]]:
