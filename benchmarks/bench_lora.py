@@ -76,8 +76,9 @@ def run(workdir: Path) -> list[Result]:
     print(f"   generating a {layers}-layer Llama (bfloat16) and a rank-{RANK} adapter", flush=True)
     cli = ("-m", "ckpt_gui", "export")
     measure(
-        python(*cli, "random-init", str(config_dir), str(base), "--max-shard-size", SHARD)
-        + ["--no-fsync"]
+        python(
+            *cli, "random-init", str(config_dir), str(base), "--max-shard-size", SHARD, "--no-fsync"
+        )
     )
     measure(python("-c", ADAPTER_SCRIPT, str(base), str(adapter), str(RANK), ",".join(TARGETS)))
     out = workdir / "out"
@@ -92,8 +93,16 @@ def run(workdir: Path) -> list[Result]:
         return measurement, written
 
     ours, written = timed(
-        python(*cli, "merge-lora", str(base), str(adapter), str(out), "--max-shard-size", SHARD)
-        + ["--no-fsync"]
+        python(
+            *cli,
+            "merge-lora",
+            str(base),
+            str(adapter),
+            str(out),
+            "--max-shard-size",
+            SHARD,
+            "--no-fsync",
+        )
     )
     baseline, _ = timed(python("-c", BASELINE_SCRIPT, str(base), str(adapter), str(out), SHARD))
     base_bytes = folder_bytes(base)
