@@ -17,7 +17,6 @@ import sys
 from ckpt_gui.core.check.config_source import parse_override, resolve_config
 from ckpt_gui.core.check.key_groups import group_keys
 from ckpt_gui.core.check.matching import MatchReport, compare
-from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.model import Checkpoint
 from ckpt_gui.core.targets import open_target
 
@@ -58,10 +57,11 @@ def run(args: argparse.Namespace) -> int:
     if checkpoint.adapter is None and looks_like_adapter_weights(checkpoint):
         raise missing_config_error(checkpoint)
     if checkpoint.adapter is not None:
+        from ckpt_gui.core.adapters.base import default_base
         from ckpt_gui.core.adapters.fit import fit_adapter, require_lora
 
-        settings = require_lora(checkpoint)
-        spec = args.config or default_base(checkpoint, settings.base_model)
+        require_lora(checkpoint)
+        spec = args.config or default_base(checkpoint)
         report = fit_adapter(checkpoint, resolve_config(spec, None, overrides))
     else:
         config = resolve_config(args.config, checkpoint, overrides)
@@ -77,20 +77,6 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(adapter_line(checkpoint))
         sys.stdout.write(render_text(report))
     return EXIT_OK if report.clean else EXIT_FINDINGS
-
-
-def default_base(checkpoint: Checkpoint, base_model: str | None) -> str:
-    """The adapter's own base: found on this machine, else its name (a Hub repo id)."""
-    adapter = checkpoint.adapter
-    if adapter is not None and adapter.base_path:
-        return adapter.base_path
-    if base_model:
-        return base_model
-    raise CheckpointError(
-        checkpoint.source,
-        "adapter_config.json names no base model; pass --config BASE (a model folder, "
-        "config.json, architecture name or Hub repo)",
-    )
 
 
 def adapter_line(checkpoint: Checkpoint) -> str:

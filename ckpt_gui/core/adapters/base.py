@@ -14,8 +14,13 @@ user names it instead (``check --config``, ``export merge-lora BASE``).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ckpt_gui.core.adapters.settings import LoraSettings
+from ckpt_gui.core.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from ckpt_gui.core.model import Checkpoint
 
 
 def find_base(
@@ -41,3 +46,18 @@ def find_base(
         if snapshot is not None and (snapshot / "config.json").is_file():
             return snapshot, "Hugging Face cache"
     return None, None
+
+
+def default_base(checkpoint: Checkpoint) -> str:
+    """What to check an adapter against when the user names nothing: its base as found
+    on this machine, else the name it gives (a Hub repo id, read from the Hub)."""
+    adapter = checkpoint.adapter
+    if adapter is not None and adapter.base_path:
+        return adapter.base_path
+    if adapter is not None and adapter.settings.base_model:
+        return adapter.settings.base_model
+    raise CheckpointError(
+        checkpoint.source,
+        "adapter_config.json names no base model; pass --config BASE (a model folder, "
+        "config.json, architecture name or Hub repo)",
+    )

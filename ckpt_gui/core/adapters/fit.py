@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ckpt_gui.core.adapters.keys import PREFIX, classify
+from ckpt_gui.core.adapters.keys import PREFIX, base_name, classify
 from ckpt_gui.core.adapters.settings import LoraSettings, unsupported_message
 from ckpt_gui.core.check.config_source import ResolvedConfig
 from ckpt_gui.core.check.expected import ExpectedModel
@@ -118,6 +118,28 @@ def fit_adapter(
         expected_count=len(wanted),
         model_dtype=declared_dtype(config),
         warnings=tuple(warnings),
+    )
+
+
+def in_base_naming(report: MatchReport) -> MatchReport:
+    """The report with adapter keys in the base's naming (``base_model.model.`` removed),
+    as the adapter's tensors appear in the base's tree."""
+    import dataclasses
+
+    def name(key: str) -> str:
+        return base_name(key)
+
+    return dataclasses.replace(
+        report,
+        missing=tuple(name(k) for k in report.missing),
+        unexpected=tuple(name(k) for k in report.unexpected),
+        mismatched=tuple(
+            dataclasses.replace(m, key=name(m.key), checkpoint_key=name(m.checkpoint_key))
+            for m in report.mismatched
+        ),
+        status_by_key={name(k): v for k, v in report.status_by_key.items()},
+        ghost_keys={name(k): name(v) for k, v in report.ghost_keys.items()},
+        unexpected_sources={name(k): name(v) for k, v in report.unexpected_sources.items()},
     )
 
 

@@ -57,6 +57,9 @@ def adapted_tensors(adapter: Checkpoint, base: Checkpoint | None) -> list[Tensor
             unplaced.extend(tensors)  # no such module in the base: shown at the end
     result: list[TensorInfo] = []
     for index, tensor in enumerate(base.tensors):
+        # Base tensors name their file absolutely: the tab's root is the adapter's folder.
+        if base.root is not None and tensor.name not in replacing:
+            tensor = dataclasses.replace(tensor, file=str(base.root / tensor.file))
         result.append(replacing.get(tensor.name, tensor))
         result.extend(after.get(index, ()))
     return result + unplaced

@@ -80,7 +80,13 @@ class ExportController(QObject):
         tab = tab if tab is not None else self.window.current_tab()
         if source is None:
             source = config_source(tab) if kind == "random-init" else tab_source(tab)
-        dialog = ExportDialog(kind, source, subtree=subtree, renames=renames, parent=self.window)
+        base = ""
+        adapter = tab.checkpoint.adapter if tab is not None and tab.checkpoint else None
+        if kind == "merge-lora" and adapter is not None:
+            base = adapter.base_path or ""  # found on this machine (core.adapters.base)
+        dialog = ExportDialog(
+            kind, source, subtree=subtree, renames=renames, base=base, parent=self.window
+        )
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.start_requested.connect(self.start)
         dialog.finished.connect(lambda _result, d=dialog: self._forget(d))
@@ -103,7 +109,7 @@ class ExportController(QObject):
     # -- menus ----------------------------------------------------------------------------------
     def _build_menu(self) -> None:
         menu = self.window.menu("&Export")
-        for kind in (*CHECKPOINT_KINDS, "random-init"):
+        for kind in (*CHECKPOINT_KINDS, "random-init", "merge-lora"):
             action = menu.addAction(f"{KINDS[kind]}…")
             action.triggered.connect(lambda _=False, kind=kind: self.open_dialog(kind))
         menu.addSeparator()
@@ -123,6 +129,9 @@ class ExportController(QObject):
     def tab_menu(self, tab: CheckpointTab) -> QMenu:
         """The tab's context menu: each export of this checkpoint."""
         menu = QMenu(self.window)
+        if tab.checkpoint is not None and tab.checkpoint.adapter is not None:
+            action = menu.addAction(f"{KINDS['merge-lora']}…")
+            action.triggered.connect(lambda _=False, t=tab: self.open_dialog("merge-lora", tab=t))
         for kind in CHECKPOINT_KINDS:
             action = menu.addAction(f"{KINDS[kind]}…")
             action.triggered.connect(lambda _=False, k=kind, t=tab: self.open_dialog(k, tab=t))

@@ -52,6 +52,7 @@ KINDS = {
     "reshard": "Re-shard",
     "safetensors": "Convert to safetensors",
     "random-init": "Random-init model from config",
+    "merge-lora": "Merge LoRA adapter into its base",
 }
 SHARD_PRESETS = ("500MB", "1GB", "2GB", "5GB", "10GB")
 DEFAULT_SHARD = {"reshard": "2GB"}  # everything else: 5GB, as save_pretrained
@@ -77,6 +78,7 @@ class ExportDialog(QDialog):
         *,
         subtree: str | None = None,
         renames: Iterable[Rename | tuple[str, str]] = (),
+        base: str = "",
         parent: QWidget | None = None,
         planner: Callable[[ExportRequest], ExportPlan] = make_plan,
     ) -> None:
@@ -95,6 +97,8 @@ class ExportDialog(QDialog):
             self.kind_box.addItem(label, key)
         self.source_edit = QLineEdit(source)
         self.source_edit.setPlaceholderText("checkpoint file or model folder")
+        self.base_edit = QLineEdit(base)
+        self.base_edit.setPlaceholderText("the base model folder the adapter was trained on")
         self.subtree_edit = QLineEdit(subtree or "")
         self.subtree_edit.setPlaceholderText("whole checkpoint (or a module, e.g. model.layers.0)")
         self.output_edit = QLineEdit()
@@ -126,6 +130,7 @@ class ExportDialog(QDialog):
         self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
         self.form.addRow("Job", self.kind_box)
         self.form.addRow("Source", self._with_browse(self.source_edit, self._browse_source))
+        self.form.addRow("Base model", self._with_browse(self.base_edit, self._browse_base))
         self.form.addRow("Subtree", self.subtree_edit)
         self.form.addRow("Output folder", self._with_browse(self.output_edit, self._browse_output))
         self.form.addRow("Target dtype", self.dtype_box)
@@ -169,6 +174,7 @@ class ExportDialog(QDialog):
         self.dtype_box.currentIndexChanged.connect(self._output_inputs_changed)
         self.source_edit.textChanged.connect(self._output_inputs_changed)
         self.subtree_edit.textChanged.connect(self._output_inputs_changed)
+        self.base_edit.textChanged.connect(self.schedule_plan)
         self.output_edit.textEdited.connect(self._output_typed)
         for signal in (
             self.shard_box.currentTextChanged,
@@ -205,16 +211,24 @@ class ExportDialog(QDialog):
         except ValueError as exc:
             raise ValueError(f"max shard size: {exc}") from None
         dtype = self.dtype_box.currentData()
+        merge = kind == "merge-lora"
+        if merge and not self.base_edit.text().strip():
+            raise ValueError("choose the base model to merge the adapter into")
         return ExportRequest(
             kind=kind,
             source=source,
             output=output,
-            dtype=str(dtype) if dtype and kind in ("convert", "random-init") else None,
+            dtype=str(dtype)
+            if dtype and kind in ("convert", "random-init", "merge-lora")
+            else None,
             max_shard_size=max_shard_size,
             seed=self.seed_box.value(),
             overwrite=self.overwrite_box.isChecked(),
-            subtree=(self.subtree_edit.text().strip() or None) if kind != "random-init" else None,
-            renames=self.renames(),
+            subtree=(self.subtree_edit.text().strip() or None)
+            if kind not in ("random-init", "merge-lora")
+            else None,
+            renames=[] if merge else self.renames(),
+            base=self.base_edit.text().strip() if merge else None,
         )
 
     def renames(self) -> list[Rename]:
@@ -308,22 +322,34 @@ class ExportDialog(QDialog):
     def _kind_changed(self) -> None:
         kind = self.kind
         random_init = kind == "random-init"
-        self.form.setRowVisible(self.subtree_edit, not random_init)
-        self.form.setRowVisible(self.dtype_box, kind in ("convert", "random-init"))
+        merge = kind == "merge-lora"
+        base_holder = self.base_edit.parentWidget()
+        if base_holder is not None:
+            self.form.setRowVisible(base_holder, merge)
+        self.form.setRowVisible(self.subtree_edit, not random_init and not merge)
+        for edit in (self.strip_edit, self.add_edit, self.renames_edit):
+            self.form.setRowVisible(edit, not merge)
+        self.form.setRowVisible(self.dtype_box, kind in ("convert", "random-init", "merge-lora"))
         self.form.setRowVisible(self.seed_box, random_init)
         self.form.setRowVisible(self.overflow_box, kind == "convert")
         holder = self.source_edit.parentWidget()
         label = self.form.labelForField(holder) if holder is not None else None
         if isinstance(label, QLabel):
-            label.setText("Config" if random_init else "Source")
+            label.setText("Config" if random_init else "Adapter" if merge else "Source")
         self.source_edit.setPlaceholderText(
-            "config.json or a folder holding one" if random_init else "checkpoint file or folder"
+            "config.json or a folder holding one"
+            if random_init
+            else "peft adapter folder (adapter_config.json)"
+            if merge
+            else "checkpoint file or folder"
         )
         current = self.dtype_box.currentData()
         self.dtype_box.blockSignals(True)
         self.dtype_box.clear()
         if random_init:
             self.dtype_box.addItem("As in the config", None)
+        if merge:
+            self.dtype_box.addItem("As in the base", None)
         for dtype in CONVERT_DTYPES:
             self.dtype_box.addItem(dtype, dtype)
         index = self.dtype_box.findData(current)
@@ -370,6 +396,11 @@ class ExportDialog(QDialog):
             path = QFileDialog.getExistingDirectory(self, "Model folder", self.source_edit.text())
         if path:
             self.source_edit.setText(path)
+
+    def _browse_base(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Base model folder", self.base_edit.text())
+        if path:
+            self.base_edit.setText(path)
 
     def _browse_output(self) -> None:
         """Pick the folder to write into; the output keeps its name inside it."""

@@ -23,6 +23,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon
 
+from ckpt_gui.core.adapters.tree import is_adapter_tensor
 from ckpt_gui.core.formatting import human_bytes, human_count
 from ckpt_gui.core.tree.build import ModuleNode
 from ckpt_gui.core.tree.ghosts import is_ghost
@@ -78,6 +79,7 @@ STATUS_SEVERITY = (  # type: ignore[assignment]  # longer than the tuple above
 )
 # Optional icon per status, shown before the name (the comparison registers them).
 STATUS_ICONS: dict[str, QIcon] = {}
+ADAPTER_COLOR = QColor(106, 27, 154)  # tensors of a LoRA adapter, shown in its base's tree
 GHOST_COLOR = QColor(140, 140, 140)  # rows for tensors the checkpoint lacks (ghost rows)
 
 
@@ -207,6 +209,8 @@ class CheckpointTreeModel(QAbstractItemModel):
             status = self.status_of(node)
             if status in STATUS_COLORS and status != "ok":
                 return QBrush(STATUS_COLORS[status])
+            if is_adapter_tensor(node.tensor):
+                return QBrush(ADAPTER_COLOR)  # a LoRA adapter's tensor shown in its base
             return None
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (
             Column.PARAMETERS,
@@ -266,6 +270,8 @@ class CheckpointTreeModel(QAbstractItemModel):
         status = self.status_of(node)
         if is_ghost(node.tensor):
             return f"{node.path}  [missing: the model expects it, the checkpoint lacks it]"
+        if is_adapter_tensor(node.tensor):
+            return f"{node.path}  [from the adapter]" + (f"  [{status}]" if status else "")
         return f"{node.path}  [{status}]" if status else node.path
 
     def _emit_all_changed(self) -> None:
