@@ -21,33 +21,34 @@ from typing import Any
 
 
 def merged_weight(
-    weight: Any, roles: Mapping[str, Any], kind: str, scale: float, fan_in_fan_out: bool
+    work: Any, roles: Mapping[str, Any], kind: str, scale: float, fan_in_fan_out: bool
 ) -> Any:
-    """``weight`` with the module's LoRA (``roles``: role -> tensor) merged in, float32."""
+    """The module's LoRA (``roles``: role -> tensor) merged into ``work`` in place.
+
+    ``work`` is the base weight as float32 (a scratch copy: it is overwritten), and
+    is returned. In place (``addmm_``), so no matrix of the weight's size is allocated.
+    """
     import torch
 
-    w = weight.to(torch.float32)
     magnitude = roles.get("magnitude")
     if kind == "embedding":
         a = roles["embedding_A"].to(torch.float32)  # r x vocab
         b = roles["embedding_B"].to(torch.float32)  # dim x r
-        delta = (b @ a).T * scale  # vocab x dim
-        merged = w + delta
+        work.addmm_(a.T, b.T, alpha=scale)  # + s * (B @ A).T, vocab x dim
         if magnitude is not None:
-            norm = torch.linalg.norm(merged, dim=0)  # per embedding column
-            merged = (magnitude.to(torch.float32) / norm).view(1, -1) * merged
-        return merged
+            norm = torch.linalg.norm(work, dim=0)  # per embedding column
+            work.mul_((magnitude.to(torch.float32) / norm).view(1, -1))
+        return work
     if kind != "linear":
         raise ValueError(f"cannot merge a {kind} LoRA layer")
     a = roles["A"].to(torch.float32)  # r x in
     b = roles["B"].to(torch.float32)  # out x r
-    delta = (b @ a) * scale  # out x in
-    standard = w.T if fan_in_fan_out else w  # out x in
-    merged = standard + delta
+    standard = work.T if fan_in_fan_out else work  # out x in (a view)
+    standard.addmm_(b, a, alpha=scale)
     if magnitude is not None:
-        norm = torch.linalg.norm(merged, dim=1)
-        merged = (magnitude.to(torch.float32) / norm).view(-1, 1) * merged
-    return merged.T if fan_in_fan_out else merged
+        norm = torch.linalg.norm(standard, dim=1)
+        standard.mul_((magnitude.to(torch.float32) / norm).view(-1, 1))
+    return work
 
 
 def merged_bias(bias: Any, lora_b_bias: Any, scale: float) -> Any:

@@ -197,6 +197,8 @@ class MergedTensors:
         self.adapter: dict[str, Any] | None = None
         self.fds: dict[Path, int] = {}
         self.warnings = self.pickled.warnings
+        self.work: Any = None  # float32 workspace, as large as the largest merged tensor
+        self.raw: Any = None  # read buffer for base tensor bytes
 
     def __call__(self, planned: PlannedTensor) -> Any:
         step = self.context.steps.get(planned.name)
@@ -208,21 +210,27 @@ class MergedTensors:
         from ckpt_gui.core.export.convert_kernels import torch_dtype
 
         adapter = self._adapter()
-        if step.replace_with is not None:
-            weight = adapter[step.replace_with]
-        else:
-            weight = self._base(self.context.base_tensors[step.target])
         with torch.no_grad():
+            # The float32 copy of the base tensor lives in one buffer reused by every
+            # merged tensor: fresh pages, not arithmetic, are the cost here.
+            work = self._workspace(planned.shape)
+            if step.replace_with is not None:
+                work.copy_(adapter[step.replace_with])
+            else:
+                self._read_into(self.context.base_tensors[step.target], work)
             if step.kind == "bias":
-                value = merged_bias(weight, adapter[step.roles["B_bias"]], step.scale)
+                value = merged_bias(work, adapter[step.roles["B_bias"]], step.scale)
             elif step.kind in ("linear", "embedding"):
                 roles = {role: adapter[key] for role, key in step.roles.items()}
                 value = merged_weight(
-                    weight, roles, step.kind, step.scale, self.context.fan_in_fan_out
+                    work, roles, step.kind, step.scale, self.context.fan_in_fan_out
                 )
             else:
-                value = weight
-            return value.to(torch_dtype(planned.dtype)).contiguous()
+                value = work
+            # A fresh output: the engine's queued writes keep it until they are done.
+            out = torch.empty(planned.shape, dtype=torch_dtype(planned.dtype))
+            out.copy_(value)
+            return out
 
     def _adapter(self) -> dict[str, Any]:
         if self.adapter is None:
@@ -232,9 +240,23 @@ class MergedTensors:
                 self.adapter.update(_load_small(self.context.adapter_root / file))
         return self.adapter
 
-    def _base(self, info: TensorInfo) -> Any:
+    def _workspace(self, shape: tuple[int, ...]) -> Any:
+        import math
+
+        import torch
+
+        count = math.prod(shape)
+        if self.work is None or self.work.numel() < count:
+            self.work = torch.empty(count, dtype=torch.float32)
+        return self.work[:count].view(shape)
+
+    def _read_into(self, info: TensorInfo, work: Any) -> None:
+        """The base tensor's values into ``work`` (float32), through a reused read buffer."""
         if info.offset is None:
-            return self.pickled(PlannedTensor(info.name, info.dtype, info.shape, info.nbytes, info))
+            work.copy_(
+                self.pickled(PlannedTensor(info.name, info.dtype, info.shape, info.nbytes, info))
+            )
+            return
         import torch
 
         from ckpt_gui.core.export.convert_kernels import torch_dtype
@@ -243,7 +265,9 @@ class MergedTensors:
         fd = self.fds.get(path)
         if fd is None:
             fd = self.fds[path] = os.open(path, os.O_RDONLY)
-        data = torch.empty(info.nbytes, dtype=torch.uint8)
+        if self.raw is None or self.raw.numel() < info.nbytes:
+            self.raw = torch.empty(info.nbytes, dtype=torch.uint8)
+        data = self.raw[: info.nbytes]
         view = memoryview(data.numpy())  # type: ignore[arg-type]
         done = 0
         while done < info.nbytes:
@@ -251,7 +275,7 @@ class MergedTensors:
             if got <= 0:
                 raise CheckpointError(path, f"file ends inside tensor '{info.name}'")
             done += got
-        return data.view(torch_dtype(info.dtype)).reshape(info.shape)
+        work.copy_(data.view(torch_dtype(info.dtype)).view(info.shape))
 
     def release_base(self) -> None:
         self.pickled.release()
@@ -262,6 +286,7 @@ class MergedTensors:
         for fd in fds.values():
             os.close(fd)
         self.adapter = None
+        self.work = self.raw = None
 
 
 def _load_small(path: Path) -> dict[str, Any]:
