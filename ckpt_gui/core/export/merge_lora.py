@@ -268,7 +268,7 @@ class MergedTensors:
         if self.raw is None or self.raw.numel() < info.nbytes:
             self.raw = torch.empty(info.nbytes, dtype=torch.uint8)
         data = self.raw[: info.nbytes]
-        view = memoryview(data.numpy())  # type: ignore[arg-type]
+        view = memoryview(data.numpy())
         done = 0
         while done < info.nbytes:
             got = os.preadv(fd, [view[done:]], info.offset + done)
