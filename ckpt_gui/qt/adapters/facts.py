@@ -7,7 +7,7 @@ import html
 from ckpt_gui.core.adapters.summary import AdapterInfo
 from ckpt_gui.core.formatting import human_count
 
-ADAPTER_COLOR = "#6a1b9a"  # adapter rows in the tree use the same colour
+ADAPTER_COLOR = "#00796b"  # adapter rows in the tree use the same colour
 
 
 def adapter_html(info: AdapterInfo) -> str:

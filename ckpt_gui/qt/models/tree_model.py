@@ -79,7 +79,8 @@ STATUS_SEVERITY = (  # type: ignore[assignment]  # longer than the tuple above
 )
 # Optional icon per status, shown before the name (the comparison registers them).
 STATUS_ICONS: dict[str, QIcon] = {}
-ADAPTER_COLOR = QColor(106, 27, 154)  # tensors of a LoRA adapter, shown in its base's tree
+# Tensors of a LoRA adapter in its base's tree (teal: purple already means mismatch).
+ADAPTER_COLOR = QColor(0, 121, 107)
 GHOST_COLOR = QColor(140, 140, 140)  # rows for tensors the checkpoint lacks (ghost rows)
 
 
