@@ -53,7 +53,7 @@ def fit_adapter(
 
         expected = load_expected(config)
     base = {name: t.shape for name, t in expected.tensors.items()}
-    vocab = _vocab_size(expected, config)
+    vocab = _vocab_size(config)
     wanted = expected_adapter_shapes(settings, base, vocab)
     missing: list[str] = []
     unexpected: list[str] = []
@@ -204,7 +204,7 @@ def _role(name: str) -> str | None:
     return key.role if key is not None else None
 
 
-def _vocab_size(expected: ExpectedModel, config: ResolvedConfig) -> int | None:
+def _vocab_size(config: ResolvedConfig) -> int | None:
     value: Any = config.values.get("vocab_size")
     return value if isinstance(value, int) else None
 

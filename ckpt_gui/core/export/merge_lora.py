@@ -271,7 +271,7 @@ class MergedTensors:
         view = memoryview(data.numpy())
         done = 0
         while done < info.nbytes:
-            got = os.preadv(fd, [view[done:]], info.offset + done)
+            got = _read_at(fd, view[done:], info.offset + done)
             if got <= 0:
                 raise CheckpointError(path, f"file ends inside tensor '{info.name}'")
             done += got
@@ -287,6 +287,16 @@ class MergedTensors:
             os.close(fd)
         self.adapter = None
         self.work = self.raw = None
+
+
+def _read_at(fd: int, view: memoryview, offset: int) -> int:
+    """Read into ``view`` at ``offset``; Windows has no ``os.preadv``."""
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [view], offset)
+    os.lseek(fd, offset, os.SEEK_SET)
+    data = os.read(fd, len(view))
+    view[: len(data)] = data
+    return len(data)
 
 
 def _load_small(path: Path) -> dict[str, Any]:
