@@ -1,4 +1,4 @@
-"""``ckpt-gui export {random-init,convert,reshard,safetensors} ... OUT``: write a new model folder.
+"""``ckpt-gui export {random-init,convert,reshard,safetensors,merge-lora} ... OUT``: write a new model folder.
 
 Exit codes: 0 written; 1 written, but values overflowed the target dtype (written
 as Inf, or clamped with ``--on-overflow clamp``); 2 error, nothing written.
@@ -54,7 +54,8 @@ def _size(text: str) -> int:
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = verbs.add_parser(
-        "export", help="write a new model folder (random init, dtype, shards, safetensors)"
+        "export",
+        help="write a new model folder (random init, dtype, shards, safetensors, LoRA merge)",
     )
     jobs = parser.add_subparsers(dest="job", metavar="JOB", required=True)
 
@@ -135,6 +136,14 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "so from_pretrained loads the result",
         )
 
+    merge = jobs.add_parser(
+        "merge-lora", help="merge a LoRA adapter into its base model (as peft's merge_and_unload)"
+    )
+    merge.add_argument("target", metavar="BASE", help="base model folder (or file)")
+    merge.add_argument("adapter", metavar="ADAPTER", help="peft adapter folder")
+    common(merge)
+    merge.add_argument("--dtype", choices=DTYPE_CHOICES, help="default: the base's dtypes")
+
 
 def run(args: argparse.Namespace) -> int:
     from ckpt_gui.core.export import convert as jobs  # the module
@@ -154,7 +163,21 @@ def run(args: argparse.Namespace) -> int:
     }
     if getattr(args, "config", None):
         common["config"] = args.config
-    if args.job == "random-init":
+    if args.job == "merge-lora":
+        from ckpt_gui.core.export import merge_lora
+
+        if args.renames:
+            raise CheckpointError("merge-lora", "--rename/--strip-prefix/--add-prefix do not apply")
+        plan = merge_lora.plan_merge_lora(
+            args.target,
+            args.adapter,
+            args.out,
+            dtype=dtype,
+            max_shard_size=args.max_shard_size,
+            overwrite=args.overwrite,
+        )
+        job = merge_lora.run_merge_lora(plan, options)
+    elif args.job == "random-init":
         from ckpt_gui.core.export import random_init
 
         plan = random_init.plan_random_init(

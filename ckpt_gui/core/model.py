@@ -7,7 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ckpt_gui.core.adapters.summary import AdapterInfo
 
 
 def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -118,6 +121,8 @@ class Checkpoint:
     warnings: tuple[str, ...] = ()
     config: Mapping[str, Any] | None = None
     pickle_globals: tuple[PickleGlobal, ...] = ()
+    # A peft adapter's settings and what it changes (None for a full checkpoint).
+    adapter: AdapterInfo | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metadata", _frozen_mapping(self.metadata))
@@ -169,6 +174,7 @@ class Checkpoint:
             "warnings": list(self.warnings),
             "config": _jsonable(dict(self.config)) if self.config is not None else None,
             "pickle_globals": [g.to_json() for g in self.pickle_globals],
+            "adapter": self.adapter.to_json() if self.adapter is not None else None,
         }
 
 

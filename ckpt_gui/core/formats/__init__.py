@@ -12,7 +12,7 @@ import stat
 from pathlib import Path
 
 from ckpt_gui.core.errors import CheckpointError
-from ckpt_gui.core.formats import distributed, folder, gguf, index, pytorch, safetensors
+from ckpt_gui.core.formats import adapter, distributed, folder, gguf, index, pytorch, safetensors
 from ckpt_gui.core.formats.distributed import checkpoint as distributed_checkpoint
 from ckpt_gui.core.model import Checkpoint
 
@@ -35,13 +35,21 @@ def open_checkpoint(target: str | Path, weights_key: str | None = None) -> Check
         raise CheckpointError(target, exc.strerror or str(exc)) from None
     if stat.S_ISDIR(info.st_mode):
         kind = distributed.detect(path)
+        snapshot, _ = folder.resolve_cache_repo(path)
         if kind is not None:
             checkpoint = distributed_checkpoint.read(path, kind, weights_key)
             config = folder.read_config(path)
             if config is not None:
                 checkpoint = dataclasses.replace(checkpoint, config=config)
+        elif adapter.is_adapter_folder(snapshot):
+            checkpoint = adapter.read(snapshot, open_file)
         else:
             checkpoint = folder.read(path, functools.partial(open_file, weights_key=weights_key))
+    elif path.name == adapter.ADAPTER_CONFIG_NAME or (
+        path.name in adapter.WEIGHT_NAMES and adapter.is_adapter_folder(path.parent)
+    ):
+        # An adapter's config or weight file stands for the adapter folder.
+        checkpoint = adapter.read(path.parent, open_file)
     else:
         checkpoint = open_file(path, None, weights_key)
         config = folder.read_config(path.parent)

@@ -234,6 +234,9 @@ class CompareController(QObject):
             self.bar.setVisible(True)
         if self.choice is not None:
             self.compare(self.choice)  # reloaded: compare the new contents again
+        elif checkpoint.adapter is not None and checkpoint.adapter.base_path:
+            # An adapter is checked against its base as soon as the base is found here.
+            self.compare(ConfigChoice("path", checkpoint.adapter.base_path))
         elif checkpoint.config is not None:
             self.compare(ConfigChoice("own"))
         else:

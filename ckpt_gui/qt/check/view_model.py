@@ -66,6 +66,10 @@ class ConfigChoice:
     def resolve(self, checkpoint: Checkpoint) -> ResolvedConfig:
         """The config values and architecture (reads files or the Hub: call off the GUI thread)."""
         if self.kind == "own":
+            if checkpoint.adapter is not None:  # an adapter's own config is its base's
+                from ckpt_gui.core.adapters.base import default_base
+
+                return resolve_config(default_base(checkpoint), None, self.overrides)
             return resolve_config(None, checkpoint, self.overrides)
         if not self.spec:
             raise CheckpointError("config", f"no {self.kind} given to compare with")
@@ -110,6 +114,10 @@ def run_comparison(
 
     ``plain_root`` (the checkpoint's tree as already built) is reused when nothing is
     missing, instead of building the tree again."""
+    if checkpoint.adapter is not None:
+        from ckpt_gui.qt.adapters.fit_view import run_adapter_fit
+
+        return run_adapter_fit(checkpoint, choice)  # does the adapter fit this base?
     config = choice.resolve(checkpoint)
     expected = load_expected(config)
     report = compare(checkpoint, config, expected=expected)

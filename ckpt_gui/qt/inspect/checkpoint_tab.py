@@ -95,6 +95,15 @@ def _cache_snapshot_title(path: Path) -> str | None:
     return None
 
 
+def tree_of(checkpoint: Checkpoint) -> ModuleNode:
+    """The tab's tree: an adapter shows inside its base's modules when the base is here."""
+    if checkpoint.adapter is None:
+        return build_tree(checkpoint.tensors)
+    from ckpt_gui.core.adapters.tree import adapted_tree, base_of
+
+    return adapted_tree(checkpoint, base_of(checkpoint))
+
+
 class CheckpointTab(QWidget):
     """A tab for ``target``; ``loader`` (default: open the target) runs on a Worker."""
 
@@ -174,7 +183,7 @@ class CheckpointTab(QWidget):
                 checkpoint = yield from open_target_job(target)
             else:
                 checkpoint = yield from open_target_job(target, weights_key)
-            return LoadResult(checkpoint, build_tree(checkpoint.tensors), summary_html(checkpoint))
+            return LoadResult(checkpoint, tree_of(checkpoint), summary_html(checkpoint))
 
         worker = Worker(load)
         worker.yielded.connect(self._on_progress)

@@ -23,6 +23,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon
 
+from ckpt_gui.core.adapters.tree import is_adapter_tensor
 from ckpt_gui.core.check.status import KeyStatus
 from ckpt_gui.core.formatting import human_bytes, human_count
 from ckpt_gui.core.tree.build import ModuleNode
@@ -77,6 +78,8 @@ STATUS_SEVERITY: tuple[str, ...] = (
 )
 # Optional icon per status, shown before the name (the comparison registers them).
 STATUS_ICONS: dict[str, QIcon] = {}
+# Tensors of a LoRA adapter in its base's tree (teal: purple already means mismatch).
+ADAPTER_COLOR = QColor(0, 121, 107)
 GHOST_COLOR = QColor(140, 140, 140)  # rows for tensors the checkpoint lacks (ghost rows)
 
 
@@ -227,6 +230,8 @@ class CheckpointTreeModel(QAbstractItemModel):
             status = self.status_of(node)
             if status in STATUS_COLORS and status != KeyStatus.OK:
                 return QBrush(STATUS_COLORS[status])
+            if is_adapter_tensor(node.tensor):
+                return QBrush(ADAPTER_COLOR)  # a LoRA adapter's tensor shown in its base
             return None
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (
             Column.PARAMETERS,
@@ -295,6 +300,8 @@ class CheckpointTreeModel(QAbstractItemModel):
             return f"{node.path}\n{self._alias_label} name: {alias}"
         if is_ghost(node.tensor):
             return f"{node.path}  [missing: the model expects it, the checkpoint lacks it]"
+        if is_adapter_tensor(node.tensor):
+            return f"{node.path}  [from the adapter]" + (f"  [{status}]" if status else "")
         pickled_as = self.module_class(node)
         if pickled_as:
             return f"{node.path}  (pickled as {pickled_as})"
