@@ -24,8 +24,9 @@ ignore_lease_breaks()
 # Diff / scan / pickle-risk data (fixtures finetuned_dir, damaged_files, marker).
 pytest_plugins = [
     "tests.support.diffscan_data",
-    "tests.support.hub_fixtures",
+    "tests.support.distributed_fixtures",
     "tests.support.gguf_fixtures",
+    "tests.support.hub_fixtures",
 ]
 
 TINY_LLAMA = {

@@ -2,6 +2,10 @@
 
 Will the checkpoint load into the architecture? Exit 0 when it loads cleanly, 1 when
 keys are missing, unexpected or mismatched, 2 on error.
+
+For a peft adapter (a folder with adapter_config.json), CONFIG is the base model
+(default: the adapter's base_model_name_or_path) and the check says whether every
+adapter weight has its target in the base, with the shapes peft would build.
 """
 
 from __future__ import annotations
@@ -11,10 +15,11 @@ import json
 import sys
 
 from ckpt_gui.core.check.config_source import parse_override, resolve_config
+from ckpt_gui.core.check.gguf_names import with_hf_names
 from ckpt_gui.core.check.key_groups import group_keys
 from ckpt_gui.core.check.matching import MatchReport, compare
 from ckpt_gui.core.check.status import KeyStatus
-from ckpt_gui.core.gguf.naming import with_hf_names
+from ckpt_gui.core.model import Checkpoint
 from ckpt_gui.core.targets import open_target
 
 EXIT_OK, EXIT_FINDINGS = 0, 1
@@ -27,11 +32,12 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("target", help="checkpoint file or folder")
+    parser.add_argument("target", help="checkpoint file or folder, or a peft adapter folder")
     parser.add_argument(
         "--config",
         help="config.json, model folder, Hub repo id, or architecture name such as "
-        "LlamaForCausalLM (default: the checkpoint's own config.json)",
+        "LlamaForCausalLM (default: the checkpoint's own config.json; for an adapter, "
+        "its base model)",
     )
     parser.add_argument(
         "--set",
@@ -42,21 +48,55 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="override a config value (JSON value, e.g. --set vocab_size=32001); repeatable",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--key",
+        metavar="PATH",
+        default=None,
+        help="weight set of a PyTorch pickle holding several (e.g. model, ema, optimizer); default: the one training code loads",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     overrides = dict(parse_override(text) for text in args.overrides)
     # GGUF: compared under transformers names (built from the model if listing could not).
-    checkpoint = with_hf_names(open_target(args.target))
-    config = resolve_config(args.config, checkpoint, overrides)
-    report = compare(checkpoint, config)
+    checkpoint = with_hf_names(open_target(args.target, args.key))
+    from ckpt_gui.core.formats.adapter import looks_like_adapter_weights, missing_config_error
+
+    if checkpoint.adapter is None and looks_like_adapter_weights(checkpoint):
+        raise missing_config_error(checkpoint)
+    if checkpoint.adapter is not None:
+        from ckpt_gui.core.adapters.base import default_base
+        from ckpt_gui.core.adapters.fit import fit_adapter, require_lora
+
+        require_lora(checkpoint)
+        spec = args.config or default_base(checkpoint)
+        report = fit_adapter(checkpoint, resolve_config(spec, None, overrides))
+    else:
+        config = resolve_config(args.config, checkpoint, overrides)
+        report = compare(checkpoint, config)
     if args.json:
-        json.dump(report.to_json(), sys.stdout, indent=1)
+        data = report.to_json()
+        if checkpoint.adapter is not None:
+            data["adapter"] = checkpoint.adapter.to_json()
+        json.dump(data, sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
+        if checkpoint.adapter is not None:
+            sys.stdout.write(adapter_line(checkpoint))
         sys.stdout.write(render_text(report))
     return EXIT_OK if report.clean else EXIT_FINDINGS
+
+
+def adapter_line(checkpoint: Checkpoint) -> str:
+    adapter = checkpoint.adapter
+    assert adapter is not None
+    s = adapter.settings
+    return (
+        f"adapter {s.peft_type} r={s.r} alpha={s.lora_alpha:g} scale={s.scale:g}"
+        f"{' rsLoRA' if s.use_rslora else ''}{' DoRA' if s.use_dora else ''}: "
+        f"{len(adapter.modules)} modules, base {s.base_model or '(not named)'}\n"
+    )
 
 
 def render_text(report: MatchReport) -> str:

@@ -10,9 +10,9 @@ import json
 import sys
 
 from ckpt_gui.commands.progress import drive
+from ckpt_gui.core.check.gguf_names import with_hf_names
 from ckpt_gui.core.diff.values import DiffReport, diff_structure, diff_values
 from ckpt_gui.core.formatting import human_count
-from ckpt_gui.core.gguf.naming import with_hf_names
 from ckpt_gui.core.targets import open_target
 
 
@@ -26,6 +26,15 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument("b", help="checkpoint file or folder (B)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
+        "--key",
+        metavar="PATH",
+        default=None,
+        help="weight set of A when it is a PyTorch pickle holding several",
+    )
+    parser.add_argument(
+        "--key-b", metavar="PATH", default=None, help="weight set of B (default: --key)"
+    )
+    parser.add_argument(
         "--structure-only", action="store_true", help="compare names, shapes and dtypes only"
     )
     parser.add_argument(
@@ -37,8 +46,8 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     # GGUF files are compared under transformers names.
-    a = with_hf_names(open_target(args.a))
-    b = with_hf_names(open_target(args.b))
+    a = with_hf_names(open_target(args.a, args.key))
+    b = with_hf_names(open_target(args.b, args.key_b if args.key_b is not None else args.key))
     structure = diff_structure(a, b, detect_renames=not args.no_renames)
     if args.structure_only:
         data = structure.to_json()

@@ -1,4 +1,4 @@
-"""``ckpt-gui export {random-init,convert,reshard,safetensors} ... OUT``: write a new model folder.
+"""``ckpt-gui export {random-init,convert,reshard,safetensors,merge-lora} ... OUT``: write a new model folder.
 
 Exit codes: 0 written; 1 written, but values overflowed the target dtype (written
 as Inf, or clamped with ``--on-overflow clamp``); 2 error, nothing written.
@@ -54,7 +54,8 @@ def _size(text: str) -> int:
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = verbs.add_parser(
-        "export", help="write a new model folder (random init, dtype, shards, safetensors)"
+        "export",
+        help="write a new model folder (random init, dtype, shards, safetensors, LoRA merge)",
     )
     jobs = parser.add_subparsers(dest="job", metavar="JOB", required=True)
 
@@ -81,10 +82,20 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "--no-fsync", action="store_true", help="skip fsync of each shard (faster)"
         )
         sub.add_argument("--json", action="store_true", help="print one JSON object")
+        sub.add_argument(
+            "--key",
+            metavar="PATH",
+            default=None,
+            help="weight set of a PyTorch pickle holding several (e.g. model, ema, optimizer); default: the one training code loads",
+        )
         sub.set_defaults(handler=run, renames=[])
 
     random_init = jobs.add_parser("random-init", help="fresh weights from a config")
-    random_init.add_argument("target", metavar="CONFIG", help="config.json or a folder holding one")
+    random_init.add_argument(
+        "target",
+        metavar="CONFIG",
+        help="config.json, a folder holding one, or a PyTorch pickle with an embedded config",
+    )
     common(random_init)
     random_init.add_argument("--dtype", choices=DTYPE_CHOICES, help="default: the config's dtype")
     random_init.add_argument(
@@ -107,7 +118,8 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     common(reshard, shard_required=True)
 
     safetensors = jobs.add_parser(
-        "safetensors", help="pickle (.bin/.pt) or GGUF (dequantized) to safetensors"
+        "safetensors",
+        help="pickle (.bin/.pt), DCP or DeepSpeed folder, or GGUF (dequantized) to safetensors",
     )
     safetensors.add_argument("target", metavar="TARGET", help="checkpoint file or folder")
     common(safetensors)
@@ -116,6 +128,21 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         choices=DTYPE_CHOICES,
         help="GGUF sources only: dtype of the dequantized tensors (default fp32, as transformers)",
     )
+    for sub in (convert, reshard, safetensors):
+        sub.add_argument(
+            "--config",
+            metavar="CONFIG",
+            help="config.json (or a folder holding one) to write beside the weights, "
+            "so from_pretrained loads the result",
+        )
+
+    merge = jobs.add_parser(
+        "merge-lora", help="merge a LoRA adapter into its base model (as peft's merge_and_unload)"
+    )
+    merge.add_argument("target", metavar="BASE", help="base model folder (or file)")
+    merge.add_argument("adapter", metavar="ADAPTER", help="peft adapter folder")
+    common(merge)
+    merge.add_argument("--dtype", choices=DTYPE_CHOICES, help="default: the base's dtypes")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -129,25 +156,45 @@ def run(args: argparse.Namespace) -> int:
         overflow=getattr(args, "on_overflow", "inf"),
     )
     dtype = USER_DTYPE_NAMES[args.dtype] if getattr(args, "dtype", None) else None
-    common = {
+    common: dict[str, Any] = {
         "max_shard_size": args.max_shard_size,
         "renames": args.renames,
         "overwrite": args.overwrite,
     }
-    if args.job == "random-init":
+    if getattr(args, "config", None):
+        common["config"] = args.config
+    if args.job == "merge-lora":
+        from ckpt_gui.core.export import merge_lora
+
+        if args.renames:
+            raise CheckpointError("merge-lora", "--rename/--strip-prefix/--add-prefix do not apply")
+        plan = merge_lora.plan_merge_lora(
+            args.target,
+            args.adapter,
+            args.out,
+            dtype=dtype,
+            max_shard_size=args.max_shard_size,
+            overwrite=args.overwrite,
+        )
+        job = merge_lora.run_merge_lora(plan, options)
+    elif args.job == "random-init":
         from ckpt_gui.core.export import random_init
 
         plan = random_init.plan_random_init(
-            args.target, args.out, dtype=dtype, seed=args.seed, **common
+            args.target, args.out, dtype=dtype, seed=args.seed, weights_key=args.key, **common
         )
         job = random_init.run_random_init(plan, options)
     else:
         if args.job == "convert":
             assert dtype is not None
-            plan = jobs.plan_convert(args.target, args.out, dtype, **common)
+            plan = jobs.plan_convert(args.target, args.out, dtype, weights_key=args.key, **common)
         elif args.job == "reshard":
-            plan = jobs.plan_reshard(args.target, args.out, **common)
+            plan = jobs.plan_reshard(args.target, args.out, weights_key=args.key, **common)
         elif gguf_source.is_gguf_target(args.target):
+            if "config" in common:
+                raise CheckpointError(
+                    args.target, "--config does not apply to GGUF sources: the file holds its config"
+                )
             plan = gguf_source.plan_gguf_safetensors(args.target, args.out, dtype=dtype, **common)
         elif dtype is not None:
             raise CheckpointError(
@@ -155,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
                 "--dtype applies to GGUF sources; use `export convert` to change dtypes",
             )
         else:
-            plan = jobs.plan_safetensors(args.target, args.out, **common)
+            plan = jobs.plan_safetensors(args.target, args.out, weights_key=args.key, **common)
         job = jobs.run_plan(plan, options)
     if args.dry_run:
         job.close()

@@ -22,6 +22,12 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument("target", help="checkpoint file or folder")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
+        "--key",
+        metavar="PATH",
+        default=None,
+        help="weight set of a PyTorch pickle holding several (e.g. model, ema, optimizer); default: the one training code loads",
+    )
+    parser.add_argument(
         "--target-dtype",
         default="fp16",
         help="flag values beyond this dtype's range: fp16 (default), bf16, fp8_e4m3, fp8_e5m2, none",
@@ -43,7 +49,7 @@ def parse_target_dtype(text: str) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     target_dtype = parse_target_dtype(args.target_dtype) if args.target_dtype else DEFAULT_TARGET
-    checkpoint = open_target(args.target)
+    checkpoint = open_target(args.target, args.key)
     report = drive(scan(checkpoint, target_dtype), "scanning")
     if args.json:
         json.dump(report.to_json(), sys.stdout, indent=1)

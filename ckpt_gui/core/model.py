@@ -21,7 +21,14 @@ class TensorInfo:
     """One tensor as the file describes it.
 
     ``file`` is relative to the checkpoint's root folder; ``offset`` is the absolute
-    byte position of the tensor's data in that file, when the format makes it known.
+    byte position of the tensor's data in that file, when the format makes it known
+    and the data is one contiguous row-major run of ``nbytes`` bytes.
+
+    Tensors from pickles also say where they sit in their torch storage:
+    ``storage`` (its key), ``storage_start`` (absolute byte position of the
+    storage's data in ``file``), ``storage_offset`` and ``stride`` (in elements).
+    A view that is not contiguous (a transpose, a strided slice) has ``offset``
+    None and is read through its stride.
     """
 
     name: str
@@ -30,13 +37,22 @@ class TensorInfo:
     nbytes: int
     file: str
     offset: int | None = None
+    storage: str | None = None
+    storage_start: int | None = None
+    storage_offset: int = 0
+    stride: tuple[int, ...] | None = None
 
     @property
     def parameters(self) -> int:
         return math.prod(self.shape)
 
+    @property
+    def strided(self) -> bool:
+        """True for a pickled view whose bytes are not one contiguous run."""
+        return self.offset is None and self.storage_start is not None
+
     def to_json(self) -> dict[str, Any]:
-        return {
+        result: dict[str, Any] = {
             "name": self.name,
             "dtype": self.dtype,
             "shape": list(self.shape),
@@ -45,6 +61,12 @@ class TensorInfo:
             "file": self.file,
             "offset": self.offset,
         }
+        if self.storage is not None:
+            # Pickled tensors only: safetensors output keeps its old fields.
+            result["storage"] = self.storage
+            result["storage_offset"] = self.storage_offset
+            result["stride"] = list(self.stride) if self.stride is not None else None
+        return result
 
 
 @dataclass(frozen=True)
@@ -60,14 +82,25 @@ class FileInfo:
 
 @dataclass(frozen=True)
 class PickleGlobal:
-    """A global a pickle imports (``module.name``) and whether the safe loader allows it."""
+    """A global a pickle imports (``module.name``) and whether the safe loader allows it.
+
+    ``group`` says what it means to a user (``core/pickles/groups.py``): "code"
+    (runs when torch's full loader unpickles the file: the danger), "class" (a
+    class whose package code would be imported) or "data" (plain data).
+    """
 
     name: str
     allowed: bool
     reason: str = ""
+    group: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "allowed": self.allowed, "reason": self.reason}
+        return {
+            "name": self.name,
+            "allowed": self.allowed,
+            "reason": self.reason,
+            "group": self.group,
+        }
 
 
 @dataclass(frozen=True)
@@ -87,6 +120,10 @@ class Checkpoint:
     warnings: tuple[str, ...] = ()
     config: Mapping[str, Any] | None = None
     pickle_globals: tuple[PickleGlobal, ...] = ()
+    # A peft adapter's settings and what it changes (None for a full checkpoint).
+    # A LoRA adapter's facts (``core.adapters.summary.AdapterInfo``), typed loosely: that
+    # module builds on TensorInfo here, and the import graph stays acyclic.
+    adapter: Any = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metadata", _frozen_mapping(self.metadata))
@@ -162,6 +199,7 @@ class Checkpoint:
             "quantization": quantization.to_json() if quantization is not None else None,
             "config": _jsonable(dict(self.config)) if self.config is not None else None,
             "pickle_globals": [g.to_json() for g in self.pickle_globals],
+            "adapter": self.adapter.to_json() if self.adapter is not None else None,
         }
 
 

@@ -24,11 +24,11 @@ def hub_ref_for(target: str | Path) -> HubRef | None:
     return parse_hub_target(str(target))
 
 
-def open_target_job(target: str | Path) -> Job[Checkpoint]:
+def open_target_job(target: str | Path, weights_key: str | None = None) -> Job[Checkpoint]:
     """Like ``open_target``, as a job: remote repos report progress per shard."""
     ref = hub_ref_for(target)
     if ref is None:
-        return open_checkpoint(target)
+        return open_checkpoint(target, weights_key)
     from ckpt_gui.core.hub.inspect import inspect_hub_job
 
     try:
@@ -44,6 +44,9 @@ def open_target_job(target: str | Path) -> Job[Checkpoint]:
     return checkpoint
 
 
-def open_target(target: str | Path) -> Checkpoint:
-    """Open a local file or folder, a Hub repo (``org/name[@rev]``) or a Hub URL."""
-    return run_to_completion(open_target_job(target))
+def open_target(target: str | Path, weights_key: str | None = None) -> Checkpoint:
+    """Open a local file or folder, a Hub repo (``org/name[@rev]``) or a Hub URL.
+
+    ``weights_key`` picks one weight set of a PyTorch pickle (``--key`` on the CLI).
+    """
+    return run_to_completion(open_target_job(target, weights_key))

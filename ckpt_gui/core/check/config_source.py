@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
+from ckpt_gui.core.check.resolved import ResolvedConfig, apply_overrides
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.hub.ref import parse_hub_target
 from ckpt_gui.core.model import Checkpoint
@@ -23,38 +22,6 @@ from ckpt_gui.core.model import Checkpoint
 # ``LlamaForCausalLM``, ``BertModel``, ``T5EncoderModel``: a Python class name.
 ARCHITECTURE_NAME = re.compile(r"^[A-Z][A-Za-z0-9_]*$")
 # ``org/name`` or ``name`` as the Hub spells repo ids.
-
-
-@dataclass(frozen=True)
-class ResolvedConfig:
-    """What to build: the config values and the model class to build them into.
-
-    ``architecture`` is None when neither the user nor the config names one; the
-    model type's base model (``AutoModel``) is used then. ``values`` already include
-    ``overrides``; ``source`` says where the values came from, for messages.
-    """
-
-    source: str
-    values: Mapping[str, Any]
-    architecture: str | None = None
-    overrides: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "values", MappingProxyType(dict(self.values)))
-        object.__setattr__(self, "overrides", MappingProxyType(dict(self.overrides)))
-
-    @property
-    def model_type(self) -> str | None:
-        value = self.values.get("model_type")
-        return value if isinstance(value, str) else None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "architecture": self.architecture,
-            "model_type": self.model_type,
-            "overrides": dict(self.overrides),
-        }
 
 
 def resolve_config(
@@ -73,7 +40,10 @@ def resolve_config(
                 "folder or an architecture name such as LlamaForCausalLM)",
             )
         return _finish(
-            f"{checkpoint.source} (own config.json)", dict(checkpoint.config), None, overrides
+            f"{checkpoint.source} ({_own_config_label(checkpoint)})",
+            dict(checkpoint.config),
+            None,
+            overrides,
         )
     text = str(spec)
     path = Path(text).expanduser()
@@ -93,6 +63,12 @@ def resolve_config(
         "no such file or folder, and not an architecture name (like LlamaForCausalLM) "
         "or a Hub repo id (org/name)",
     )
+
+
+def _own_config_label(checkpoint: Checkpoint) -> str:
+    if checkpoint.metadata.get("embedded_config"):
+        return "config embedded in the pickle"
+    return "own config.json"
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -126,22 +102,6 @@ def _finish(
         if isinstance(architectures, list) and architectures and isinstance(architectures[0], str):
             architecture = architectures[0]
     return ResolvedConfig(source, values, architecture, overrides)
-
-
-def apply_overrides(values: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Set ``key`` or ``nested.key`` (e.g. ``text_config.hidden_size``) in a copy of ``values``."""
-    result = json.loads(json.dumps(dict(values)))
-    for dotted, value in overrides.items():
-        node = result
-        parts = dotted.split(".")
-        for part in parts[:-1]:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = {}
-                node[part] = child
-            node = child
-        node[parts[-1]] = value
-    return dict(result)
 
 
 def parse_override(text: str) -> tuple[str, Any]:

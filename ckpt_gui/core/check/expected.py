@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ckpt_gui.core.check.config_source import ResolvedConfig, apply_overrides
 from ckpt_gui.core.check.renaming import PlainRenaming
+from ckpt_gui.core.check.resolved import ResolvedConfig, apply_overrides
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.gc_pause import collector_paused
 from ckpt_gui.core.quiet import quiet_on_this_thread

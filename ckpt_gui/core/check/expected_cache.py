@@ -21,7 +21,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ckpt_gui.core.check.config_source import ResolvedConfig
 from ckpt_gui.core.check.expected import (
     ExpectedModel,
     ExpectedTensor,
@@ -29,6 +28,7 @@ from ckpt_gui.core.check.expected import (
     refuse_remote_code,
 )
 from ckpt_gui.core.check.renaming import PlainRenaming
+from ckpt_gui.core.check.resolved import ResolvedConfig
 from ckpt_gui.core.check.templates.template import template_for
 from ckpt_gui.core.quant.scheme import scheme_from_config
 

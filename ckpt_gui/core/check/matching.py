@@ -19,11 +19,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ckpt_gui.core.check.config_source import ResolvedConfig
 from ckpt_gui.core.check.expected import ExpectedModel
 from ckpt_gui.core.check.expected_cache import load_expected
 from ckpt_gui.core.check.key_matching import KeyMatch, match_keys
 from ckpt_gui.core.check.quantized_keys import with_quantized_keys
+from ckpt_gui.core.check.resolved import ResolvedConfig
 from ckpt_gui.core.check.status import KeyStatus
 from ckpt_gui.core.check.suggestions import (
     SuggestedRename,

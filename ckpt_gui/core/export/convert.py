@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from ckpt_gui.core.export.distributed import DistributedTensors
 from ckpt_gui.core.export.engine import ExportOptions, ExportResult, run_export
 from ckpt_gui.core.export.pickled import PickledTensors
 from ckpt_gui.core.export.plan import ExportPlan
@@ -29,6 +30,8 @@ def plan_convert(
     renames: Iterable[RenameRuleLike] | None = None,
     overwrite: bool = False,
     subtree: str | None = None,
+    config: str | Path | None = None,
+    weights_key: str | None = None,
 ) -> ExportPlan:
     """Plan a dtype conversion (``dtype``: "F32", "F16" or "BF16")."""
     plan, _ = plan_from_checkpoint(
@@ -40,6 +43,8 @@ def plan_convert(
         renames=renames,
         overwrite=overwrite,
         subtree=subtree,
+        config=config,
+        weights_key=weights_key,
     )
     return plan
 
@@ -52,6 +57,8 @@ def plan_reshard(
     renames: Iterable[RenameRuleLike] | None = None,
     overwrite: bool = False,
     subtree: str | None = None,
+    config: str | Path | None = None,
+    weights_key: str | None = None,
 ) -> ExportPlan:
     plan, _ = plan_from_checkpoint(
         "reshard",
@@ -61,6 +68,8 @@ def plan_reshard(
         renames=renames,
         overwrite=overwrite,
         subtree=subtree,
+        config=config,
+        weights_key=weights_key,
     )
     return plan
 
@@ -73,6 +82,8 @@ def plan_safetensors(
     renames: Iterable[RenameRuleLike] | None = None,
     overwrite: bool = False,
     subtree: str | None = None,
+    config: str | Path | None = None,
+    weights_key: str | None = None,
 ) -> ExportPlan:
     plan, _ = plan_from_checkpoint(
         "safetensors",
@@ -82,6 +93,8 @@ def plan_safetensors(
         renames=renames,
         overwrite=overwrite,
         subtree=subtree,
+        config=config,
+        weights_key=weights_key,
     )
     return plan
 
@@ -96,7 +109,11 @@ def run_plan(plan: ExportPlan, options: ExportOptions | None = None) -> Job[Expo
 
         return (yield from run_gguf_plan(plan, options))
     root = Path(plan.extra["source_root"])
-    provider = PickledTensors(root)
+    provider: PickledTensors | DistributedTensors
+    if "distributed" in plan.extra:
+        provider = DistributedTensors(root, plan.extra["distributed"])
+    else:
+        provider = PickledTensors(root)
     result = yield from run_export(
         plan, [Path(plan.source).expanduser()], options, provider=provider, release=provider.release
     )

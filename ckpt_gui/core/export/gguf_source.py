@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ckpt_gui.core.check.gguf_names import with_hf_names
 from ckpt_gui.core.dtypes import nbytes_for
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.export import renames as rename_rules
@@ -33,7 +34,7 @@ from ckpt_gui.core.export.plan import (
     split_into_shards,
 )
 from ckpt_gui.core.gguf.hf_names import VALUE_PROCESSED_ARCHS
-from ckpt_gui.core.gguf.naming import NAMED_KEY, TENSORS_KEY, permutation_heads, with_hf_names
+from ckpt_gui.core.gguf.naming import NAMED_KEY, TENSORS_KEY, permutation_heads
 from ckpt_gui.core.gguf.values import PermutedRows, StoredSpan, is_quantized, read_values_into
 from ckpt_gui.core.jobs import Job
 from ckpt_gui.core.model import Checkpoint

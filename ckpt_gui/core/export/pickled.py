@@ -1,9 +1,11 @@
-"""Tensor data of pickled checkpoints, through the weights-only loader with mmap.
+"""Tensor data of pickled checkpoints that the engine cannot copy as one run of bytes.
 
-One source file is loaded at a time (memory-mapped for the zip format, so only
-pages being copied are resident) and dropped when the export moves on, which
-unmaps it. Tensors sharing storage (tied weights) are each written as their own
-copy, since safetensors cannot alias; they are reported.
+Contiguous pickled tensors have ``TensorInfo.offset`` and go through the
+engine's file path like safetensors. What reaches this provider are strided
+views (a transpose or slice saved as its own entry): their bytes are gathered
+from the file by ``values/strided.py`` (our reader; the pickle is never
+loaded) and handed to the engine as a torch tensor, since exports write
+through torch.
 """
 
 from __future__ import annotations
@@ -11,55 +13,30 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ckpt_gui.core.dtypes import SAFETENSORS_TO_TORCH
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.export.plan import PlannedTensor
-from ckpt_gui.core.pickles.torch_load import MappedPickle
+from ckpt_gui.core.values.strided import tensor_bytes_from_file
 
 
 class PickledTensors:
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.file: str | None = None
-        self.pickle: MappedPickle | None = None
         self.warnings: list[str] = []
 
     def __call__(self, tensor: PlannedTensor) -> Any:
+        import torch
+
         source = tensor.source
         assert source is not None
-        if self.pickle is None or source.file != self.file:
-            self._load(source.file)
-        assert self.pickle is not None
-        value = self.pickle.get(source.name)
-        if value is None:
-            raise CheckpointError(
-                self.root / source.file, f"tensor '{source.name}' is not in the file"
-            )
-        return value
-
-    def _load(self, file: str) -> None:
-        self.release()
-        self.pickle = MappedPickle(self.root / file)
-        self.file = file
-        self._report_shared(self.pickle.state_dict)
-
-    def _report_shared(self, state_dict: Any) -> None:
-        owners: dict[int, str] = {}
-        for name, value in state_dict.items():
-            try:
-                key = value.untyped_storage().data_ptr()
-            except (RuntimeError, AttributeError):
-                continue
-            if key in owners and value.numel() > 0:
-                self.warnings.append(
-                    f"'{name}' shares storage with '{owners[key]}' in {self.file}: "
-                    "written as a separate copy"
-                )
-            else:
-                owners.setdefault(key, name)
+        path = self.root / source.file
+        if source.storage_start is None:
+            raise CheckpointError(path, f"tensor '{source.name}': its bytes cannot be located")
+        raw = tensor_bytes_from_file(path, source)
+        dtype = getattr(torch, SAFETENSORS_TO_TORCH[source.dtype])
+        if raw.size == 0:
+            return torch.empty(source.shape, dtype=dtype)
+        return torch.from_numpy(raw).view(dtype).reshape(source.shape)
 
     def release(self) -> None:
-        """Let the file go; the engine calls it once no write of its tensors is pending."""
-        if self.pickle is not None:
-            self.pickle.close()
-            self.pickle = None
-        self.file = None
+        """Nothing is held between tensors (kept for the engine's interface)."""

@@ -41,13 +41,16 @@ UNIT_BUDGET = 128 * 1024 * 1024
 USER_TO_TORCH = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}
 
 
-def load_config(config: str | Path) -> Any:
-    """A transformers config from config.json or a folder holding one (no remote code)."""
+def load_config(config: str | Path, weights_key: str | None = None) -> Any:
+    """A transformers config from config.json, a folder holding one, or the config a
+    whole-model PyTorch pickle carries (read without running the pickle; no remote code)."""
     from transformers import AutoConfig
 
     path = Path(config).expanduser()
     if not path.exists():
         raise CheckpointError(config, "no such file or folder")
+    if path.is_file() and _is_pickle(path):
+        return _embedded_config(path, weights_key)
     if path.is_dir() and not (path / "config.json").is_file():
         raise CheckpointError(config, "folder has no config.json")
     try:
@@ -55,6 +58,31 @@ def load_config(config: str | Path) -> Any:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(
             config, f"not a usable config ({' '.join(str(exc).split())[:200]})"
+        ) from None
+
+
+def _is_pickle(path: Path) -> bool:
+    from ckpt_gui.core.formats import pytorch
+
+    with path.open("rb") as stream:
+        return pytorch.sniff(stream.read(8))
+
+
+def _embedded_config(path: Path, weights_key: str | None) -> Any:
+    from transformers import AutoConfig
+
+    from ckpt_gui.core.formats import open_checkpoint
+
+    embedded = open_checkpoint(path, weights_key).config
+    if embedded is None:
+        raise CheckpointError(path, "holds no transformers config (not a whole-model save)")
+    values = dict(embedded)
+    model_type = values.pop("model_type", None)
+    try:
+        return AutoConfig.for_model(str(model_type), **values)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(
+            path, f"embedded config is not usable ({' '.join(str(exc).split())[:200]})"
         ) from None
 
 
@@ -86,13 +114,14 @@ def plan_random_init(
     renames: Iterable[rename_rules.RenameRuleLike] | None = None,
     overwrite: bool = False,
     unit_budget: int = UNIT_BUDGET,
+    weights_key: str | None = None,
 ) -> ExportPlan:
     """Plan the files; builds the model on the meta device (no weights in memory)."""
     with collector_paused():  # the imports (seconds) and the meta build
         out = Path(output).expanduser()
         config_path = Path(config).expanduser()
         check_target(out, [config_path], overwrite)
-        cfg = load_config(config_path)
+        cfg = load_config(config_path, weights_key)
         cls = model_class(cfg, str(config))
         model, dtype = _meta_model(cls, cfg, dtype)
     names = _saved_names(model)

@@ -6,6 +6,7 @@ source file is read once, front to back.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -22,10 +23,13 @@ from ckpt_gui.core.export.plan import (
     PlannedTensor,
     split_into_shards,
 )
+from ckpt_gui.core.formats.distributed.checkpoint import is_distributed
 from ckpt_gui.core.formats.folder import WEIGHT_SUFFIXES
 from ckpt_gui.core.model import Checkpoint, TensorInfo
 from ckpt_gui.core.targets import open_target
 
+# Files of distributed checkpoints that are not part of an HF model folder.
+DISTRIBUTED_BOOKKEEPING = frozenset({"latest", "zero_to_fp32.py", "zero_to_torch.py"})
 CONVERTIBLE = frozenset({"F32", "F16", "BF16"})
 TORCH_DTYPE_NAMES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}
 # Copied along when the source is a single file (a whole folder's other files otherwise).
@@ -57,8 +61,12 @@ def plan_from_checkpoint(
     renames: Iterable[rename_rules.RenameRuleLike] | None = None,
     overwrite: bool = False,
     subtree: str | None = None,
+    config: str | Path | None = None,
+    weights_key: str | None = None,
 ) -> tuple[ExportPlan, Checkpoint]:
-    checkpoint = open_target(target)
+    checkpoint = open_target(target, weights_key)
+    if config is not None:
+        checkpoint = dataclasses.replace(checkpoint, config=read_config_file(config))
     out = Path(output).expanduser()
     root = checkpoint.root
     if root is None:
@@ -105,9 +113,12 @@ def plan_from_checkpoint(
         warnings.append(f"{unchanged} non-float16/32 tensors copied unchanged")
     metadata = _safetensors_metadata(checkpoint)
     shards = split_into_shards(planned, max_shard_size or DEFAULT_MAX_SHARD_SIZE, metadata)
-    copied, generated = _companion_files(checkpoint, Path(target).expanduser(), dtype, planned)
+    copied, generated = _companion_files(
+        checkpoint, Path(target).expanduser(), dtype, planned, config is not None
+    )
     if checkpoint.format.startswith("pytorch"):
-        warnings.append("pickled source read through the weights-only loader")
+        warnings.append("pickled source read without running it (ckpt-gui's own reader)")
+        warnings += _shared_storage_warnings(ordered)
     plan = ExportPlan(
         kind=kind,
         source=str(target),
@@ -117,9 +128,25 @@ def plan_from_checkpoint(
         copied_files=tuple(copied),
         generated_files=tuple(generated),
         warnings=tuple(warnings) + checkpoint.warnings,
-        extra={"source_root": str(root), "dtype": dtype},
+        extra={"source_root": str(root), "dtype": dtype, **_distributed_extra(checkpoint)},
     )
     return plan, checkpoint
+
+
+def _shared_storage_warnings(tensors: list[TensorInfo]) -> list[str]:
+    """Tensors that share one torch storage (tied weights): safetensors cannot alias them."""
+    owners: dict[tuple[str, str], str] = {}
+    notes: list[str] = []
+    for info in tensors:
+        if info.storage is None or info.parameters == 0:
+            continue
+        owner = owners.setdefault((info.file, info.storage), info.name)
+        if owner != info.name:
+            notes.append(
+                f"'{info.name}' shares storage with '{owner}' in {info.file}: "
+                "written as a separate copy"
+            )
+    return notes
 
 
 def _disk_order(checkpoint: Checkpoint) -> list[TensorInfo]:
@@ -147,9 +174,17 @@ def _safetensors_metadata(checkpoint: Checkpoint) -> dict[str, str]:
 
 
 def _companion_files(
-    checkpoint: Checkpoint, target: Path, dtype: str | None, planned: list[PlannedTensor]
+    checkpoint: Checkpoint,
+    target: Path,
+    dtype: str | None,
+    planned: list[PlannedTensor],
+    given_config: bool = False,
 ) -> tuple[list[tuple[Path, str]], list[tuple[str, bytes]]]:
-    """Non-weight files copied along; config.json rewritten when the dtype changes."""
+    """Non-weight files copied along; config.json rewritten when the dtype changes.
+
+    ``given_config``: the user named the config (``--config``); it is written
+    instead of any config.json beside the source.
+    """
     root = checkpoint.root
     assert root is not None
     weight_files = {f.path for f in checkpoint.files}
@@ -159,10 +194,24 @@ def _companion_files(
         candidates = [root / name for name in MODEL_FILES if (root / name).is_file()]
     copied: list[tuple[Path, str]] = []
     generated: list[tuple[str, bytes]] = []
+    if checkpoint.config is not None and (
+        given_config or not any(p.name == "config.json" for p in candidates)
+    ):
+        # The user's --config, or the one a whole-model pickle carries: written so that
+        # from_pretrained loads the output.
+        config = dict(checkpoint.config)
+        if dtype is not None:
+            config = _with_dtype(config, TORCH_DTYPE_NAMES[dtype])
+        generated.append(
+            ("config.json", (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
+        )
     for path in candidates:
         name = path.name
+        if given_config and name == "config.json":
+            continue
         if (
             name in weight_files
+            or name in DISTRIBUTED_BOOKKEEPING
             or name.startswith(".")
             or name.endswith(WEIGHT_SUFFIXES)
             or _is_weight_index(path)
@@ -174,6 +223,35 @@ def _companion_files(
             continue
         copied.append((path, name))
     return copied, generated
+
+
+def read_config_file(config: str | Path) -> dict[str, Any]:
+    """A config.json (or a folder holding one) named by the user, for exports."""
+    path = Path(config).expanduser()
+    if path.is_dir():
+        path = path / "config.json"
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(path, "no such config file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(path, f"not a readable JSON config ({exc})") from None
+    if not isinstance(value, dict):
+        raise CheckpointError(path, "config is not a JSON object")
+    return value
+
+
+def _distributed_extra(checkpoint: Checkpoint) -> dict[str, Any]:
+    """What the distributed provider needs to find the chosen weights again."""
+    if not is_distributed(checkpoint):
+        return {}
+    return {
+        "distributed": {
+            "format": checkpoint.format,
+            "weight_set": checkpoint.metadata.get("weight_set"),
+            "tag": checkpoint.metadata.get("deepspeed", {}).get("tag"),
+        }
+    }
 
 
 def _is_weight_index(path: Path) -> bool:

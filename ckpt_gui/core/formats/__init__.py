@@ -7,19 +7,25 @@ and ``read(path, root=None) -> Checkpoint``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import stat
 from pathlib import Path
 
 from ckpt_gui.core.errors import CheckpointError
-from ckpt_gui.core.formats import folder, gguf, index, pytorch, safetensors
+from ckpt_gui.core.formats import adapter, distributed, folder, gguf, index, pytorch, safetensors
+from ckpt_gui.core.formats.distributed import checkpoint as distributed_checkpoint
 from ckpt_gui.core.model import Checkpoint
 
 READERS = (safetensors, gguf, pytorch, index)
 HEAD_BYTES = 64
 
 
-def open_checkpoint(target: str | Path) -> Checkpoint:
-    """Describe the checkpoint at a local path (file or folder) without reading weights."""
+def open_checkpoint(target: str | Path, weights_key: str | None = None) -> Checkpoint:
+    """Describe the checkpoint at a local path (file or folder) without reading weights.
+
+    ``weights_key`` picks the weight set of a PyTorch pickle that holds several
+    (``model``, ``ema``...; see ``core/pickles/weights.py``); None takes the default.
+    """
     path = Path(target).expanduser()
     try:
         info = path.stat()
@@ -28,16 +34,37 @@ def open_checkpoint(target: str | Path) -> Checkpoint:
     except OSError as exc:
         raise CheckpointError(target, exc.strerror or str(exc)) from None
     if stat.S_ISDIR(info.st_mode):
-        checkpoint = folder.read(path, open_file)
+        kind = distributed.detect(path)
+        snapshot, _ = folder.resolve_cache_repo(path)
+        if kind is not None:
+            checkpoint = distributed_checkpoint.read(path, kind, weights_key)
+            config = folder.read_config(path)
+            if config is not None:
+                checkpoint = dataclasses.replace(checkpoint, config=config)
+        elif adapter.is_adapter_folder(snapshot):
+            checkpoint = adapter.read(snapshot, open_file)
+        else:
+            checkpoint = folder.read(path, functools.partial(open_file, weights_key=weights_key))
+    elif path.name == adapter.ADAPTER_CONFIG_NAME or (
+        path.name in adapter.WEIGHT_NAMES and adapter.is_adapter_folder(path.parent)
+    ):
+        # An adapter's config or weight file stands for the adapter folder.
+        checkpoint = adapter.read(path.parent, open_file)
     else:
-        checkpoint = open_file(path, None)
+        checkpoint = open_file(path, None, weights_key)
         config = folder.read_config(path.parent)
         if config is not None:
-            checkpoint = dataclasses.replace(checkpoint, config=config)
+            # A config.json beside the file wins over one embedded in a pickle.
+            metadata = {k: v for k, v in checkpoint.metadata.items() if k != "embedded_config"}
+            checkpoint = dataclasses.replace(checkpoint, config=config, metadata=metadata)
+    if weights_key is not None and not checkpoint.format.startswith(("pytorch", "dcp", "deepspeed")):
+        raise CheckpointError(
+            target, "--key chooses a weight set in PyTorch pickles and DCP/DeepSpeed folders only"
+        )
     return dataclasses.replace(checkpoint, source=str(target))
 
 
-def open_file(path: Path, root: Path | None) -> Checkpoint:
+def open_file(path: Path, root: Path | None, weights_key: str | None = None) -> Checkpoint:
     """Read one file, choosing the reader from its first bytes."""
     try:
         info = path.stat()
@@ -53,7 +80,11 @@ def open_file(path: Path, root: Path | None) -> Checkpoint:
             head = stream.read(HEAD_BYTES)
     except OSError as exc:
         raise CheckpointError(path, exc.strerror or str(exc)) from None
+    if safetensors.sniff(head):
+        _refuse_if_torch_would_unpickle(path, head, info.st_size)
     for reader in READERS:
+        if reader is pytorch and reader.sniff(head):
+            return pytorch.read(path, root, weights_key)
         if reader.sniff(head):
             checkpoint: Checkpoint = reader.read(path, root)
             return checkpoint
@@ -67,6 +98,27 @@ def open_file(path: Path, root: Path | None) -> Checkpoint:
     raise CheckpointError(
         path, f"not a checkpoint: unrecognised content (starts with {_preview(head)})"
     )
+
+
+def _refuse_if_torch_would_unpickle(path: Path, head: bytes, size: int) -> None:
+    """A file torch.load would unpickle is never called safetensors (see pickles/polyglot.py)."""
+    from ckpt_gui.core.errors import UnsafePickleError
+    from ckpt_gui.core.pickles.groups import CODE, classify
+    from ckpt_gui.core.pickles.polyglot import walk_as_torch
+
+    walk = walk_as_torch(path, int.from_bytes(head[:8], "little"), size)
+    names = list(dict.fromkeys(walk.globals))
+    dangers = [n for n in names if classify(n).group == CODE]
+    if dangers:
+        raise UnsafePickleError(path, dangers)
+    if names:
+        raise CheckpointError(
+            path, f"parses as safetensors, but torch.load would unpickle it (names {names[0]})"
+        )
+    if not walk.judged:
+        raise CheckpointError(
+            path, "parses as safetensors, but torch.load would unpickle it: cannot be judged"
+        )
 
 
 def _kind(mode: int) -> str:

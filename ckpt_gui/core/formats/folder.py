@@ -9,17 +9,11 @@ from typing import Any
 
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.model import Checkpoint, FileInfo
+from ckpt_gui.core.weight_files import PREFERRED, WEIGHT_SUFFIXES
 
 NAME = "folder"
+__all__ = ["PREFERRED", "WEIGHT_SUFFIXES", "read", "read_config"]
 
-# Preferred weight files, in the order transformers itself looks for them.
-PREFERRED = (
-    "model.safetensors.index.json",
-    "model.safetensors",
-    "pytorch_model.bin.index.json",
-    "pytorch_model.bin",
-)
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 
 
 def resolve_cache_repo(folder: Path) -> tuple[Path, list[str]]:

@@ -1,40 +1,33 @@
-"""PyTorch pickles (.bin/.pt/.pth/.ckpt), zip and legacy format, never executed.
+"""PyTorch pickles (.bin/.pt/.pth/.ckpt): zip, legacy and TorchScript, read without running them.
 
-The pickle's globals are listed first (without unpickling); anything the
-weights-only loader would refuse is reported by name and the file is not
-loaded. Otherwise ``torch.load(weights_only=True, map_location="meta")`` gives
-shapes and dtypes without reading tensor data.
+``core/pickles`` unpickles the file with our own interpreter (nothing the file
+names is imported or called), finds its weight sets (state dicts, whole
+``nn.Module`` objects, TorchScript modules, optimizer state) and the rest of
+its contents. The chosen set's tensors become ``TensorInfo`` rows that point
+straight at their bytes in the file (a zip record or the legacy stream), so
+statistics, scans, diffs and exports read them without torch.
+
+A file that names code-running globals (``os.system``, ``eval``...) is still
+refused: there is no legitimate reason for a checkpoint to hold them, and
+``pickle-risk`` explains what they are.
 """
 
 from __future__ import annotations
 
-import pickle
-import zipfile
-from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ckpt_gui.core.dtypes import nbytes_for, torch_dtype_name
+from ckpt_gui.core.dtypes import BITS_PER_ELEMENT
 from ckpt_gui.core.errors import CheckpointError, UnsafePickleError
-from ckpt_gui.core.model import Checkpoint, FileInfo, TensorInfo
-from ckpt_gui.core.pickles.opcodes import classify, scan_file, weights_only_allowed_names
+from ckpt_gui.core.model import Checkpoint, FileInfo, PickleGlobal, TensorInfo
+from ckpt_gui.core.pickles import contents
+from ckpt_gui.core.pickles.archive import ZIP_MAGIC, StorageSpan, TorchArchive, read_torch_file
+from ckpt_gui.core.pickles.groups import CODE, classify
+from ckpt_gui.core.pickles.reconstruct import TensorRef
+from ckpt_gui.core.pickles.weights import WeightSet, find_weight_sets, select
 
 NAME = "pytorch"
-ZIP_MAGIC = b"PK\x03\x04"
-
-# Where training frameworks keep the model weights, most specific first.
-STATE_DICT_KEYS = (
-    "state_dict",
-    "model_state_dict",
-    "model",
-    "module",
-    "net",
-    "network",
-    "model_ema",
-    "ema",
-    "weights",
-    "params",
-)
 
 
 def sniff(head: bytes) -> bool:
@@ -42,136 +35,174 @@ def sniff(head: bytes) -> bool:
     return head.startswith(ZIP_MAGIC) or (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5)
 
 
-def read(path: Path, root: Path | None = None) -> Checkpoint:
+@dataclass
+class TorchFileContents:
+    tensors: list[TensorInfo]
+    metadata: dict[str, Any]
+    pickle_globals: list[PickleGlobal]
+    kind: str
+    config: dict[str, Any] | None
+    warnings: list[str]
+
+
+def read(path: Path, root: Path | None = None, weights_key: str | None = None) -> Checkpoint:
     base = root or path.parent
     relative = path.relative_to(base).as_posix()
-    tensors, metadata, pickle_globals, kind = read_file(path, relative)
+    found = read_contents(path, relative, weights_key)
     return Checkpoint(
         source=str(path),
-        format=f"{NAME}-{kind}",
-        tensors=tuple(tensors),
+        format=f"{NAME}-{found.kind}",
+        tensors=tuple(found.tensors),
         files=(FileInfo(relative, path.stat().st_size),),
         root=base,
-        metadata=metadata,
-        pickle_globals=tuple(pickle_globals),
+        metadata=found.metadata,
+        warnings=tuple(found.warnings),
+        config=found.config,
+        pickle_globals=tuple(found.pickle_globals),
     )
 
 
 def read_file(path: Path, relative: str) -> tuple[list[TensorInfo], dict[str, Any], list[Any], str]:
-    """Tensors, metadata, pickle globals and "zip"/"legacy" for one pickle file."""
-    kind = "zip" if zipfile.is_zipfile(path) else "legacy"
-    allowed = weights_only_allowed_names()
-    pickle_globals = [classify(name, allowed) for name in scan_file(path)]
-    refused = [g.name for g in pickle_globals if not g.allowed]
-    if refused:
-        raise UnsafePickleError(path, refused)
-    loaded = _load_meta(path)
-    state_dict, location, metadata = find_state_dict(loaded, path)
-    tensors = [_tensor_info(key, value, relative) for key, value in state_dict.items()]
-    if location:
-        metadata["state_dict_key"] = location
-    return tensors, metadata, pickle_globals, kind
+    """Tensors, metadata, pickle globals and "zip"/"legacy"/"torchscript" for one shard."""
+    found = read_contents(path, relative, None)
+    return found.tensors, found.metadata, found.pickle_globals, found.kind
 
 
-def _load_meta(path: Path) -> Any:
-    import torch
+def read_contents(path: Path, relative: str, weights_key: str | None) -> TorchFileContents:
+    """Everything ckpt-gui shows of one torch file; ``weights_key`` picks the weight set."""
+    try:
+        archive = read_torch_file(path)
+    except CheckpointError:
+        _refuse_if_dangerous(path)  # a file we cannot read may still be one torch would run
+        raise
+    pickle_globals = [classify(name) for name in dict.fromkeys(archive.globals)]
+    dangers = [g.name for g in pickle_globals if g.group == CODE]
+    if dangers:
+        raise UnsafePickleError(path, dangers)
+    sets = find_weight_sets(archive.value)
+    chosen = select(sets, weights_key)
+    if chosen is None:
+        raise CheckpointError(path, _no_weights_problem(archive, sets, weights_key))
+    tensors = [
+        _tensor_info(path, name, ref, archive, relative) for name, ref in chosen.tensors.items()
+    ]
+    metadata = _metadata(archive, sets, chosen)
+    config = contents.find_config(archive.value, chosen)
+    if config is not None:
+        metadata["embedded_config"] = True
+    warnings = _warnings(pickle_globals, sets, chosen)
+    return TorchFileContents(tensors, metadata, pickle_globals, archive.kind, config, warnings)
+
+
+def _refuse_if_dangerous(path: Path) -> None:
+    from ckpt_gui.core.pickles.opcodes import scan_pickle_file
 
     try:
-        # Always explicit: an environment variable can flip the default.
-        return torch.load(path, map_location="meta", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first_line = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unpickling failed"
-        raise CheckpointError(path, f"refuses to load safely: {first_line[:200]}") from None
-    except (RuntimeError, ValueError, EOFError, OSError, KeyError, IndexError) as exc:
-        message = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise CheckpointError(path, f"corrupted or truncated PyTorch file ({message})") from None
+        names = scan_pickle_file(path).globals
+    except CheckpointError:
+        return
+    dangers = [name for name in names if classify(name).group == CODE]
+    if dangers:
+        raise UnsafePickleError(path, dangers)
 
 
-def _is_tensor(value: Any) -> bool:
-    import torch
+def _no_weights_problem(archive: TorchArchive, sets: list[WeightSet], key: str | None) -> str:
+    if key is not None and sets:
+        available = ", ".join(repr(w.path) for w in sets)
+        return f"no weight set at key {key!r} (the file has {available})"
+    value = archive.value
+    if isinstance(value, dict) and not value:
+        return "contains an empty dict: no tensors"
+    if isinstance(value, dict):
+        return "no state dict found (no entry holds a dict of tensors or a model)"
+    return f"contains {_kind(value)}, not a state dict or a model"
 
-    return isinstance(value, torch.Tensor)
+
+def _kind(value: Any) -> str:
+    name = getattr(value, "name", None)
+    return f"a {name}" if isinstance(name, str) else f"a {type(value).__name__}"
 
 
-def _is_state_dict(value: Any) -> bool:
-    return (
-        isinstance(value, Mapping)
-        and len(value) > 0
-        and all(isinstance(k, str) for k in value)
-        and all(_is_tensor(v) for v in value.values())
+def _tensor_info(
+    path: Path, name: str, ref: TensorRef, archive: TorchArchive, relative: str
+) -> TensorInfo:
+    storage = ref.storage
+    span: StorageSpan | None = archive.storages.get(getattr(storage, "key", ""))
+    if span is None:
+        raise CheckpointError(path, f"tensor '{name}' has no storage in the file")
+    bits = BITS_PER_ELEMENT.get(span.dtype, 8)
+    if ref.extent() > span.numel:
+        raise CheckpointError(
+            path,
+            f"tensor '{name}' reaches element {ref.extent():,} of a storage of {span.numel:,}",
+        )
+    nbytes = (ref.numel * bits + 7) // 8
+    start = span.offset + ref.offset * bits // 8
+    contiguous = ref.contiguous
+    return TensorInfo(
+        name=name,
+        dtype=span.dtype,
+        shape=ref.shape,
+        nbytes=nbytes,
+        file=relative,
+        offset=start if contiguous else None,
+        storage=span.key,
+        storage_start=span.offset,
+        storage_offset=ref.offset,
+        stride=ref.stride,
     )
 
 
-def find_state_dict(loaded: Any, path: Path) -> tuple[Mapping[str, Any], str, dict[str, Any]]:
-    """Find the weights inside a (possibly nested) training checkpoint.
-
-    Returns the state dict, the dotted key path where it was found ("" at top
-    level) and a summary of the other top-level entries as metadata.
-    """
-    if _is_state_dict(loaded):
-        return loaded, "", {}
-    if not isinstance(loaded, Mapping):
-        raise CheckpointError(path, f"contains a {type(loaded).__name__}, not a state dict")
-    location = _search(loaded, depth=0)
-    if location is None:
-        if len(loaded) == 0:
-            raise CheckpointError(path, "contains an empty dict: no tensors")
-        raise CheckpointError(path, "no state dict found (no entry holds a dict of tensors)")
-    node: Any = loaded
-    for part in location:
-        node = node[part]
-    metadata = {str(k): summarize(v) for k, v in loaded.items() if k != location[0]}
-    return node, ".".join(location), metadata
+def _metadata(archive: TorchArchive, sets: list[WeightSet], chosen: WeightSet) -> dict[str, Any]:
+    metadata: dict[str, Any] = {}
+    value = archive.value
+    if isinstance(value, dict) and chosen.path:
+        # The other top-level entries, one line each (epoch, step, args...).
+        first = chosen.path.split(".", 1)[0]
+        for key, item in value.items():
+            if isinstance(key, str) and key != first:
+                metadata[key] = summarize(item, sets)
+    if chosen.path:
+        metadata["state_dict_key"] = chosen.path
+    metadata["weight_sets"] = [w.summary() for w in sets]
+    metadata["weight_set"] = chosen.path
+    if chosen.module_classes:
+        metadata["module_classes"] = dict(chosen.module_classes)
+    metadata["pickle_contents"] = contents.render(value, sets)
+    return metadata
 
 
-def _search(mapping: Mapping[Any, Any], depth: int) -> list[str] | None:
-    if depth > 3:
-        return None
-    keys = [k for k in STATE_DICT_KEYS if k in mapping] + [
-        k for k in mapping if isinstance(k, str) and k not in STATE_DICT_KEYS
-    ]
-    for key in keys:
-        value = mapping[key]
-        if _is_state_dict(value):
-            return [key]
-        if isinstance(value, Mapping) and key in STATE_DICT_KEYS:
-            inner = _search(value, depth + 1)
-            if inner is not None:
-                return [key, *inner]
-    return None
-
-
-def summarize(value: Any) -> Any:
+def summarize(value: Any, sets: list[WeightSet]) -> Any:
     """A short, JSON-friendly description of a non-weight checkpoint entry."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value if not isinstance(value, str) or len(value) < 500 else value[:500] + "..."
-    if _is_tensor(value):
-        return f"tensor {list(value.shape)} {torch_dtype_name(value.dtype)}"
-    if isinstance(value, Mapping):
-        if "param_groups" in value and "state" in value:
-            return f"optimizer state ({len(value['param_groups'])} parameter groups)"
-        if (
-            all(isinstance(v, bool | int | float | str | None) for v in value.values())
-            and len(value) <= 50
+    rendered = contents.render(value, sets)
+    if isinstance(rendered, dict) and "__class__" not in rendered:
+        if "param_groups" in rendered and "state" in rendered:
+            groups = rendered["param_groups"]
+            return f"optimizer state ({len(groups)} parameter groups)"
+        if len(rendered) > 50 or not all(
+            v is None or isinstance(v, bool | int | float | str) for v in rendered.values()
         ):
-            return {str(k): summarize(v) for k, v in value.items()}
-        return f"dict with {len(value)} entries"
+            return f"dict with {len(rendered)} entries"
     if isinstance(value, list | tuple):
         return f"{type(value).__name__} of {len(value)} items"
-    return type(value).__name__
+    return rendered
 
 
-def _tensor_info(name: str, tensor: Any, relative: str) -> TensorInfo:
-    dtype = torch_dtype_name(tensor.dtype)
-    shape = tuple(int(d) for d in tensor.shape)
-    parameters = 1
-    for dim in shape:
-        parameters *= dim
-    return TensorInfo(name, dtype, shape, _nbytes(dtype, parameters, tensor), relative, None)
-
-
-def _nbytes(dtype: str, parameters: int, tensor: Any) -> int:
-    try:
-        return nbytes_for(dtype, parameters)
-    except KeyError:
-        return int(parameters * tensor.element_size())
+def _warnings(globals_: list[PickleGlobal], sets: list[WeightSet], chosen: WeightSet) -> list[str]:
+    notes: list[str] = []
+    classes = [g.name for g in globals_ if g.group == "class"]
+    if classes:
+        shown = ", ".join(classes[:3]) + (
+            f" and {len(classes) - 3} more" if len(classes) > 3 else ""
+        )
+        notes.append(
+            f"read without running it: torch.load would import {shown} "
+            "(weights_only=True refuses the file)"
+        )
+    if len(sets) > 1:
+        others = ", ".join(repr(w.path or "<top level>") for w in sets if w is not chosen)
+        notes.append(
+            f"showing weight set {chosen.path or '<top level>'!r}; the file also holds {others} "
+            "(choose with --key)"
+        )
+    return notes

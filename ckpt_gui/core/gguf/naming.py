@@ -7,7 +7,6 @@ the commands that import torch anyway (check, export, diff).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -106,7 +105,7 @@ def _template_keys(config: dict[str, Any], source: str) -> list[str] | None:
     shapes or ties but no key name (an explicit ``head_dim``, tied embeddings, whose
     ``lm_head.weight`` stays a state-dict key).
     """
-    from ckpt_gui.core.check.config_source import ResolvedConfig
+    from ckpt_gui.core.check.resolved import ResolvedConfig
     from ckpt_gui.core.check.templates.template import template_for
 
     architectures = config.get("architectures") or [None]
@@ -134,27 +133,6 @@ def permutation_heads(checkpoint: Checkpoint, tensor: TensorInfo) -> int | None:
     entry = checkpoint.metadata.get(TENSORS_KEY, {}).get(tensor.name, {})
     heads = entry.get("permuted_heads")
     return heads if isinstance(heads, int) else None
-
-
-def with_hf_names(checkpoint: Checkpoint) -> Checkpoint:
-    """The checkpoint under transformers names, building the model when listing could not."""
-    if checkpoint.format != "gguf" or checkpoint.metadata.get(NAMED_KEY):
-        return checkpoint
-    if checkpoint.config is None or checkpoint.root is None:
-        return checkpoint
-    from ckpt_gui.core.check.config_source import ResolvedConfig
-    from ckpt_gui.core.check.expected_cache import load_expected
-    from ckpt_gui.core.gguf.header import read_header
-
-    architectures = checkpoint.config.get("architectures") or [None]
-    expected = load_expected(ResolvedConfig(checkpoint.source, checkpoint.config, architectures[0]))
-    keys = list(expected.tensors) + [k for k in expected.tied if k not in expected.tensors]
-    file = checkpoint.files[0].path
-    header = read_header(checkpoint.root / file, checkpoint.source)
-    named = describe(
-        header, source=checkpoint.source, relative=file, root=checkpoint.root, hf_keys=keys
-    )
-    return dataclasses.replace(named, source=checkpoint.source)
 
 
 def gguf_names(checkpoint: Checkpoint) -> dict[str, str]:

@@ -138,7 +138,7 @@ def read_values_into(
     """All values of ``tensor`` (float32, rows in transformers' order) into flat ``out``."""
     layout = block_layout(tensor.dtype)
     if layout is None:
-        from ckpt_gui.core.values.chunks import decode  # plain dtypes (BF16 widened)
+        from ckpt_gui.core.values.decode import decode  # plain dtypes (BF16 widened)
 
         raw = np.empty(tensor.nbytes, dtype=np.uint8)
         source.read_into(0, raw)

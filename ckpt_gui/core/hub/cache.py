@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ckpt_gui.core.formats.folder import WEIGHT_SUFFIXES
+from ckpt_gui.core.weight_files import WEIGHT_SUFFIXES
 
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 

@@ -78,7 +78,9 @@ def inspect_hub_job(
     # A GGUF file carries its own config (its metadata) when the repo has no config.json.
     if config is None and checkpoint.config is not None:
         config = dict(checkpoint.config)
-    return dataclasses.replace(_with_hub_facts(checkpoint, ref, facts, warnings), config=config)
+    checkpoint = _with_hub_facts(checkpoint, ref, facts, warnings)
+    checkpoint = _remote_adapter(client, ref, commit, plan, sizes, checkpoint)
+    return dataclasses.replace(checkpoint, config=config)
 
 
 def _open_cached_commit(
@@ -372,6 +374,27 @@ def _assemble(
         metadata=metadata,
         pickle_globals=tuple(pickle_globals.values()),
     )
+
+
+def _remote_adapter(
+    client: HubClient,
+    ref: HubRef,
+    commit: str,
+    plan: WeightPlan,
+    sizes: dict[str, int | None],
+    checkpoint: Checkpoint,
+) -> Checkpoint:
+    """A peft adapter repo: its adapter_config.json (one small request) attached."""
+    from ckpt_gui.core.adapters.settings import CONFIG_NAME, parse_settings
+    from ckpt_gui.core.formats.adapter import attach
+
+    name = f"{plan.folder}/{CONFIG_NAME}" if plan.folder else CONFIG_NAME
+    if name not in sizes:
+        return checkpoint
+    data = client.read_json(ref, name, commit)
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{ref}:{name}", "is not a JSON object")
+    return attach(checkpoint, parse_settings(data, f"{ref}:{name}"), None)
 
 
 def _remote_config(

@@ -156,12 +156,12 @@ def read_torch_zip(
     read_ahead: int = ZIP_READ_AHEAD,
 ) -> tuple[list[TensorInfo], dict[str, Any], list[PickleGlobal]]:
     """Tensors of a remote torch zip checkpoint, from its central directory and data.pkl."""
-    from ckpt_gui.core.formats.pytorch import _tensor_info, find_state_dict
     from ckpt_gui.core.pickles.opcodes import (
         classify,
         globals_in_pickle,
         weights_only_allowed_names,
     )
+    from ckpt_gui.core.pickles.torch_load import find_state_dict, tensor_info
 
     name = f"{ref.repo_id}/{filename}"
     remote = RangedFile(client, ref, filename, commit, size, read_ahead=max(22, read_ahead))
@@ -200,7 +200,7 @@ def read_torch_zip(
     ]
     loaded = _load_meta_pickle(data, storage_keys, name)
     state_dict, location, metadata = find_state_dict(loaded, Path(name))
-    tensors = [_tensor_info(key, value, filename) for key, value in state_dict.items()]
+    tensors = [tensor_info(key, value, filename) for key, value in state_dict.items()]
     if location:
         metadata["state_dict_key"] = location
     return tensors, metadata, pickle_globals

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ckpt_gui.core.errors import CheckpointError
-from ckpt_gui.core.formats.folder import PREFERRED, WEIGHT_SUFFIXES
 from ckpt_gui.core.hub.ref import HubRef
+from ckpt_gui.core.weight_files import PREFERRED, WEIGHT_SUFFIXES
 
 _UNSUPPORTED = {".onnx": "ONNX", ".h5": "TensorFlow", ".msgpack": "Flax"}
 GGUF_SUFFIX = ".gguf"

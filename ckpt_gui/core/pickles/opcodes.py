@@ -3,8 +3,10 @@
 The opcode stream is walked with ``pickletools.genops`` and a symbolic stack:
 only the strings a pickle pushes are tracked (through the memo, ``DUP`` and
 marks), which is what ``STACK_GLOBAL`` needs to name its module and attribute.
-Nothing is unpickled. Each global is classified against torch's weights-only
-allow list so that the user sees which imports a safe load refuses, and why.
+Nothing is unpickled. This walk keeps going where the full reader
+(``unpickler.py``) must stop, so that pickle-risk can list every global a
+malformed or hostile file names. Files are read as ``torch.load`` reads them:
+zip or legacy by the first bytes, zip records in the archive's own order.
 """
 
 from __future__ import annotations
@@ -18,59 +20,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from ckpt_gui.core.errors import CheckpointError
-from ckpt_gui.core.model import PickleGlobal
+from ckpt_gui.core.pickles.groups import classify, reason_for
 
-# Globals that are dangerous by themselves, with the reason shown to users.
-_KNOWN_DANGERS: dict[str, str] = {
-    "os.system": "runs a shell command",
-    "posix.system": "runs a shell command (os.system)",
-    "nt.system": "runs a shell command (os.system)",
-    "os.popen": "runs a shell command",
-    "os.execv": "replaces the process with another program",
-    "os.execve": "replaces the process with another program",
-    "os.remove": "deletes files",
-    "os.unlink": "deletes files",
-    "posix.remove": "deletes files",
-    "posix.unlink": "deletes files",
-    "subprocess.Popen": "starts a process",
-    "subprocess.run": "starts a process",
-    "subprocess.call": "starts a process",
-    "subprocess.check_call": "starts a process",
-    "subprocess.check_output": "starts a process",
-    "subprocess.getoutput": "runs a shell command",
-    "builtins.eval": "evaluates Python code",
-    "builtins.exec": "executes Python code",
-    "builtins.compile": "compiles Python code",
-    "builtins.__import__": "imports arbitrary modules",
-    "builtins.getattr": "reaches arbitrary attributes",
-    "builtins.setattr": "changes arbitrary attributes",
-    "builtins.open": "opens files",
-    "builtins.breakpoint": "starts a debugger",
-    "importlib.import_module": "imports arbitrary modules",
-    "runpy._run_code": "executes Python code",
-    "runpy.run_path": "executes a Python file",
-    "runpy.run_module": "executes a Python module",
-    "code.InteractiveInterpreter.runsource": "executes Python code",
-    "pickle.loads": "unpickles nested data (hides further globals)",
-    "_pickle.loads": "unpickles nested data (hides further globals)",
-    "marshal.loads": "loads Python bytecode",
-    "types.FunctionType": "builds a function from bytecode",
-    "types.CodeType": "builds Python bytecode",
-    "ctypes.CDLL": "loads a native library",
-    "webbrowser.open": "opens a browser",
-    "shutil.rmtree": "deletes files",
-    "socket.socket": "opens a network connection",
-}
-_DANGEROUS_MODULES: dict[str, str] = {
-    "os": "operating-system access",
-    "posix": "operating-system access",
-    "nt": "operating-system access",
-    "subprocess": "starts processes",
-    "socket": "network access",
-    "ctypes": "native code",
-    "shutil": "file-system changes",
-    "sys": "interpreter internals",
-}
+__all__ = ["classify", "globals_in_pickle", "refusal_reason", "scan_file", "scan_pickle_file"]
+
 UNRESOLVED = "<unresolved>"
 
 # The legacy (non-zip) torch format is a sequence of pickles: magic number,
@@ -94,30 +47,6 @@ _MARK = object()
 _OTHER = object()  # any value that is not a string: its content does not matter here
 
 
-def classify(name: str, allowed_names: frozenset[str]) -> PickleGlobal:
-    if name in allowed_names:
-        return PickleGlobal(name, True, "")
-    return PickleGlobal(name, False, refusal_reason(name))
-
-
-def refusal_reason(name: str) -> str:
-    """Why the weights-only loader refuses ``name``, in words a user can act on."""
-    reason = _KNOWN_DANGERS.get(name)
-    if reason is not None:
-        return reason
-    if name.startswith(UNRESOLVED) or name.startswith("<extension"):
-        return "global name is computed while loading: cannot be checked, never safe"
-    module = name.rsplit(".", 1)[0]
-    top = module.split(".", 1)[0]
-    if top in _DANGEROUS_MODULES:
-        return f"{_DANGEROUS_MODULES[top]} ({module} module)"
-    if module.startswith("torch.nn.modules") or module.startswith("torch.nn.parallel"):
-        return "a pickled nn.Module (whole-model save): loading runs the class's code"
-    if top in ("torch", "collections", "builtins", "numpy", "copyreg", "_codecs"):
-        return "not on the weights-only allow list"
-    return "custom class or function: loading imports and runs its code"
-
-
 @dataclass
 class PickleScan:
     """The globals of one file's pickles, and what stopped the walk early, if anything."""
@@ -134,6 +63,18 @@ def globals_in_pickle(stream: IO[bytes]) -> list[str]:
     found: list[str] = []
     _walk(stream, found)
     return found
+
+
+def refusal_reason(name: str) -> str:
+    """Why the weights-only loader refuses ``name``, in words a user can act on."""
+    from ckpt_gui.core.pickles.groups import group_of
+
+    return reason_for(name, group_of(name)) or "not on the weights-only allow list"
+
+
+def walk_globals(stream: IO[bytes], found: list[str]) -> None:
+    """Walk one pickle to its STOP, appending every global met to ``found`` (see ``_walk``)."""
+    _walk(stream, found)
 
 
 def _walk(stream: IO[bytes], found: list[str]) -> None:
@@ -220,7 +161,10 @@ def scan_pickle_file(path: Path) -> PickleScan:
     """
     result = PickleScan()
     try:
-        if zipfile.is_zipfile(path):
+        with path.open("rb") as stream:
+            head = stream.read(4)
+        # torch's choice: the first bytes, not zipfile.is_zipfile (which looks at the end).
+        if head.startswith(b"PK\x03\x04"):
             _scan_zip(path, result)
         else:
             _scan_legacy(path, result)
@@ -237,18 +181,18 @@ def scan_pickle_file(path: Path) -> PickleScan:
 
 def _scan_zip(path: Path, result: PickleScan) -> None:
     with zipfile.ZipFile(path) as archive:
-        # torch reads <folder>/data.pkl; any other pickle in the archive is listed too,
-        # so that nothing a different loader might read goes unchecked.
-        members = [n for n in archive.namelist() if n.endswith(".pkl")]
-        if not any(n.endswith("data.pkl") for n in members):
+        # torch reads <folder>/data.pkl (the first record of that name); every pickle
+        # record in the archive is walked, duplicates included, so that nothing a
+        # different loader might read goes unchecked.
+        records = [r for r in archive.infolist() if r.filename.endswith(".pkl")]
+        if not any(r.filename.endswith("data.pkl") for r in records):
             raise CheckpointError(path, "zip archive has no data.pkl: not a torch checkpoint")
-        for member in members:
-            info = archive.getinfo(member)
-            if info.file_size > _MAX_PICKLE_BYTES:
+        for record in records:
+            if record.file_size > _MAX_PICKLE_BYTES:
                 raise CheckpointError(
-                    path, f"{member} is {info.file_size:,} bytes: too large for a pickle"
+                    path, f"{record.filename} is {record.file_size:,} bytes: too large for a pickle"
                 )
-            _walk(io.BytesIO(archive.read(member)), result.globals)
+            _walk(io.BytesIO(archive.read(record)), result.globals)
 
 
 def _scan_legacy(path: Path, result: PickleScan) -> None:

@@ -6,10 +6,9 @@ busy while numpy computes on the previous chunk); the consumer gets uint8
 views of those buffers. A view is valid only until the next chunk is taken:
 the buffer then goes back to the pool and is overwritten.
 
-Safetensors tensors are read straight from the file at their offsets.
-Tensors from pickles are reached through the safe loader with ``mmap=True``,
-one file at a time (each file is opened once, not once per tensor), under a
-read lease (``mapped_pickle``) checked before each chunk is copied.
+Safetensors tensors, and contiguous tensors of pickles, are read straight
+from the file at their offsets. Strided views of pickled storages are gathered
+once (``strided.py``) and handed out chunk by chunk. No torch, no memory map.
 """
 
 from __future__ import annotations
@@ -26,11 +25,12 @@ import numpy as np
 
 from ckpt_gui.core.dtypes import BITS_PER_ELEMENT
 from ckpt_gui.core.errors import CheckpointError
+from ckpt_gui.core.formats.distributed.checkpoint import is_distributed
+from ckpt_gui.core.formats.distributed.values import CheckpointPieces
 from ckpt_gui.core.gguf.naming import permutation_heads
 from ckpt_gui.core.gguf.values import PermutedRows, is_quantized
 from ckpt_gui.core.gguf.values import chunk_bytes as quantized_chunk_bytes
 from ckpt_gui.core.model import Checkpoint, TensorInfo
-from ckpt_gui.core.pickles.torch_load import MappedPickle
 
 # 2M elements (8 MB of float32) per chunk, 8 buffers: the reader may run up to 56 MB
 # ahead, which rides out the moments the consumer is slow (measured on a busy 2-core
@@ -200,93 +200,74 @@ class _FileSpan(_Source):
             done += count
 
 
-class _PickledTensor(_Source):
-    def __init__(self, raw: np.ndarray[Any, np.dtype[np.uint8]], pickle: MappedPickle) -> None:
+class _GatheredTensor(_Source):
+    """A strided view's bytes, gathered once into row-major order."""
+
+    def __init__(self, raw: np.ndarray[Any, np.dtype[np.uint8]]) -> None:
         self.raw = raw
-        self.pickle = pickle
 
     def read_into(self, start: int, view: np.ndarray[Any, np.dtype[np.uint8]]) -> None:
-        self.pickle.check()  # before touching mapped pages
-        # Copying from the memory map is what makes the pages load, here on the reader thread.
+        np.copyto(view, self.raw[start : start + view.size])
+
+
+class _InMemory(_Source):
+    """A tensor already assembled in memory (distributed checkpoints)."""
+
+    def __init__(self, raw: np.ndarray[Any, np.dtype[np.uint8]]) -> None:
+        self.raw = raw
+
+    def read_into(self, start: int, view: np.ndarray[Any, np.dtype[np.uint8]]) -> None:
         np.copyto(view, self.raw[start : start + view.size])
 
 
 class _OpenFiles:
-    """One handle per safetensors file; one loaded pickle at a time (they can be big)."""
+    """One handle at a time per file (files are read one after another)."""
 
     def __init__(self, checkpoint: Checkpoint) -> None:
         self.checkpoint = checkpoint
         self.fds: dict[Path, int] = {}
-        self.pickle: MappedPickle | None = None
+        self.distributed: CheckpointPieces | None = None
+        if is_distributed(checkpoint):
+            # One full tensor at a time, assembled from its chunks on the reader thread.
+            self.distributed = CheckpointPieces(checkpoint)
 
     def source_of(self, tensor: TensorInfo) -> _Source | PermutedRows:
         if self.checkpoint.root is None:
             raise CheckpointError(
                 self.checkpoint.source, "tensor values can only be read from local files"
             )
+        if self.distributed is not None:
+            return _InMemory(self.distributed.tensor_bytes(tensor.name))
         path = self.checkpoint.path_of(tensor)
-        if tensor.offset is not None:
-            fd = self.fds.get(path)
-            if fd is None:
-                # Files are read one after another: keep only the current one open.
-                self._close_fds()
-                try:
-                    fd = os.open(path, os.O_RDONLY)
-                except OSError as exc:
-                    raise CheckpointError(path, exc.strerror or str(exc)) from None
-                if hasattr(os, "posix_fadvise"):
-                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-                self.fds[path] = fd
-            heads = permutation_heads(self.checkpoint, tensor)
-            if heads is not None:
-                # llama.cpp's q/k row order: read the rows in transformers' order.
-                return PermutedRows(fd, path, tensor, heads)
-            return _FileSpan(fd, path, tensor)
-        pickle = self._pickle(path)
-        return _PickledTensor(self._pickled_bytes(pickle, tensor), pickle)
+        if tensor.offset is None:
+            if not tensor.strided:
+                raise CheckpointError(path, f"tensor '{tensor.name}': its bytes cannot be located")
+            from ckpt_gui.core.values.strided import strided_bytes
 
-    def _pickle(self, path: Path) -> MappedPickle:
-        if self.pickle is None or self.pickle.path != path:
-            self._close_pickle()  # release the previous file's map first
-            self.pickle = MappedPickle(path)
-        return self.pickle
-
-    def _pickled_bytes(
-        self, pickle: MappedPickle, tensor: TensorInfo
-    ) -> np.ndarray[Any, np.dtype[np.uint8]]:
-        path = pickle.path
-        value = pickle.get(tensor.name)
-        if value is None:
-            raise CheckpointError(path, f"tensor '{tensor.name}' is not in the file")
-        raw = tensor_bytes(value)
-        if raw.size != tensor.nbytes:
-            raise CheckpointError(
-                path, f"tensor '{tensor.name}' holds {raw.size:,} bytes, expected {tensor.nbytes:,}"
-            )
-        return raw
+            return _GatheredTensor(strided_bytes(path, tensor))
+        fd = self.fds.get(path)
+        if fd is None:
+            # Files are read one after another: keep only the current one open.
+            self._close_fds()
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError as exc:
+                raise CheckpointError(path, exc.strerror or str(exc)) from None
+            if hasattr(os, "posix_fadvise"):
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+            self.fds[path] = fd
+        heads = permutation_heads(self.checkpoint, tensor)
+        if heads is not None:
+            # llama.cpp's q/k row order: read the rows in transformers' order.
+            return PermutedRows(fd, path, tensor, heads)
+        return _FileSpan(fd, path, tensor)
 
     def _close_fds(self) -> None:
         for fd in self.fds.values():
             os.close(fd)
         self.fds.clear()
 
-    def _close_pickle(self) -> None:
-        if self.pickle is not None:
-            self.pickle.close()
-            self.pickle = None
-
     def close(self) -> None:
-        """On the thread that read: no copy from a mapped pickle is still running."""
         self._close_fds()
-        self._close_pickle()
-
-
-def tensor_bytes(value: Any) -> np.ndarray[Any, np.dtype[np.uint8]]:
-    """A torch tensor's bytes in row-major order, as safetensors would store them."""
-    import torch
-
-    flat = value.detach().contiguous().reshape(-1)
-    if flat.numel() == 0:
-        return np.empty(0, dtype=np.uint8)
-    raw: np.ndarray[Any, np.dtype[np.uint8]] = flat.view(torch.uint8).numpy()
-    return raw
+        if self.distributed is not None:
+            self.distributed.close()

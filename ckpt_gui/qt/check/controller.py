@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 
 from ckpt_gui.core.model import Checkpoint
 from ckpt_gui.core.tree.build import ModuleNode
+from ckpt_gui.qt.adapters.fit_view import run_adapter_fit
 from ckpt_gui.qt.check.config_picker import ConfigPicker
 from ckpt_gui.qt.check.mismatch_panel import MismatchPanel
 from ckpt_gui.qt.check.status_style import (
@@ -145,7 +146,11 @@ class CompareController(QObject):
             "<span style='color:#777'>(the first comparison of a config builds the model "
             "on the meta device: a few seconds)</span>"
         )
-        worker = Worker(run_comparison, checkpoint, choice, self._plain_root)
+        if checkpoint.adapter is not None:
+            # An adapter is checked for whether it fits the chosen base.
+            worker = Worker(run_adapter_fit, checkpoint, choice)
+        else:
+            worker = Worker(run_comparison, checkpoint, choice, self._plain_root)
         worker.returned.connect(lambda result, w=worker: self._returned(w, result))
         worker.errored.connect(lambda error, w=worker: self._errored(w, describe_error(error)))
         worker.finished.connect(lambda w=worker: self._finished(w))
@@ -234,6 +239,9 @@ class CompareController(QObject):
             self.bar.setVisible(True)
         if self.choice is not None:
             self.compare(self.choice)  # reloaded: compare the new contents again
+        elif checkpoint.adapter is not None and checkpoint.adapter.base_path:
+            # An adapter is checked against its base as soon as the base is found here.
+            self.compare(ConfigChoice("path", checkpoint.adapter.base_path))
         elif checkpoint.config is not None:
             self.compare(ConfigChoice("own"))
         else:

@@ -16,11 +16,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from ckpt_gui.core.check.config_source import ResolvedConfig, resolve_config
+from ckpt_gui.core.check.config_source import resolve_config
 from ckpt_gui.core.check.expected import ExpectedModel
 from ckpt_gui.core.check.expected_cache import load_expected
 from ckpt_gui.core.check.key_groups import group_keys
 from ckpt_gui.core.check.matching import MatchReport, compare
+from ckpt_gui.core.check.resolved import ResolvedConfig
 from ckpt_gui.core.check.status import KeyStatus
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.model import Checkpoint
@@ -52,7 +53,7 @@ class ConfigChoice:
     @property
     def label(self) -> str:
         base = {
-            "own": "its own config.json",
+            "own": "its own config",  # config.json, or the one a whole-model pickle carries
             "path": str(self.spec),
             "hub": f"Hub {self.spec}",
             "architecture": str(self.spec),
@@ -65,6 +66,10 @@ class ConfigChoice:
     def resolve(self, checkpoint: Checkpoint) -> ResolvedConfig:
         """The config values and architecture (reads files or the Hub: call off the GUI thread)."""
         if self.kind == "own":
+            if checkpoint.adapter is not None:  # an adapter's own config is its base's
+                from ckpt_gui.core.adapters.base import default_base
+
+                return resolve_config(default_base(checkpoint), None, self.overrides)
             return resolve_config(None, checkpoint, self.overrides)
         if not self.spec:
             raise CheckpointError("config", f"no {self.kind} given to compare with")

@@ -94,8 +94,14 @@ class ExportController(QObject):
             kind = GGUF_KIND  # a GGUF file's only export: dequantize it to safetensors
         if source is None:
             source = config_source(tab) if kind == "random-init" else tab_source(tab)
+        base = ""
+        adapter = tab.checkpoint.adapter if tab is not None and tab.checkpoint else None
+        if kind == "merge-lora" and adapter is not None:
+            base = adapter.base_path or ""  # found on this machine (core.adapters.base)
         parent = self.shell.main_widget()
-        dialog = ExportDialog(kind, source, subtree=subtree, renames=renames, parent=parent)
+        dialog = ExportDialog(
+            kind, source, subtree=subtree, renames=renames, base=base, parent=parent
+        )
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.start_requested.connect(self.start)
         dialog.finished.connect(lambda _result, d=dialog: self._forget(d))
@@ -126,7 +132,7 @@ class ExportController(QObject):
     # -- menus ----------------------------------------------------------------------------------
     def _build_menu(self) -> None:
         menu = self.shell.menu("&Export")
-        for kind in (*CHECKPOINT_KINDS, GGUF_KIND, "random-init"):
+        for kind in (*CHECKPOINT_KINDS, GGUF_KIND, "random-init", "merge-lora"):
             action = menu.addAction(f"{KINDS[kind]}…")
             action.triggered.connect(lambda _=False, kind=kind: self.open_dialog(kind))
         menu.addSeparator()
@@ -143,6 +149,9 @@ class ExportController(QObject):
             action = menu.addAction(f"{KINDS[GGUF_KIND]}…")
             action.triggered.connect(lambda _=False, t=tab: self.open_dialog(GGUF_KIND, tab=t))
             return
+        if tab.checkpoint is not None and tab.checkpoint.adapter is not None:
+            action = menu.addAction(f"{KINDS['merge-lora']}…")
+            action.triggered.connect(lambda _=False, t=tab: self.open_dialog("merge-lora", tab=t))
         for kind in CHECKPOINT_KINDS:
             action = menu.addAction(f"{KINDS[kind]}…")
             action.triggered.connect(lambda _=False, k=kind, t=tab: self.open_dialog(k, tab=t))

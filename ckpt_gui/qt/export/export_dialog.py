@@ -54,8 +54,9 @@ KINDS = {
     "safetensors": "Convert to safetensors",
     "gguf-safetensors": "Safetensors from GGUF (dequantized)",
     "random-init": "Random-init model from config",
+    "merge-lora": "Merge LoRA adapter into its base",
 }
-DTYPE_KINDS = ("convert", "random-init", "gguf-safetensors")
+DTYPE_KINDS = ("convert", "random-init", "gguf-safetensors", "merge-lora")
 GGUF_DTYPES = ("F32", "BF16", "F16")  # F32 first: what transformers holds after loading
 SHARD_PRESETS = ("500MB", "1GB", "2GB", "5GB", "10GB")
 DEFAULT_SHARD = {"reshard": "2GB"}  # everything else: 5GB, as save_pretrained
@@ -81,6 +82,7 @@ class ExportDialog(QDialog):
         *,
         subtree: str | None = None,
         renames: Iterable[RenameRule | tuple[str, str]] = (),
+        base: str = "",
         parent: QWidget | None = None,
         planner: Callable[[ExportRequest], ExportPlan] = make_plan,
     ) -> None:
@@ -99,9 +101,19 @@ class ExportDialog(QDialog):
             self.kind_box.addItem(label, key)
         self.source_edit = QLineEdit(source)
         self.source_edit.setPlaceholderText("checkpoint file or model folder")
+        self.base_edit = QLineEdit(base)
+        self.base_edit.setPlaceholderText("the base model folder the adapter was trained on")
         self.subtree_edit = QLineEdit(subtree or "")
         self.subtree_edit.setPlaceholderText("whole checkpoint (or a module, e.g. model.layers.0)")
         self.output_edit = QLineEdit()
+        self.config_edit = QLineEdit()
+        self.config_edit.setPlaceholderText(
+            "config.json written beside the weights (default: the source's own, if any)"
+        )
+        self.config_edit.setToolTip(
+            "Distributed checkpoints (DCP, DeepSpeed) carry no config: name one so that "
+            "from_pretrained loads the merged model"
+        )
         self.dtype_box = QComboBox()
         self.shard_box = QComboBox()
         self.shard_box.setEditable(True)
@@ -130,8 +142,10 @@ class ExportDialog(QDialog):
         self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
         self.form.addRow("Job", self.kind_box)
         self.form.addRow("Source", self._with_browse(self.source_edit, self._browse_source))
+        self.form.addRow("Base model", self._with_browse(self.base_edit, self._browse_base))
         self.form.addRow("Subtree", self.subtree_edit)
         self.form.addRow("Output folder", self._with_browse(self.output_edit, self._browse_output))
+        self.form.addRow("Config", self.config_edit)
         self.form.addRow("Target dtype", self.dtype_box)
         self.form.addRow("Max shard size", self.shard_box)
         self.form.addRow("Seed", self.seed_box)
@@ -173,6 +187,7 @@ class ExportDialog(QDialog):
         self.dtype_box.currentIndexChanged.connect(self._output_inputs_changed)
         self.source_edit.textChanged.connect(self._output_inputs_changed)
         self.subtree_edit.textChanged.connect(self._output_inputs_changed)
+        self.base_edit.textChanged.connect(self.schedule_plan)
         self.output_edit.textEdited.connect(self._output_typed)
         for signal in (
             self.shard_box.currentTextChanged,
@@ -180,6 +195,7 @@ class ExportDialog(QDialog):
             self.strip_edit.textChanged,
             self.add_edit.textChanged,
             self.renames_edit.textChanged,
+            self.config_edit.textChanged,
             self.overwrite_box.toggled,
         ):
             signal.connect(self.schedule_plan)
@@ -214,6 +230,9 @@ class ExportDialog(QDialog):
         except ValueError as exc:
             raise ValueError(f"max shard size: {exc}") from None
         dtype = self.dtype_box.currentData()
+        merge = kind == "merge-lora"
+        if merge and not self.base_edit.text().strip():
+            raise ValueError("choose the base model to merge the adapter into")
         return ExportRequest(
             kind=kind,
             source=source,
@@ -223,9 +242,13 @@ class ExportDialog(QDialog):
             seed=self.seed_box.value(),
             overwrite=self.overwrite_box.isChecked(),
             subtree=(self.subtree_edit.text().strip() or None)
-            if kind not in ("random-init", "gguf-safetensors")
+            if kind not in ("random-init", "gguf-safetensors", "merge-lora")
             else None,
-            renames=self.renames(),
+            renames=[] if merge else self.renames(),
+            config=(self.config_edit.text().strip() or None)
+            if kind not in ("random-init", "merge-lora", "gguf-safetensors")
+            else None,
+            base=self.base_edit.text().strip() if merge else None,
         )
 
     def renames(self) -> list[RenameRule]:
@@ -320,22 +343,35 @@ class ExportDialog(QDialog):
         kind = self.kind
         random_init = kind == "random-init"
         gguf = kind == "gguf-safetensors"
-        self.form.setRowVisible(self.subtree_edit, not random_init and not gguf)
+        merge = kind == "merge-lora"
+        base_holder = self.base_edit.parentWidget()
+        if base_holder is not None:
+            self.form.setRowVisible(base_holder, merge)
+        self.form.setRowVisible(self.subtree_edit, not random_init and not gguf and not merge)
+        for edit in (self.strip_edit, self.add_edit, self.renames_edit):
+            self.form.setRowVisible(edit, not merge)
         self.form.setRowVisible(self.dtype_box, kind in DTYPE_KINDS)
+        self.form.setRowVisible(self.config_edit, not random_init and not gguf and not merge)
         self.form.setRowVisible(self.seed_box, random_init)
         self.form.setRowVisible(self.overflow_box, kind == "convert")
         holder = self.source_edit.parentWidget()
         label = self.form.labelForField(holder) if holder is not None else None
         if isinstance(label, QLabel):
-            label.setText("Config" if random_init else "Source")
+            label.setText("Config" if random_init else "Adapter" if merge else "Source")
         self.source_edit.setPlaceholderText(
-            "config.json or a folder holding one" if random_init else "checkpoint file or folder"
+            "config.json or a folder holding one"
+            if random_init
+            else "peft adapter folder (adapter_config.json)"
+            if merge
+            else "checkpoint file or folder"
         )
         current = self.dtype_box.currentData()
         with signals_blocked(self.dtype_box):
             self.dtype_box.clear()
             if random_init:
                 self.dtype_box.addItem("As in the config", None)
+            if merge:
+                self.dtype_box.addItem("As in the base", None)
             for dtype in GGUF_DTYPES if gguf else CONVERT_DTYPES:
                 self.dtype_box.addItem(dtype, dtype)
             index = self.dtype_box.findData(current)
@@ -381,6 +417,11 @@ class ExportDialog(QDialog):
             path = QFileDialog.getExistingDirectory(self, "Model folder", self.source_edit.text())
         if path:
             self.source_edit.setText(path)
+
+    def _browse_base(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Base model folder", self.base_edit.text())
+        if path:
+            self.base_edit.setText(path)
 
     def _browse_output(self) -> None:
         """Pick the folder to write into; the output keeps its name inside it."""

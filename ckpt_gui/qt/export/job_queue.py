@@ -38,6 +38,7 @@ KIND_TITLES = {
     "convert": "Convert",
     "reshard": "Re-shard",
     "safetensors": "To safetensors",
+    "merge-lora": "Merge LoRA",
     "random-init": "Random init",
 }
 
@@ -56,6 +57,10 @@ class JobState(enum.Enum):
 
 
 def default_runner(plan: ExportPlan) -> JobRunner:
+    if plan.kind == "merge-lora":
+        from ckpt_gui.core.export.merge_lora import run_merge_lora
+
+        return run_merge_lora
     return run_random_init if plan.kind == "random-init" else run_plan
 
 

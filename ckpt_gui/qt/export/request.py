@@ -35,10 +35,25 @@ class ExportRequest:
     overwrite: bool = False
     subtree: str | None = None
     renames: list[RenameRule] = field(default_factory=list)
+    config: str | None = None  # a config.json (or folder) to write beside the weights
+    base: str | None = None  # merge-lora: the base model (``source`` is the adapter)
 
 
 def make_plan(request: ExportRequest) -> ExportPlan:
     """Run the matching ``plan_*`` (on a worker thread)."""
+    if request.kind == "merge-lora":
+        from ckpt_gui.core.export.merge_lora import plan_merge_lora
+
+        if not request.base:
+            raise ValueError("choose the base model to merge the adapter into")
+        return plan_merge_lora(
+            request.base,
+            request.source,
+            request.output,
+            dtype=request.dtype,
+            max_shard_size=request.max_shard_size,
+            overwrite=request.overwrite,
+        )
     common: dict[str, Any] = {"renames": request.renames, "overwrite": request.overwrite}
     if request.kind == "random-init":
         return plan_random_init(
@@ -50,6 +65,7 @@ def make_plan(request: ExportRequest) -> ExportPlan:
             **common,
         )
     common["subtree"] = request.subtree
+    common["config"] = request.config
     if request.kind == "convert":
         assert request.dtype is not None
         return plan_convert(
@@ -123,6 +139,7 @@ def default_output(kind: str, source: str, dtype: str | None, subtree: str | Non
         "reshard": "resharded",
         "safetensors": "safetensors",
         "random-init": "random-init",
+        "merge-lora": "merged",
     }[kind]
     if kind == "random-init" and dtype:
         suffix += f"-{dtype.lower()}"

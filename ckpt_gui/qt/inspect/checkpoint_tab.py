@@ -45,6 +45,7 @@ from ckpt_gui.qt.hub.download import DownloadBar, remote_hub_ref
 from ckpt_gui.qt.inspect.details import DetailsPanel
 from ckpt_gui.qt.inspect.summary import SummaryHeader, summary_html
 from ckpt_gui.qt.inspect.tree_panel import TreePanel
+from ckpt_gui.qt.pickles.contents_panel import ContentsPanel, WeightSetBar, weight_sets
 from ckpt_gui.qt.runtime.disposable import dispose_of
 from ckpt_gui.qt.runtime.workers import Worker, describe_error
 from ckpt_gui.qt.widgets.busy_page import busy_page
@@ -94,6 +95,15 @@ def _cache_snapshot_title(path: Path) -> str | None:
     return None
 
 
+def tree_of(checkpoint: Checkpoint) -> ModuleNode:
+    """The tab's tree: an adapter shows inside its base's modules when the base is here."""
+    if checkpoint.adapter is None:
+        return build_tree(checkpoint.tensors, checkpoint.quantization)
+    from ckpt_gui.core.adapters.tree import adapted_tree, base_of
+
+    return adapted_tree(checkpoint, base_of(checkpoint))
+
+
 class CheckpointTab(QWidget):
     """A tab for ``target``; ``loader`` (default: open the target) runs on a Worker."""
 
@@ -124,6 +134,9 @@ class CheckpointTab(QWidget):
         self._pending_status: Mapping[str, str] | None = None
         self._disposed = False
         self.download_bar: DownloadBar | None = None
+        # The weight set of a PyTorch pickle holding several (None: the default one).
+        self.weights_key: str | None = None
+        self.contents_panel: QWidget | None = None
 
         self._stack = QStackedWidget()
         self._stack.addWidget(self._loading_page())
@@ -158,6 +171,7 @@ class CheckpointTab(QWidget):
         self.set_error_details(None)
         self.exception = None
         target = self.target
+        weights_key = self.weights_key
         custom = self._loader or (open_demo if target == DEMO_TARGET else None)
 
         def load() -> Job[LoadResult]:
@@ -165,13 +179,11 @@ class CheckpointTab(QWidget):
             # computed here too: for 100,000 tensors they take seconds the GUI must not spend.
             if custom:
                 checkpoint = custom()
-            else:
+            elif weights_key is None:
                 checkpoint = yield from open_target_job(target)
-            return LoadResult(
-                checkpoint,
-                build_tree(checkpoint.tensors, checkpoint.quantization),
-                summary_html(checkpoint),
-            )
+            else:
+                checkpoint = yield from open_target_job(target, weights_key)
+            return LoadResult(checkpoint, tree_of(checkpoint), summary_html(checkpoint))
 
         worker = Worker(load)
         worker.yielded.connect(self._on_progress)
@@ -200,6 +212,13 @@ class CheckpointTab(QWidget):
             self._pending_status = status
         else:
             self.tree.model.set_row_status(status)
+
+    def choose_weight_set(self, key: str) -> None:
+        """Reopen the pickle showing weight set ``key`` (on the worker, like any load)."""
+        if key == self.weights_key or self._worker is not None:
+            return
+        self.weights_key = key
+        self.reload()
 
     def add_panel(self, widget: QWidget, title: str) -> None:
         """Add a page to the panel area below the tree (shown once it has a page)."""
@@ -308,6 +327,10 @@ class CheckpointTab(QWidget):
         self.tree.node_selected.connect(self.details.show_node)
         if self._pending_status is not None:
             self.tree.model.set_row_status(self._pending_status)
+        classes = checkpoint.metadata.get("module_classes")
+        if isinstance(classes, Mapping):
+            self.tree.model.set_module_classes(classes)
+        self._show_pickle_contents(checkpoint)
 
         left = QSplitter(Qt.Orientation.Vertical)
         left.addWidget(self.tree)
@@ -334,10 +357,29 @@ class CheckpointTab(QWidget):
             layout.addWidget(self.download_bar)
         self.header = SummaryHeader(checkpoint, summary)
         layout.addWidget(self.header)
+        if weight_sets(checkpoint):
+            self.weight_set_bar: WeightSetBar | None = WeightSetBar(
+                checkpoint, self.choose_weight_set
+            )
+            layout.addWidget(self.weight_set_bar)
+        else:
+            self.weight_set_bar = None
         layout.addWidget(split, 1)
         self._stack.addWidget(content)
         self._stack.setCurrentWidget(content)
         self.loaded.emit(checkpoint)
+
+    def _show_pickle_contents(self, checkpoint: Checkpoint) -> None:
+        if self.contents_panel is not None:  # a reload replaces the page
+            index = self._panels.indexOf(self.contents_panel)
+            if index >= 0:
+                self._panels.removeTab(index)
+            self.contents_panel.deleteLater()
+            self.contents_panel = None
+            self._panels.setVisible(self._panels.count() > 0)
+        if "pickle_contents" in checkpoint.metadata:
+            self.contents_panel = ContentsPanel(checkpoint)
+            self.add_panel(self.contents_panel, "Contents")
 
     def _show_error(self, message: str) -> None:
         self.error = message

@@ -34,6 +34,10 @@ def summary_html(checkpoint: Checkpoint) -> str:
         f" · <b>{human_bytes(checkpoint.total_bytes)}</b>",
         f"<span style='color:#777'>by dtype:</span> {html.escape(dtypes) or '—'}",
     ]
+    if checkpoint.adapter is not None:
+        from ckpt_gui.qt.adapters.facts import adapter_html
+
+        lines.append(adapter_html(checkpoint.adapter))
     facts = checkpoint.metadata.get("hub")
     if isinstance(facts, dict):
         lines.append(hub_facts_html(facts))

@@ -23,6 +23,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon
 
+from ckpt_gui.core.adapters.tree import is_adapter_tensor
 from ckpt_gui.core.check.status import KeyStatus
 from ckpt_gui.core.formatting import human_bytes, human_count
 from ckpt_gui.core.tree.build import ModuleNode
@@ -77,6 +78,8 @@ STATUS_SEVERITY: tuple[str, ...] = (
 )
 # Optional icon per status, shown before the name (the comparison registers them).
 STATUS_ICONS: dict[str, QIcon] = {}
+# Tensors of a LoRA adapter in its base's tree (teal: purple already means mismatch).
+ADAPTER_COLOR = QColor(0, 121, 107)
 GHOST_COLOR = QColor(140, 140, 140)  # rows for tensors the checkpoint lacks (ghost rows)
 
 
@@ -98,6 +101,8 @@ class CheckpointTreeModel(QAbstractItemModel):
         self._inherited: dict[int, str] = {}
         self._aliases: dict[str, str] = {}
         self._alias_label = ""
+        # Module path -> the class it was pickled as (whole-model pickles only).
+        self._classes: dict[str, str] = {}
         self._bold = QFont()
         self._bold.setBold(True)
         self._italic = QFont()
@@ -125,6 +130,14 @@ class CheckpointTreeModel(QAbstractItemModel):
         if node is self._root or node.parent is None:
             return QModelIndex()
         return self.createIndex(node.row, column, node)
+
+    def set_module_classes(self, classes: Mapping[str, str]) -> None:
+        """Show, beside each module row, the class it was pickled as (``BertSelfAttention``)."""
+        self._classes = {str(k): str(v) for k, v in classes.items()}
+        self._emit_all_changed()
+
+    def module_class(self, node: ModuleNode) -> str | None:
+        return None if node.is_tensor else self._classes.get(node.path)
 
     def set_row_status(self, status: Mapping[str, str]) -> None:
         """Colour rows by status, keyed by node path (tensor name or module prefix)."""
@@ -217,6 +230,8 @@ class CheckpointTreeModel(QAbstractItemModel):
             status = self.status_of(node)
             if status in STATUS_COLORS and status != KeyStatus.OK:
                 return QBrush(STATUS_COLORS[status])
+            if is_adapter_tensor(node.tensor):
+                return QBrush(ADAPTER_COLOR)  # a LoRA adapter's tensor shown in its base
             return None
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (
             Column.PARAMETERS,
@@ -235,6 +250,9 @@ class CheckpointTreeModel(QAbstractItemModel):
         if column == Column.NAME:
             if isinstance(node, GroupNode):
                 return f"{node.name}  ×{len(node.members)}"
+            pickled_as = self.module_class(node)
+            if pickled_as:
+                return f"{node.name}  ({pickled_as.rsplit('.', 1)[-1]})"
             return node.name
         if column == Column.SHAPE:
             return shape_text(tensor.shape) if tensor else ""
@@ -292,6 +310,11 @@ class CheckpointTreeModel(QAbstractItemModel):
             return f"{node.path}  [quantization bookkeeping: stored bytes, no parameters]"
         if is_ghost(node.tensor):
             return f"{node.path}  [missing: the model expects it, the checkpoint lacks it]"
+        if is_adapter_tensor(node.tensor):
+            return f"{node.path}  [from the adapter]" + (f"  [{status}]" if status else "")
+        pickled_as = self.module_class(node)
+        if pickled_as:
+            return f"{node.path}  (pickled as {pickled_as})"
         return f"{node.path}  [{status}]" if status else node.path
 
     def _emit_all_changed(self) -> None:

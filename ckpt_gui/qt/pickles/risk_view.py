@@ -1,6 +1,7 @@
 """What a pickle checkpoint imports: in the summary, and in place of a refused file.
 
-* ``PickleGlobalsModel``: a table of globals (refused first) with the reason.
+* ``PickleGlobalsModel``: a table of globals (code that runs first, then classes whose
+  code would be imported, then plain data) with the reason and the group.
 * ``PickleGlobalsToggle``: the summary header's "Pickle globals (N, …)" entry that
   unfolds the table for a loaded pickle checkpoint (``Checkpoint.pickle_globals``).
 * ``UnsafePickleView``: shown in a tab whose file was refused (UnsafePickleError).
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from ckpt_gui.core.model import PickleGlobal
+from ckpt_gui.core.pickles.groups import CLASS, CODE, DATA, GROUP_TITLES
 from ckpt_gui.core.pickles.risk import PickleRiskReport, pickle_risk
 from ckpt_gui.qt.models.table_base import RowTableModel
 from ckpt_gui.qt.runtime.workers import Worker, describe_error
@@ -42,9 +44,22 @@ class GlobalColumn(IntEnum):
     NAME = 1
     REASON = 2
     FILE = 3
+    GROUP = 4
 
 
-GLOBAL_HEADERS = ("Safe loader", "Global", "Why", "File")
+GLOBAL_HEADERS = ("Safe loader", "Global", "Why", "File", "What it is")
+_GROUP_ORDER = {CODE: 0, CLASS: 1, DATA: 2}
+_GROUP_COLORS = {CODE: QColor(198, 40, 40), CLASS: QColor(178, 106, 0), DATA: QColor(46, 125, 50)}
+
+
+def group_counts(pickle_globals: Sequence[PickleGlobal]) -> str:
+    """ "1 code that runs · 20 classes whose code would be imported · 12 plain data"."""
+    parts = []
+    for group, title in GROUP_TITLES.items():
+        count = sum(g.group == group for g in pickle_globals)
+        if count:
+            parts.append(f"{count} {title}")
+    return " · ".join(parts)
 
 
 class PickleGlobalsModel(RowTableModel):
@@ -60,8 +75,10 @@ class PickleGlobalsModel(RowTableModel):
 
     def set_globals(self, rows: Sequence[tuple[str, PickleGlobal]]) -> None:
         self.beginResetModel()
-        # Stable sort: refused first, the pickle's own order otherwise.
-        self._rows = sorted(rows, key=lambda row: row[1].allowed)
+        # Stable sort: code that runs first, refused before allowed, the pickle's order otherwise.
+        self._rows = sorted(
+            rows, key=lambda row: (_GROUP_ORDER.get(row[1].group, 0), row[1].allowed)
+        )
         self.endResetModel()
 
     def global_at(self, row: int) -> PickleGlobal:
@@ -76,7 +93,12 @@ class PickleGlobalsModel(RowTableModel):
                 return entry.name
             if column == GlobalColumn.REASON:
                 return entry.reason or ("on the weights-only allow list" if entry.allowed else "")
+            if column == GlobalColumn.GROUP:
+                return GROUP_TITLES.get(entry.group, entry.group)
             return file
+        if role == Qt.ItemDataRole.ForegroundRole and column == GlobalColumn.GROUP:
+            color = _GROUP_COLORS.get(entry.group)
+            return QBrush(color) if color is not None else None
         if role == Qt.ItemDataRole.ForegroundRole and column == GlobalColumn.VERDICT:
             return QBrush(_ALLOWED if entry.allowed else _REFUSED)
         if role == Qt.ItemDataRole.FontRole and not entry.allowed and column < GlobalColumn.REASON:
@@ -113,8 +135,9 @@ def fit_rows(table: QTableView, rows: int, most: int = 14) -> None:
 def globals_summary(pickle_globals: Sequence[PickleGlobal]) -> str:
     refused = sum(not g.allowed for g in pickle_globals)
     count = len(pickle_globals)
-    verdict = f"{refused} refused" if refused else "all allowed by the safe loader"
-    return f"Pickle globals ({count}, {verdict})"
+    if not refused:
+        return f"Pickle globals ({count}, all allowed by the safe loader)"
+    return f"Pickle globals ({count}, {refused} refused: {group_counts(pickle_globals)})"
 
 
 class PickleGlobalsToggle(QWidget):
@@ -219,7 +242,9 @@ class UnsafePickleView(QWidget):
         problems = [p for f in report.files for p in f.problems]
         lines = [
             f"{len(rows):,} global(s) in {len(pickles)} pickle(s); "
-            f"<span style='color:#c62828'>{len(refused)} refused</span>: {names}{more}."
+            f"<span style='color:#c62828'>{len(refused)} refused</span>: {names}{more}.",
+            html.escape(group_counts([g for _, g in rows])),
+            f"<b>{html.escape(report.verdict)}</b>",
         ]
         if problems:
             lines.append(

@@ -28,8 +28,8 @@ from collections.abc import Mapping, Sequence
 from importlib import metadata
 from typing import Any
 
-from ckpt_gui.core.check.config_source import ResolvedConfig
 from ckpt_gui.core.check.expected import ExpectedModel, build_expected
+from ckpt_gui.core.check.resolved import ResolvedConfig
 from ckpt_gui.core.check.templates.shape import (
     Abstract,
     Trials,

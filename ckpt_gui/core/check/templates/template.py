@@ -29,9 +29,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from ckpt_gui.core.check.config_source import ResolvedConfig, apply_overrides
 from ckpt_gui.core.check.expected import ExpectedModel, ExpectedTensor
 from ckpt_gui.core.check.renaming import PlainRenaming
+from ckpt_gui.core.check.resolved import ResolvedConfig, apply_overrides
 
 SCHEMA = 1
 TEMPLATE_DIR = Path(__file__).resolve().parent

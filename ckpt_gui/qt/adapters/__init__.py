@@ -1,0 +1,1 @@
+"""peft adapters in the GUI: their facts in the summary, the fit check, merge-lora."""
