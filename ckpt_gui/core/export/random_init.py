@@ -209,7 +209,7 @@ def _return_freed_memory_promptly() -> None:
     try:
         libc = ctypes.CDLL(None)
         libc.mallopt(-3, 4 * 1024 * 1024)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # not glibc; TypeError: Windows
         pass
 
 

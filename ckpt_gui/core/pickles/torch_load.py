@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ckpt_gui.core.errors import CheckpointError
+from ckpt_gui.core.positional_io import O_BINARY
 from ckpt_gui.core.values.lease import ReadLease
 
 
@@ -43,7 +44,7 @@ class MappedPickle:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self._fd = os.open(path, os.O_RDONLY)
+            self._fd = os.open(path, os.O_RDONLY | O_BINARY)
         except OSError as exc:
             raise CheckpointError(path, exc.strerror or str(exc)) from None
         # Taken before loading: the loader reads the zip's directory through the map too.
