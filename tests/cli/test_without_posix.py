@@ -87,9 +87,12 @@ def test_verbs_work_where_fcntl_and_positional_io_are_missing(
     assert json.loads(results[("check", str(llama_dir))]["stdout"])["clean"] is True
     diff = json.loads(results[("diff", str(llama_dir))]["stdout"])
     assert [c["key"] for c in diff["changed"]] == ["lm_head.weight"]
-    expected_diff = (tweaked["lm_head.weight"] - load_file(llama_dir / "model.safetensors")[
-        "lm_head.weight"
-    ]).abs().max().item()
+    expected_diff = (
+        (tweaked["lm_head.weight"] - load_file(llama_dir / "model.safetensors")["lm_head.weight"])
+        .abs()
+        .max()
+        .item()
+    )
     assert diff["changed"][0]["max_abs_diff"] == expected_diff
     assert json.loads(results[("scan", str(llama_dir))]["stdout"])["clean"] is True
 
