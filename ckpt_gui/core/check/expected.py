@@ -16,6 +16,7 @@ from typing import Any
 
 from ckpt_gui.core.check.config_source import ResolvedConfig, apply_overrides
 from ckpt_gui.core.check.renaming import PlainRenaming
+from ckpt_gui.core.check.size_guard import BuildBudget, build_budget, refuse_absurd
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.gc_pause import collector_paused
 
@@ -54,10 +55,17 @@ class ExpectedModel:
 
 
 def build_expected(
-    config: ResolvedConfig, key_mapping: dict[str, str] | None = None
+    config: ResolvedConfig,
+    key_mapping: dict[str, str] | None = None,
+    budget: BuildBudget | None = None,
 ) -> ExpectedModel:
-    """Build ``config``'s model on the meta device and describe what it expects."""
+    """Build ``config``'s model on the meta device and describe what it expects.
+
+    Configs asking for an impossible size are refused first; the build itself is
+    stopped once it exceeds ``budget`` (see size_guard).
+    """
     refuse_remote_code(config)
+    refuse_absurd(config.values, config.architecture, config.source)
     with collector_paused():  # the imports take seconds; the collector adds 15%
         import torch
         import transformers
@@ -68,7 +76,7 @@ def build_expected(
         with _quiet(), collector_paused():
             # from_dict never runs remote code; the model type was checked above.
             hf_config = config_class.from_dict(dict(values))
-            with torch.device("meta"):
+            with build_budget(budget, config.source), torch.device("meta"):
                 model = model_class(hf_config)
     except CheckpointError:
         raise

@@ -29,6 +29,7 @@ from ckpt_gui.core.check.expected import (
     refuse_remote_code,
 )
 from ckpt_gui.core.check.renaming import PlainRenaming
+from ckpt_gui.core.check.size_guard import refuse_absurd
 from ckpt_gui.core.check.templates.template import template_for
 
 SCHEMA = 1
@@ -67,6 +68,7 @@ def load_expected(
     """The model description from the cache or a shipped template, else built (and
     cached when possible). ``use_cache=False`` skips both: always a real build."""
     refuse_remote_code(config)
+    refuse_absurd(config.values, config.architecture, config.source)
     key = cache_key(config, key_mapping) if use_cache else None
     path = cache_dir() / f"{key}.json" if key else None
     if path is not None:

@@ -262,6 +262,11 @@ def template_for(
     return None
 
 
+def templates_for(architecture: str) -> tuple[Template, ...]:
+    """The shipped templates of ``architecture`` (also for size estimates, see size_guard)."""
+    return tuple(_templates().get(architecture, ()))
+
+
 @cache
 def _templates() -> dict[str, list[Template]]:
     """Shipped templates learned with the installed transformers version, by architecture."""
