@@ -28,8 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
     checkpoint = drive(open_target_job(args.target), in_bytes=False)
     if args.json:
-        json.dump(checkpoint.to_json(), sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        sys.stdout.write(checkpoint.to_json_text())
     else:
         sys.stdout.write(render_text(checkpoint, args.depth))
     return 0
