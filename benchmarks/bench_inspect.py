@@ -38,14 +38,15 @@ def run(workdir: Path) -> list[Result]:
     measure(python("-c", NO_TORCH_CHECK, str(folder)))
     baseline = measure(python("-c", BASELINE, str(folder)), repeat=1)
     layers = config["num_hidden_layers"]
-    return run_flat(workdir) + [
+    return [
+        *run_flat(workdir),
         Result(
             f"inspect --json, Llama-2-7B shapes ({layers} layers)",
             ours,
             baseline,
             target_speedup=20,
             note="baseline: from_pretrained(dtype=float16) + state_dict(); ours imports no torch (checked)",
-        )
+        ),
     ]
 
 
