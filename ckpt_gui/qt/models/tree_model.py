@@ -40,6 +40,7 @@ AnyIndex = QModelIndex | QPersistentModelIndex
 _NO_PARENT = QModelIndex()  # default argument (ruff B008: no calls in defaults)
 _ROW_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 _NO_FLAGS = Qt.ItemFlag.NoItemFlags
+_LEAF_FLAGS = _ROW_FLAGS | Qt.ItemFlag.ItemNeverHasChildren
 
 
 class Column(IntEnum):
@@ -248,7 +249,10 @@ class CheckpointTreeModel(QAbstractItemModel):
 
     def flags(self, index: AnyIndex) -> Qt.ItemFlag:
         # Views ask once per row per layout: no enum arithmetic here (see _ROW_FLAGS).
-        return _ROW_FLAGS if index.isValid() else _NO_FLAGS
+        # ItemNeverHasChildren spares QTreeView a hasChildren() call per tensor row.
+        if not index.isValid():
+            return _NO_FLAGS
+        return _ROW_FLAGS if index.internalPointer().children else _LEAF_FLAGS
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
