@@ -7,7 +7,7 @@ Exit codes for every verb: 0 ok, 1 findings, 2 error. Errors print one line,
 from __future__ import annotations
 
 import argparse
-import os
+import gc
 import sys
 from collections.abc import Callable, Sequence
 
@@ -63,32 +63,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         parsed = build_parser().parse_args(args)
         code = run_verb(parsed.handler, parsed)
         if argv is None:
-            _exit_without_teardown(code)
+            _skip_final_collections()
         return code
     if args and args[0] in ("-h", "--help"):
         build_gui_parser().print_help()
         return EXIT_OK
     gui_args = build_gui_parser().parse_args(args)
+    if gui_args.smoke_test:  # before any QApplication exists: the smoke test runs offscreen
+        from ckpt_gui.smoke import run_smoke_test
+
+        return run_smoke_test()
     from ckpt_gui.qt.app import run_gui
 
     return run_gui(gui_args)
 
 
-def _exit_without_teardown(code: int) -> None:
-    """End the process now when torch is loaded: its module teardown takes 0.3-0.4 s.
+def _skip_final_collections() -> None:
+    """Let a command-line run end quickly: its objects need no final garbage collection.
 
-    Only for a real command-line run (not ``main(argv)`` in-process): the verb
-    has returned, so its files are closed and any export is committed or
-    removed; only interpreter cleanup is skipped.
+    After a verb that imported torch and transformers, interpreter shutdown spends
+    seconds in the cyclic garbage collector walking the millions of objects those
+    imports made (2.6 s median here on a loaded 2-core machine; 0.37 s frozen). Only for
+    a real command-line run (not ``main(argv)`` in-process) and after the verb has
+    returned: its files are closed, any export committed or removed. Freezing only
+    hides the objects from the collector: atexit handlers, output flushes and
+    reference-count cleanup all still run, and the exit code is returned normally.
     """
-    if "torch" not in sys.modules:
-        return
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
-    os._exit(code)
+    if "torch" in sys.modules:
+        gc.freeze()
 
 
 def run_verb(handler: Callable[[argparse.Namespace], int], parsed: argparse.Namespace) -> int:

@@ -7,6 +7,9 @@
 # --smoke-test, the .deb installed and its `ckpt-gui --smoke-test` run, install.sh into a scratch
 # prefix.
 #
+# The bundle is built from the versions pinned in constraints.txt (`make package` installs
+# them with `pip install -c constraints.txt`); the build stops if PYTHON's environment differs.
+#
 # Environment: PYTHON (the interpreter with ckpt-gui and PyInstaller; default .venv/bin/python),
 # SKIP_BUNDLE=1 to reuse an existing dist/ckpt-gui (skips PyInstaller and strip; every check still
 # runs), SKIP_INSTALL=1 to skip installing the .deb (needs root or sudo), MAX_BUNDLE_MB (default 750),
@@ -32,6 +35,11 @@ OPTIONAL_LDD='/PySide6/Qt/plugins/(platforms/libqxcb|xcbglintegrations/|platform
 SECONDS=0
 step() { printf '\n== %s (%ds)\n' "$*" "$SECONDS"; }
 fail() { printf 'build.sh: error: %s\n' "$*" >&2; exit 1; }
+
+step "installed versions match constraints.txt"
+"$PYTHON" scripts/freeze_constraints.py --check \
+    || fail "the environment differs from constraints.txt (above): make package installs the pins"
+echo "every installed package pinned in constraints.txt has its pinned version"
 
 if [ "${SKIP_BUNDLE:-0}" = 1 ]; then
     [ -x "$BUNDLE/ckpt-gui" ] || fail "SKIP_BUNDLE=1 but there is no bundle in $BUNDLE"

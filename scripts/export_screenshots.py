@@ -69,22 +69,21 @@ def main(out_dir: Path) -> None:
     from screenshots import make_samples  # type: ignore[import-not-found]
 
     from ckpt_gui.core.export import ExportOptions, plan_convert, plan_safetensors
-    from ckpt_gui.qt.app import configure_application
+    from ckpt_gui.qt.app import build_window, configure_application
     from ckpt_gui.qt.export.job_queue import ExportJob
-    from ckpt_gui.qt.main_window import MainWindow
 
     out_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="ckpt-gui-export-shots-"))
     sharded = make_samples(work)["sharded"]
     app = QApplication.instance() or QApplication([])
     configure_application(app)
-    window = MainWindow(settings=None)
+    window, features = build_window(settings=None)
     window.resize(1280, 860)
     window.show()
     tab = window.open_targets([str(sharded)])[0]
     wait_until(app, lambda: tab.checkpoint is not None and window.is_idle())
 
-    t5_dialog = window.exports.open_dialog("convert", source=str(make_t5(work)))
+    t5_dialog = features.exports.open_dialog("convert", source=str(make_t5(work)))
     t5_dialog.dtype_box.setCurrentIndex(t5_dialog.dtype_box.findData("F16"))
     t5_dialog.shard_box.setCurrentText("10MB")
     t5_dialog.replan()
@@ -95,13 +94,13 @@ def main(out_dir: Path) -> None:
     print("export-dialog.png", t5_dialog.error or "ok")
     t5_dialog.close()
 
-    dialog = window.exports.open_dialog("convert", tab=tab)
+    dialog = features.exports.open_dialog("convert", tab=tab)
     dialog.dtype_box.setCurrentIndex(dialog.dtype_box.findData("F32"))
     dialog.shard_box.setCurrentText("8MB")
     dialog.replan()
     wait_until(app, lambda: dialog.plan is not None or dialog.error is not None)
     dialog.start_button.click()
-    queue = window.exports.queue
+    queue = features.exports.queue
     first = queue.jobs[-1]
     wait_until(app, lambda: first.state.finished)
 
@@ -114,14 +113,14 @@ def main(out_dir: Path) -> None:
     wait_until(app, lambda: running.done > 0 and len(running._samples) >= 4, timeout=60)
     deadline = time.monotonic() + 0.5
     wait_until(app, lambda: time.monotonic() > deadline)  # let the throttled update land
-    window.exports.dock.select(running)
+    features.exports.dock.select(running)
     app.processEvents()
     window.grab().save(str(out_dir / "export-jobs.png"), "PNG")
     print("export-jobs.png")
     gate.set()
     queue.cancel_all()
     queue.wait()
-    window.exports.shutdown()
+    features.exports.shutdown()
     window.close()
 
 

@@ -49,11 +49,10 @@ def shoot(out: Path, *args: str) -> None:
 GROUPED = """
 import sys
 from PySide6.QtWidgets import QApplication
-from ckpt_gui.qt.app import configure_application
-from ckpt_gui.qt.main_window import MainWindow
+from ckpt_gui.qt.app import build_window, configure_application
 app = QApplication([])
 configure_application(app)
-window = MainWindow(settings=None)
+window, features = build_window(settings=None)
 window.show()
 tab = window.open_targets([sys.argv[1]])[0]
 def ready():

@@ -108,11 +108,10 @@ MODULES = """
 import sys
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
-from ckpt_gui.qt.app import configure_application
-from ckpt_gui.qt.main_window import MainWindow
+from ckpt_gui.qt.app import build_window, configure_application
 app = QApplication([])
 configure_application(app)
-window = MainWindow(settings=None)
+window, features = build_window(settings=None)
 window.resize(1280, 640)
 window.show()
 tab = window.open_targets([sys.argv[1]])[0]
@@ -121,7 +120,7 @@ def ready():
     if not window.is_idle():
         return
     if "view" not in state:
-        state["view"] = window.compare_scan.compare(tab, sys.argv[2])
+        state["view"] = features.diff.compare(tab, sys.argv[2])
         return
     timer.stop()
     view = state["view"]

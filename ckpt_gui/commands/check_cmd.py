@@ -13,6 +13,7 @@ import sys
 from ckpt_gui.core.check.config_source import parse_override, resolve_config
 from ckpt_gui.core.check.key_groups import group_keys
 from ckpt_gui.core.check.matching import MatchReport, compare
+from ckpt_gui.core.check.status import KeyStatus
 from ckpt_gui.core.targets import open_target
 
 EXIT_OK, EXIT_FINDINGS = 0, 1
@@ -62,7 +63,7 @@ def render_text(report: MatchReport) -> str:
         f"{report.checkpoint}",
         f"  compared with  {report.architecture} (config: {report.config.source})",
         f"  result         {'loads cleanly' if report.clean else 'does NOT load cleanly'}",
-        f"  keys           {counts['ok']} ok, {len(report.missing)} missing, "
+        f"  keys           {counts[KeyStatus.OK]} ok, {len(report.missing)} missing, "
         f"{len(report.unexpected)} unexpected, {len(report.mismatched)} shape mismatches",
     ]
     if report.tied:

@@ -14,7 +14,7 @@ from typing import Any
 
 from ckpt_gui.commands.progress import drive
 from ckpt_gui.core.dtypes import USER_DTYPE_NAMES
-from ckpt_gui.core.export.renames import Rename
+from ckpt_gui.core.export.renames import RenameRule
 from ckpt_gui.core.formatting import human_bytes, parse_size
 
 DTYPE_CHOICES = ("fp32", "fp16", "bf16", "float32", "float16", "bfloat16")
@@ -34,11 +34,11 @@ class _RenameAction(argparse.Action):
         text = str(values)
         try:
             if option_string == "--strip-prefix":
-                rules.append(Rename.strip_prefix(text))
+                rules.append(RenameRule.strip_prefix(text))
             elif option_string == "--add-prefix":
-                rules.append(Rename.add_prefix(text))
+                rules.append(RenameRule.add_prefix(text))
             else:
-                rules.append(Rename.parse(text))
+                rules.append(RenameRule.parse(text))
         except ValueError as exc:
             parser.error(str(exc))
         namespace.renames = rules

@@ -1,8 +1,15 @@
-"""Application entry: QApplication, icon, arguments, and the headless modes.
+"""Application entry: QApplication, icon, arguments, the headless modes, and the features.
+
+``build_window(settings)`` creates the main window (the shell) and registers every
+feature with it, one line each; it returns the window and the ``Features`` (the
+objects the features registered, for the command line's ``--compare``/``--scan``,
+scripts and tests). A new feature is a package under ``qt/`` with a
+``feature.register(shell, ...)`` and one line here (see docs/shell.md).
 
 ``--screenshot OUT.png`` runs offscreen, waits until every background load and
 computation has finished (polling the window's idle state, no fixed sleep), then
-renders the window and exits. ``--smoke-test`` is the self-test in ckpt_gui/smoke.py.
+renders the window and exits. (``--smoke-test``, the self-test in ckpt_gui/smoke.py, is
+run by ckpt_gui.cli before any of this: it builds its own window here.)
 """
 
 from __future__ import annotations
@@ -11,18 +18,65 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the CLI imports this module: Qt only once the GUI starts
+    from PySide6.QtCore import QSettings
+
+    from ckpt_gui.qt.check.feature import CheckFeature
+    from ckpt_gui.qt.diff.actions import DiffFeature
+    from ckpt_gui.qt.export.controller import ExportController
+    from ckpt_gui.qt.hub.feature import HubFeature
+    from ckpt_gui.qt.inspect.checkpoint_tab import CheckpointTab
+    from ckpt_gui.qt.main_window import MainWindow
+    from ckpt_gui.qt.pickles.feature import PickleRiskFeature
+    from ckpt_gui.qt.scan.feature import ScanFeature
 
 HEADLESS_TIMEOUT_S = float(os.environ.get("CKPT_GUI_HEADLESS_TIMEOUT", "300"))
 FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype", "/usr/share/fonts")
 
 
+@dataclass(frozen=True)
+class Features:
+    """What each registered feature returned."""
+
+    hub: HubFeature
+    exports: ExportController
+    diff: DiffFeature
+    scan: ScanFeature
+    check: CheckFeature
+    pickles: PickleRiskFeature
+
+
+def build_window(settings: QSettings | None) -> tuple[MainWindow, Features]:
+    """The main window with every feature registered (``settings`` None: remember nothing)."""
+    from ckpt_gui.qt.check import feature as check
+    from ckpt_gui.qt.diff import feature as diff
+    from ckpt_gui.qt.export import feature as export
+    from ckpt_gui.qt.hub import feature as hub
+    from ckpt_gui.qt.main_window import MainWindow
+    from ckpt_gui.qt.pickles import feature as pickles
+    from ckpt_gui.qt.scan import feature as scan
+
+    window = MainWindow(settings)
+    # Registration order is menu, dock and tab context-menu order.
+    hub_feature = hub.register(window)
+    exports = export.register(window)
+    diff_feature = diff.register(window)
+    scan_feature = scan.register(window)
+    check_feature = check.register(window, exports=exports)
+    pickles_feature = pickles.register(window)
+    window.restore_settings()  # the saved dock layout needs every dock
+    features = Features(
+        hub_feature, exports, diff_feature, scan_feature, check_feature, pickles_feature
+    )
+    return window, features
+
+
 def run_gui(args: argparse.Namespace) -> int:
     """Entry called by ``ckpt_gui.cli``; returns the process exit code."""
-    if args.smoke_test:  # before any QApplication exists: the smoke test runs offscreen
-        from ckpt_gui.smoke import run_smoke_test
-
-        return run_smoke_test()
     headless = bool(args.screenshot)
     if headless:
         _prepare_offscreen()
@@ -31,7 +85,6 @@ def run_gui(args: argparse.Namespace) -> int:
     from PySide6.QtWidgets import QApplication
 
     from ckpt_gui.qt.inspect.checkpoint_tab import DEMO_TARGET
-    from ckpt_gui.qt.main_window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
@@ -41,10 +94,10 @@ def run_gui(args: argparse.Namespace) -> int:
     # A QThread destroyed while running aborts the process: stop workers on every exit path.
     app.aboutToQuit.connect(shutdown_workers)
     # Headless runs must not change the user's recent list or window geometry.
-    window = MainWindow(settings=None if headless else QSettings())
+    window, features = build_window(settings=None if headless else QSettings())
     if args.targets:
         tabs = window.open_targets([str(t) for t in args.targets])
-        _compare_or_scan(window, tabs, args)
+        _compare_or_scan(features, tabs, args)
     elif not args.no_demo:
         window.open_targets([DEMO_TARGET])
     window.show()
@@ -57,16 +110,17 @@ def run_gui(args: argparse.Namespace) -> int:
     return run_headless(app, window, args.screenshot, HEADLESS_TIMEOUT_S)
 
 
-def _compare_or_scan(window: object, tabs: Sequence[object], args: argparse.Namespace) -> None:
+def _compare_or_scan(
+    features: Features, tabs: Sequence[CheckpointTab], args: argparse.Namespace
+) -> None:
     """``--compare B`` / ``--scan [DTYPE]`` act on the first target's tab once it loads."""
     compare, scan = getattr(args, "compare", None), getattr(args, "scan", None)
-    actions = getattr(window, "compare_scan", None)
-    if not tabs or actions is None or not (compare or scan):
+    if not tabs or not (compare or scan):
         return
     if compare:
-        actions.when_loaded(tabs[0], "compare", str(compare))
+        features.diff.compare_when_loaded(tabs[0], str(compare))
     if scan:
-        actions.when_loaded(tabs[0], "scan", str(scan))
+        features.scan.scan_when_loaded(tabs[0], str(scan))
 
 
 def configure_application(app: object) -> None:

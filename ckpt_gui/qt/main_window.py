@@ -1,24 +1,21 @@
-"""The main window: tabs of checkpoints (or the welcome view), menus, drops, settings.
+"""The main window: the shell that holds checkpoint tabs, menus, drops and settings.
 
-Extending the window (export, comparison, Hub library):
-
-* ``window.menu("&Export")`` returns the top-level menu with that title, creating it
-  before Help if needed; add QActions to it.
-* ``window.add_dock(dock, area)`` adds a QDockWidget and a toggle for it in View.
-* ``window.tab_opened(CheckpointTab)`` fires for every new tab; ``current_tab()`` and
-  ``tabs()`` give access to them; ``open_targets([...])`` opens paths or repo ids.
+It implements ``ckpt_gui.qt.shell.Shell``, the interface features are given; it
+imports no feature. ``ckpt_gui.qt.app.build_window`` creates it and registers the
+features (export, diff, scan, check, Hub, pickle risk) through that interface.
+Of its own it offers what inspecting needs: opening files, folders, the demo and
+recent targets, saving the tree as text, finding, copying, grouping and the tabs.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
+from PySide6.QtCore import QByteArray, QPoint, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QDialog,
     QDockWidget,
     QFileDialog,
     QMainWindow,
@@ -26,19 +23,18 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QStackedWidget,
     QTabWidget,
+    QWidget,
 )
 
 from ckpt_gui.core.tree.text_export import FORMATS, write_text_atomically
-from ckpt_gui.qt.check.controller import install_compare
-from ckpt_gui.qt.diff.actions import install_compare_scan
 from ckpt_gui.qt.drops import targets_from_mime
-from ckpt_gui.qt.export.controller import install_exports
-from ckpt_gui.qt.hub.hub_dialog import OpenFromHubDialog
-from ckpt_gui.qt.hub.library import LibraryDock
 from ckpt_gui.qt.inspect.checkpoint_tab import DEMO_TARGET, CheckpointTab
+from ckpt_gui.qt.inspect.tree_panel import TreePanel
 from ckpt_gui.qt.inspect.welcome import WelcomeView
+from ckpt_gui.qt.runtime.disposable import dispose_of
 from ckpt_gui.qt.runtime.gui_gc import collect_garbage_on_gui_thread
 from ckpt_gui.qt.runtime.workers import active_workers, shutdown_workers
+from ckpt_gui.qt.shell import BusyCheck, CloseGuard, DropHandler, ShutdownHook, TabMenuEntries
 
 MAX_RECENT = 12
 FILE_FILTER = "Checkpoints (*.safetensors *.bin *.pt *.pth *.ckpt *.index.json);;All files (*)"
@@ -47,7 +43,8 @@ FILE_FILTER = "Checkpoints (*.safetensors *.bin *.pt *.pth *.ckpt *.index.json);
 class MainWindow(QMainWindow):
     """``settings`` holds recent targets and geometry (None: remember nothing)."""
 
-    tab_opened = Signal(object)
+    tab_opened = Signal(object)  # CheckpointTab
+    current_tab_changed = Signal(object)  # CheckpointTab | None
 
     def __init__(self, settings: QSettings | None = None) -> None:
         super().__init__()
@@ -73,29 +70,65 @@ class MainWindow(QMainWindow):
         self.welcome.open_requested.connect(lambda target: self.open_targets([target]))
         self.welcome.open_file_requested.connect(self.open_file_dialog)
         self.welcome.open_folder_requested.connect(self.open_folder_dialog)
-        self.welcome.open_hub_requested.connect(self.open_hub_dialog)
         self.welcome.demo_requested.connect(lambda: self.open_targets([DEMO_TARGET]))
 
         self._menus: dict[str, QMenu] = {}
-        # Callables (targets, event) -> bool that may take over a drop (e.g. "compare").
-        self.drop_handlers: list[Callable[[list[str], QDropEvent], bool]] = []
+        # What features contributed (see ckpt_gui.qt.shell), in registration order.
+        self._tab_menu_entries: list[TabMenuEntries] = []
+        self._drop_handlers: list[DropHandler] = []
+        self._busy_checks: list[BusyCheck] = []
+        self._close_guards: list[CloseGuard] = []
+        self._shutdown_hooks: list[ShutdownHook] = []
         self._build_menus()
-        # The local Hugging Face cache; scanned in the background when first shown.
-        self.library = LibraryDock()
-        self.library.open_requested.connect(lambda path: self.open_targets([path]))
-        self.add_dock(self.library, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.resizeDocks([self.library], [400], Qt.Orientation.Horizontal)
-        # Hidden until asked for (View > Library): the tree needs the width more. The saved
-        # dock state brings it back for users who keep it open.
-        self.library.hide()
-        self.exports = install_exports(self)  # Export menu, Jobs dock, quit guard
-        self._restore_geometry()
+        # The one context-menu handler of the tab bar: a menu from every feature's entries.
+        tab_bar = self.tab_widget.tabBar()
+        tab_bar.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        tab_bar.customContextMenuRequested.connect(self._tab_context_menu)
         self._refresh_recent()
-        install_compare_scan(self)
-        install_compare(self)
         self.statusBar().showMessage("Drop checkpoints, folders or Hub repo ids on the window")
 
-    # -- extension API -----------------------------------------------------------------------
+    def restore_settings(self) -> None:
+        """Geometry and dock layout as last saved: call once every feature's docks exist."""
+        self._restore_geometry()
+
+    # -- the Shell interface (ckpt_gui.qt.shell) ------------------------------------------------
+    def main_widget(self) -> QMainWindow:
+        return self
+
+    def add_open_action(self, action: QAction) -> None:
+        self.menu("&File").insertAction(self._demo_action, action)
+        self.welcome.add_open_button(action.text().replace("&", ""), action.trigger)
+
+    def add_tab_menu_entries(self, entries: TabMenuEntries) -> None:
+        self._tab_menu_entries.append(entries)
+
+    def add_drop_handler(self, handler: DropHandler) -> None:
+        self._drop_handlers.append(handler)
+
+    def add_busy_check(self, check: BusyCheck) -> None:
+        self._busy_checks.append(check)
+
+    def add_close_guard(self, guard: CloseGuard) -> None:
+        self._close_guards.append(guard)
+
+    def add_shutdown_hook(self, hook: ShutdownHook) -> None:
+        self._shutdown_hooks.append(hook)
+
+    def show_message(self, text: str, timeout_ms: int = 5000) -> None:
+        self.statusBar().showMessage(text, timeout_ms)
+
+    def add_page(self, page: QWidget, title: str, tooltip: str = "") -> None:
+        index = self.tab_widget.addTab(page, title)
+        if tooltip:
+            self.tab_widget.setTabToolTip(index, tooltip)
+        self.tab_widget.setCurrentIndex(index)
+        self._update_stack()
+
+    def close_page(self, page: QWidget) -> None:
+        index = self.tab_widget.indexOf(page)
+        if index >= 0:
+            self.close_tab(index)
+
     def menu(self, title: str) -> QMenu:
         """The top-level menu ``title`` (e.g. "&Export"), created before Help if missing."""
         if title not in self._menus:
@@ -129,7 +162,7 @@ class MainWindow(QMainWindow):
         widget = self.tab_widget.currentWidget()
         return widget if isinstance(widget, CheckpointTab) else None
 
-    def open_targets(self, targets: list[str]) -> list[CheckpointTab]:
+    def open_targets(self, targets: Sequence[str]) -> list[CheckpointTab]:
         """Open each target in its own tab (an already open one is brought forward)."""
         opened: list[CheckpointTab] = []
         for target in targets:
@@ -140,7 +173,6 @@ class MainWindow(QMainWindow):
             tab = CheckpointTab(target)
             tab.loaded.connect(lambda _cp, tab=tab: self._tab_loaded(tab))
             tab.failed.connect(lambda message, tab=tab: self._tab_failed(tab, message))
-            tab.downloaded.connect(lambda _snapshot: self.library.refresh())
             index = self.tab_widget.addTab(tab, tab.title)
             self.tab_widget.setTabToolTip(index, target)
             self.tab_widget.setCurrentIndex(index)
@@ -152,16 +184,14 @@ class MainWindow(QMainWindow):
     def close_tab(self, index: int) -> None:
         widget = self.tab_widget.widget(index)
         self.tab_widget.removeTab(index)
-        dispose = getattr(widget, "dispose", None)
-        if callable(dispose):  # CheckpointTab, DiffView: stop their background work
-            dispose()
+        dispose_of(widget)  # CheckpointTab, DiffView: stop their background work
         if widget is not None:
             widget.deleteLater()
         self._update_stack()
 
     def is_idle(self) -> bool:
         """Nothing loading or computing (the screenshot mode waits for this)."""
-        busy = self.library.is_busy or any(tab.is_busy for tab in self.tabs())
+        busy = any(check() for check in self._busy_checks) or any(t.is_busy for t in self.tabs())
         return not active_workers() and not busy
 
     # -- drag and drop ---------------------------------------------------------------------------
@@ -178,7 +208,7 @@ class MainWindow(QMainWindow):
         targets = targets_from_mime(event.mimeData())
         if targets:
             event.acceptProposedAction()
-            if not any(handler(targets, event) for handler in self.drop_handlers):
+            if not any(handler(targets, event) for handler in self._drop_handlers):
                 self.open_targets(targets)
         else:
             event.ignore()
@@ -188,10 +218,10 @@ class MainWindow(QMainWindow):
         file_menu = self.menu("&File")
         self._action(file_menu, "&Open File…", self.open_file_dialog, "Ctrl+O")
         self._action(file_menu, "Open &Folder…", self.open_folder_dialog, "Ctrl+Shift+O")
-        self.hub_action = self._action(
-            file_menu, "Open from &Hub…", self.open_hub_dialog, "Ctrl+Shift+H"
+        # Features' open actions (Open from Hub…) go before this one (add_open_action).
+        self._demo_action = self._action(
+            file_menu, "Open &Demo", lambda: self.open_targets([DEMO_TARGET])
         )
-        self._action(file_menu, "Open &Demo", lambda: self.open_targets([DEMO_TARGET]))
         self.recent_menu = file_menu.addMenu("Open &Recent")
         file_menu.addSeparator()
         save_tree = file_menu.addMenu("&Save Tree As")
@@ -204,14 +234,14 @@ class MainWindow(QMainWindow):
 
         edit_menu = self.menu("&Edit")
         self._action(edit_menu, "&Find…", self.focus_filter, "Ctrl+F")
-        self._action(edit_menu, "Copy &Name", self._on_tree("copy_name"), "Ctrl+Shift+C")
-        self._action(edit_menu, "Copy &Selection", self._on_tree("copy_selection"))
+        self._action(edit_menu, "Copy &Name", self._on_tree(TreePanel.copy_name), "Ctrl+Shift+C")
+        self._action(edit_menu, "Copy &Selection", self._on_tree(TreePanel.copy_selection))
 
         view_menu = self.menu("&View")
         self.group_action = self._action(view_menu, "&Group Repeated Blocks", self._toggle_group)
         self.group_action.setCheckable(True)
-        self._action(view_menu, "&Expand All", self._on_tree_view("expandAll"))
-        self._action(view_menu, "&Collapse All", self._on_tree_view("collapseAll"))
+        self._action(view_menu, "&Expand All", self._on_tree(lambda t: t.view.expandAll()))
+        self._action(view_menu, "&Collapse All", self._on_tree(lambda t: t.view.collapseAll()))
         view_menu.addSeparator()
 
         help_menu = self.menu("&Help")
@@ -231,19 +261,13 @@ class MainWindow(QMainWindow):
         menu.addAction(action)
         return action
 
-    def _on_tree(self, method: str) -> object:
+    def _on_tree(self, call: Callable[[TreePanel], object]) -> Callable[[], None]:
+        """A slot that applies ``call`` to the current tab's tree (when there is one)."""
+
         def run() -> None:
             tab = self.current_tab()
             if tab is not None and tab.tree is not None:
-                getattr(tab.tree, method)()
-
-        return run
-
-    def _on_tree_view(self, method: str) -> object:
-        def run() -> None:
-            tab = self.current_tab()
-            if tab is not None and tab.tree is not None:
-                getattr(tab.tree.view, method)()
+                call(tab.tree)
 
         return run
 
@@ -256,23 +280,6 @@ class MainWindow(QMainWindow):
         folder = QFileDialog.getExistingDirectory(self, "Open model folder")
         if folder:
             self.open_targets([folder])
-
-    def open_hub_dialog(self) -> OpenFromHubDialog:
-        """Ask for ``org/name[@rev]`` or a Hub URL; the answer opens in a tab.
-
-        Window-modal but not blocking (``open()``), so callers and tests get the dialog.
-        """
-        dialog = OpenFromHubDialog(self)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.finished.connect(
-            lambda result: (
-                self.open_targets([dialog.target()])
-                if result == QDialog.DialogCode.Accepted
-                else None
-            )
-        )
-        dialog.open()
-        return dialog
 
     def save_tree_dialog(self, fmt: str) -> None:
         tab = self.current_tab()
@@ -326,6 +333,7 @@ class MainWindow(QMainWindow):
 
     def _current_changed(self, _index: int) -> None:
         tab = self.current_tab()
+        self.current_tab_changed.emit(tab)
         if tab is not None:
             self.setWindowTitle(f"{tab.title} — ckpt-gui")
             grouped = tab.tree is not None and tab.tree.group_box.isChecked()
@@ -380,7 +388,31 @@ class MainWindow(QMainWindow):
             if isinstance(state, QByteArray | bytes):
                 self.restoreState(QByteArray(state))
 
+    def tab_menu(self, index: int) -> QMenu | None:
+        """The context menu of tab ``index``: every feature's entries, then Close Tab."""
+        page = self.tab_widget.widget(index) if index >= 0 else None
+        if page is None:
+            return None
+        menu = QMenu(self)
+        for entries in self._tab_menu_entries:
+            entries(menu, page)
+            menu.addSeparator()  # between features; Qt hides doubled and trailing ones
+        menu.addAction("Close Tab", lambda: self.close_page(page))
+        return menu
+
+    def _tab_context_menu(self, position: QPoint) -> None:
+        bar = self.tab_widget.tabBar()
+        menu = self.tab_menu(bar.tabAt(position))
+        if menu is not None:
+            menu.exec(bar.mapToGlobal(position))
+            menu.deleteLater()
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        if not all(guard() for guard in self._close_guards):
+            event.ignore()
+            return
+        for hook in self._shutdown_hooks:
+            hook()
         if self.settings is not None:
             self.settings.setValue("geometry", self.saveGeometry())
             self.settings.setValue("dock_state", self.saveState())

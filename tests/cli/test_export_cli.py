@@ -113,3 +113,31 @@ def test_random_init_cli(tmp_path: Path, llama_dir: Path) -> None:
     assert (out / "model.safetensors").is_file() and (out / "config.json").is_file()
     bad = cli("random-init", str(tmp_path / "missing.json"), str(tmp_path / "x"))
     assert bad.returncode == 2 and "no such file" in bad.stderr
+
+
+def test_a_command_line_run_ends_through_normal_interpreter_exit(
+    tmp_path: Path, llama_dir: Path
+) -> None:
+    """``sys.exit(main())`` with the real argv: atexit handlers run (os._exit would skip
+    them) and the exit code is the verb's."""
+    script = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('atexit ran', file=sys.stderr))\n"
+        "from ckpt_gui.cli import main\n"
+        f"sys.argv = ['ckpt-gui', 'export', 'convert', {str(llama_dir)!r}, "
+        f"{str(tmp_path / 'out')!r}, '--dtype', 'bf16', '--json']\n"
+        "sys.exit(main())\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "atexit ran\n"
+    assert json.loads(done.stdout)["result"]["files"]
+    # Committed before the interpreter went down.
+    from safetensors.torch import load_file
+
+    assert load_file(tmp_path / "out" / "model.safetensors").keys() == load_file(
+        llama_dir / "model.safetensors"
+    ).keys()

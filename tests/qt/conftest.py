@@ -12,6 +12,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import ckpt_gui.qt  # noqa: F401  (the None-refcount guard, before any PySide6 import)
 from ckpt_gui.core.model import Checkpoint, FileInfo, TensorInfo
+from tests.support.qt_workers import workers_still_running
 
 
 @pytest.fixture(autouse=True)
@@ -34,19 +35,24 @@ def _collect_garbage_on_the_gui_thread():
 
 
 @pytest.fixture(autouse=True)
-def _no_worker_outlives_its_test(qtbot):
-    """Stop each test's background work and deliver its last signals before the next test.
+def _no_worker_thread_outlives_its_test():
+    """FAIL the test whose Qt worker thread still runs once it and its fixtures have ended.
 
-    A worker still running at the end (a slow machine's torch import, a test that did not
-    wait for idle) would otherwise deliver its results during a later test, to widgets
-    that are gone, and count in that test's ``active_workers()`` / ``is_idle()``.
+    A worker still running at the end (a test that did not wait for its work, a job
+    that ignores cancelling) would deliver its results during a later test, to widgets
+    that are gone, and count in that test's ``active_workers()`` / ``is_idle()``. So it
+    is an error of the test that started it, not something to wait out quietly. The
+    ``window`` fixture ends like the app: closing the window stops and joins its
+    workers within the app's own quit timeouts (``shutdown_workers``).
     """
     yield
-    from ckpt_gui.qt.runtime.workers import active_workers, shutdown_workers
+    from ckpt_gui.qt.runtime.workers import shutdown_workers
 
-    shutdown_workers(60_000)
-    # A worker leaves active_workers() on the last of its queued signals.
-    qtbot.waitUntil(lambda: not active_workers(), timeout=60_000)
+    strays = workers_still_running()
+    if strays:
+        shutdown_workers(60_000)  # so that the next test starts without them
+        workers_still_running()
+        pytest.fail(f"Qt worker thread(s) outlived the test: {', '.join(strays)}")
 
 
 @pytest.fixture()
@@ -57,16 +63,31 @@ def settings(tmp_path: Path):
 
 
 @pytest.fixture()
-def window(qtbot, settings):
-    from ckpt_gui.qt.main_window import MainWindow
+def app_window(qtbot, settings):
+    """The main window with every feature registered, as the app builds it."""
+    from ckpt_gui.qt.app import build_window
 
-    win = MainWindow(settings=settings)
+    win, features = build_window(settings=settings)
     qtbot.addWidget(win)
     win.show()
-    yield win
+    yield win, features
     from ckpt_gui.qt.runtime.workers import shutdown_workers
 
+    # As the app quits: the window's close stops its work, then aboutToQuit's wait.
+    win.close()
     shutdown_workers()
+
+
+@pytest.fixture()
+def window(app_window):
+    """The shell (``MainWindow``) of ``app_window``."""
+    return app_window[0]
+
+
+@pytest.fixture()
+def features(app_window):
+    """The registered features of ``app_window`` (``ckpt_gui.qt.app.Features``)."""
+    return app_window[1]
 
 
 def synthetic_checkpoint(tensors: int, experts: int = 64) -> Checkpoint:

@@ -9,10 +9,11 @@ result compared with ``ckpt_gui.core.check.matching.compare`` on the same folder
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from ckpt_gui.core.quiet import quiet_on_this_thread
 
 # architecture -> (config class name, tiny config values)
 FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -135,14 +136,15 @@ def oracle(folder: Path, architecture: str) -> dict[str, Any]:
     """transformers' own loading report for ``folder`` loaded as ``architecture``."""
     import transformers
 
-    logging.getLogger("transformers").setLevel(logging.ERROR)
     model_class = getattr(transformers, architecture)
-    _, info = model_class.from_pretrained(
-        folder,
-        output_loading_info=True,
-        ignore_mismatched_sizes=True,
-        trust_remote_code=False,
-    )
+    # Its load report is what we want, not its log (on this thread only, restored after).
+    with quiet_on_this_thread():
+        _, info = model_class.from_pretrained(
+            folder,
+            output_loading_info=True,
+            ignore_mismatched_sizes=True,
+            trust_remote_code=False,
+        )
     return {
         "missing": sorted(info["missing_keys"]),
         "unexpected": sorted(info["unexpected_keys"]),

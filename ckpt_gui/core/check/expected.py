@@ -8,9 +8,6 @@ does not know are refused with a message suggesting a built-in architecture.
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +16,7 @@ from ckpt_gui.core.check.renaming import PlainRenaming
 from ckpt_gui.core.check.size_guard import BuildBudget, build_budget, refuse_absurd
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.gc_pause import collector_paused
+from ckpt_gui.core.quiet import quiet_on_this_thread
 
 
 @dataclass(frozen=True)
@@ -73,7 +71,7 @@ def build_expected(
     model_class, values, notes = _model_class_and_values(config, transformers)
     config_class = model_class.config_class
     try:
-        with _quiet(), collector_paused():
+        with quiet_on_this_thread(), collector_paused():
             # from_dict never runs remote code; the model type was checked above.
             hf_config = config_class.from_dict(dict(values))
             with build_budget(budget, config.source), torch.device("meta"):
@@ -216,22 +214,6 @@ def _conversions(model: Any, key_mapping: dict[str, str] | None) -> list[Any]:
     return list(get_model_conversion_mapping(model, key_mapping, None))
 
 
-@contextlib.contextmanager
-def _quiet() -> Any:
-    """Building a model can log and warn about the config; our report says what matters."""
-    logger = logging.getLogger("transformers")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        # No stdout redirection: this may run on a GUI worker thread, and redirecting
-        # sys.stdout is process-wide.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logger.setLevel(level)
-
-
 def available_architectures() -> list[str]:
     """Model classes in the transformers registry, for an architecture picker.
 
@@ -259,6 +241,6 @@ def default_config_values(architecture: str) -> dict[str, Any]:
             architecture, "not a model architecture transformers knows (e.g. LlamaForCausalLM)"
         )
     assert model_class is not None
-    with _quiet():
+    with quiet_on_this_thread():
         values: dict[str, Any] = model_class.config_class().to_dict()
     return values

@@ -23,8 +23,9 @@ from ckpt_gui.core.check.config_source import ResolvedConfig
 from ckpt_gui.core.check.expected import ExpectedModel
 from ckpt_gui.core.check.expected_cache import load_expected
 from ckpt_gui.core.check.key_matching import KeyMatch, match_keys
+from ckpt_gui.core.check.status import KeyStatus
 from ckpt_gui.core.check.suggestions import (
-    Rename,
+    SuggestedRename,
     Suggestion,
     suggest_config_override,
     suggest_renames,
@@ -32,7 +33,7 @@ from ckpt_gui.core.check.suggestions import (
 from ckpt_gui.core.dtypes import FLOAT_DTYPES, torch_dtype_name
 from ckpt_gui.core.model import Checkpoint
 
-STATUSES = ("ok", "missing", "unexpected", "mismatched", "ignored")
+STATUSES = tuple(KeyStatus)  # the report order of ``counts``
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class MatchReport:
     mismatched: tuple[Mismatch, ...]
     dtype_differences: tuple[DtypeDifference, ...]
     suggestions: tuple[Suggestion, ...]
-    status_by_key: Mapping[str, str]
+    status_by_key: Mapping[str, KeyStatus]
     ghost_keys: Mapping[str, str]  # missing model key -> where it would be in the checkpoint
     renamed: Mapping[str, str]  # checkpoint key -> model key, where they differ
     tied: Mapping[str, str]  # model key absent from the checkpoint -> tied partner loaded
@@ -95,13 +96,13 @@ class MatchReport:
         return not (self.missing or self.unexpected or self.mismatched)
 
     @property
-    def counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(STATUSES, 0)
+    def counts(self) -> dict[KeyStatus, int]:
+        counts = dict.fromkeys(KeyStatus, 0)
         for status in self.status_by_key.values():
             counts[status] += 1
         return counts
 
-    def renames(self) -> list[Rename]:
+    def renames(self) -> list[SuggestedRename]:
         """The suggested renames, in the order they must be applied."""
         return [s.rename for s in self.suggestions if s.rename is not None]
 
@@ -123,8 +124,8 @@ class MatchReport:
             "renamed": dict(self.renamed),
             "unexpected_sources": dict(self.unexpected_sources),
             "ghost_keys": dict(self.ghost_keys),
-            "status_by_key": dict(self.status_by_key),
-            "counts": self.counts,
+            "status_by_key": {key: str(s) for key, s in self.status_by_key.items()},
+            "counts": {str(status): n for status, n in self.counts.items()},
             "expected_count": self.expected_count,
             "warnings": list(self.warnings),
         }
@@ -185,18 +186,18 @@ def compare(
     )
 
 
-def status_by_key(match: KeyMatch, ghosts: Mapping[str, str]) -> dict[str, str]:
-    status: dict[str, str] = {}
+def status_by_key(match: KeyMatch, ghosts: Mapping[str, str]) -> dict[str, KeyStatus]:
+    status: dict[str, KeyStatus] = {}
     mismatched_sources = {source for source, _, _ in match.mismatched.values()}
     for ckpt_key, model_key in match.sources.items():
         bad = model_key in match.mismatched or ckpt_key in mismatched_sources
-        status[ckpt_key] = "mismatched" if bad else "ok"
+        status[ckpt_key] = KeyStatus.MISMATCHED if bad else KeyStatus.OK
     for ckpt_key, names in match.rejected.items():
         # Ignored only when every name it would be reported under is ignored.
         ignored = all(name in match.ignored_unexpected for name in names)
-        status[ckpt_key] = "ignored" if ignored else "unexpected"
+        status[ckpt_key] = KeyStatus.IGNORED if ignored else KeyStatus.UNEXPECTED
     for ghost in ghosts.values():
-        status.setdefault(ghost, "missing")
+        status.setdefault(ghost, KeyStatus.MISSING)
     return dict(sorted(status.items()))
 
 

@@ -29,7 +29,7 @@ STRICT_KINDS = frozenset({"replace_prefix", "regex"})
 
 
 @dataclass(frozen=True)
-class Rename:
+class SuggestedRename:
     """A machine-readable key rename: ``re.sub(pattern, replacement, key, count=1)``.
 
     ``kind`` is strip_prefix / add_prefix / replace_prefix / regex; ``old``/``new`` are
@@ -55,16 +55,16 @@ class Rename:
         }
 
     @staticmethod
-    def prefix(old: str, new: str) -> Rename:
+    def prefix(old: str, new: str) -> SuggestedRename:
         kind = "strip_prefix" if not new else "add_prefix" if not old else "replace_prefix"
         # add_prefix must not double a prefix that is already there.
         pattern = "^" + re.escape(old) if old else f"^(?!{re.escape(new)})"
-        return Rename(kind, pattern, new.replace("\\", "\\\\"), old, new)
+        return SuggestedRename(kind, pattern, new.replace("\\", "\\\\"), old, new)
 
     @staticmethod
-    def part(old: str, new: str) -> Rename:
+    def part(old: str, new: str) -> SuggestedRename:
         pattern = rf"(^|\.){re.escape(old)}(\.|$)"
-        return Rename("regex", pattern, rf"\g<1>{new}\g<2>", old, new)
+        return SuggestedRename("regex", pattern, rf"\g<1>{new}\g<2>", old, new)
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class Suggestion:
     set in the config, e.g. ``{"vocab_size": 32001}``) for shape mismatches."""
 
     text: str
-    rename: Rename | None
+    rename: SuggestedRename | None
     resolves: int  # problems (missing + unexpected + mismatched) fewer after this fix
     config_override: Mapping[str, Any] | None = None
 
@@ -130,7 +130,7 @@ def suggest_renames(
     for _ in range(MAX_ROUNDS):
         if not match.unexpected or not match.missing:
             break
-        best: tuple[int, Rename, KeyMatch] | None = None
+        best: tuple[int, SuggestedRename, KeyMatch] | None = None
         for rename in _candidates(match, expected.base_model_prefix):
             renamed = {rename.apply(k): v for k, v in current.items()}
             if len(renamed) < len(current):
@@ -153,7 +153,7 @@ def suggest_renames(
     return suggestions
 
 
-def _all_touched_load(current: Mapping[str, Shape], rename: Rename, trial: KeyMatch) -> bool:
+def _all_touched_load(current: Mapping[str, Shape], rename: SuggestedRename, trial: KeyMatch) -> bool:
     """Every key the rename touches loads, and they span more than one module: moving
     one module's weights onto another (``pooler.dense`` -> ``lm_head.dense``, same
     shapes) is a coincidence of shapes, not evidence of a renamed layout."""
@@ -163,12 +163,12 @@ def _all_touched_load(current: Mapping[str, Shape], rename: Rename, trial: KeyMa
     return len(modules) > 1 and all(key in loaded for key in touched)
 
 
-def _size(rename: Rename) -> int:
+def _size(rename: SuggestedRename) -> int:
     """Smaller edits first; a prefix edit beats a part rename doing the same."""
     return len(rename.old) + len(rename.new) + (1000 if rename.kind == "regex" else 0)
 
 
-def describe(rename: Rename, gain: int) -> str:
+def describe(rename: SuggestedRename, gain: int) -> str:
     fixes = f"fixes {gain} problem{'s' if gain != 1 else ''}"
     if rename.kind == "strip_prefix":
         why = _known_prefix_reason(rename.old)
@@ -189,7 +189,7 @@ def _known_prefix_reason(prefix: str) -> str:
     return f" (added by {' and '.join(reasons)})" if reasons else ""
 
 
-def _candidates(match: KeyMatch, base_model_prefix: str | None) -> list[Rename]:
+def _candidates(match: KeyMatch, base_model_prefix: str | None) -> list[SuggestedRename]:
     """Prefix and one-part renames seen between unexpected and missing keys, most common first."""
     unexpected = list(match.unexpected.values())  # checkpoint spelling
     missing = sorted(match.missing)
@@ -219,15 +219,15 @@ def _candidates(match: KeyMatch, base_model_prefix: str | None) -> list[Rename]:
     renames = []
     base = base_model_prefix + "." if base_model_prefix else None
     for (old, new), _ in prefixes.most_common(CANDIDATES_PER_KIND):
-        renames.append(Rename.prefix(old, new))
+        renames.append(SuggestedRename.prefix(old, new))
         if base:
             # transformers adds or strips the base-model prefix itself, so the same
             # fix may not need to touch it: offer that smaller edit too.
             if new.startswith(base):
-                renames.append(Rename.prefix(old, new[len(base) :]))
+                renames.append(SuggestedRename.prefix(old, new[len(base) :]))
             if old.endswith(base) and old != base:
-                renames.append(Rename.prefix(old[: -len(base)], new))
-    renames += [Rename.part(old, new) for (old, new), _ in parts.most_common(CANDIDATES_PER_KIND)]
+                renames.append(SuggestedRename.prefix(old[: -len(base)], new))
+    renames += [SuggestedRename.part(old, new) for (old, new), _ in parts.most_common(CANDIDATES_PER_KIND)]
     return renames
 
 

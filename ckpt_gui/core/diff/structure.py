@@ -21,7 +21,7 @@ _MAX_RENAMES = 8
 
 
 @dataclass(frozen=True)
-class Rename:
+class RenamedPrefix:
     """Names ``a_prefix + rest`` in A are ``b_prefix + rest`` in B (``count`` tensors)."""
 
     a_prefix: str
@@ -63,7 +63,7 @@ class StructureDiff:
     pairs: tuple[TensorPair, ...]
     only_in_a: tuple[TensorInfo, ...]
     only_in_b: tuple[TensorInfo, ...]
-    renames: tuple[Rename, ...]
+    renames: tuple[RenamedPrefix, ...]
 
     @property
     def shape_changed(self) -> tuple[TensorPair, ...]:
@@ -115,7 +115,7 @@ def diff_structure(a: Checkpoint, b: Checkpoint, detect_renames: bool = True) ->
     only_a = [t.name for t in a.tensors if t.name not in b_map]
     a_names = a.tensor_map
     only_b = [t.name for t in b.tensors if t.name not in a_names]
-    renames: list[Rename] = []
+    renames: list[RenamedPrefix] = []
     if detect_renames and only_a and only_b:
         renames, mapping = find_prefix_renames(only_a, only_b)
         pairs += [TensorPair(a_names[ka], b_map[kb]) for ka, kb in mapping.items()]
@@ -135,7 +135,7 @@ def diff_structure(a: Checkpoint, b: Checkpoint, detect_renames: bool = True) ->
 
 def find_prefix_renames(
     only_a: list[str], only_b: list[str]
-) -> tuple[list[Rename], dict[str, str]]:
+) -> tuple[list[RenamedPrefix], dict[str, str]]:
     """Greedy: the prefix pair that explains the most unmatched names, applied, repeated.
 
     A prefix replaced by another (``a.x`` -> ``b.x``) must explain at least two
@@ -145,7 +145,7 @@ def find_prefix_renames(
     """
     remaining_a = set(only_a)
     remaining_b = set(only_b)
-    renames: list[Rename] = []
+    renames: list[RenamedPrefix] = []
     mapping: dict[str, str] = {}
     for _ in range(_MAX_RENAMES):
         best = _best_prefix_pair(remaining_a, remaining_b)
@@ -161,7 +161,7 @@ def find_prefix_renames(
                     remaining_b.discard(partner)
                     matched += 1
         remaining_a -= mapping.keys()
-        renames.append(Rename(a_prefix, b_prefix, matched))
+        renames.append(RenamedPrefix(a_prefix, b_prefix, matched))
     return renames, mapping
 
 

@@ -34,7 +34,7 @@ from ckpt_gui.core.diff.report import (
     relative_l2,
 )
 from ckpt_gui.core.diff.structure import (
-    Rename,
+    RenamedPrefix,
     StructureDiff,
     TensorPair,
     diff_structure,
@@ -49,7 +49,7 @@ from ckpt_gui.core.values.stream import STREAM_CHUNK_ELEMENTS, RawChunk, TensorS
 __all__ = [
     "DiffReport",
     "ModuleDiff",
-    "Rename",
+    "RenamedPrefix",
     "StructureDiff",
     "TensorDiff",
     "TensorPair",

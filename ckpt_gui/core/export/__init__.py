@@ -13,14 +13,14 @@ from ckpt_gui.core.export.convert import plan_convert, plan_reshard, plan_safete
 from ckpt_gui.core.export.engine import ExportOptions, ExportResult
 from ckpt_gui.core.export.plan import ExportPlan, PlannedTensor, ShardPlan
 from ckpt_gui.core.export.random_init import plan_random_init, run_random_init
-from ckpt_gui.core.export.renames import Rename
+from ckpt_gui.core.export.renames import RenameRule
 
 __all__ = [
     "ExportOptions",
     "ExportPlan",
     "ExportResult",
     "PlannedTensor",
-    "Rename",
+    "RenameRule",
     "ShardPlan",
     "plan_convert",
     "plan_random_init",

@@ -15,7 +15,7 @@ from pathlib import Path
 from ckpt_gui.core.export.engine import ExportOptions, ExportResult, run_export
 from ckpt_gui.core.export.pickled import PickledTensors
 from ckpt_gui.core.export.plan import ExportPlan
-from ckpt_gui.core.export.renames import RenameLike
+from ckpt_gui.core.export.renames import RenameRuleLike
 from ckpt_gui.core.export.sources import plan_from_checkpoint
 from ckpt_gui.core.jobs import Job
 
@@ -26,7 +26,7 @@ def plan_convert(
     dtype: str,
     *,
     max_shard_size: int | None = None,
-    renames: Iterable[RenameLike] | None = None,
+    renames: Iterable[RenameRuleLike] | None = None,
     overwrite: bool = False,
     subtree: str | None = None,
 ) -> ExportPlan:
@@ -49,7 +49,7 @@ def plan_reshard(
     output: str | Path,
     max_shard_size: int,
     *,
-    renames: Iterable[RenameLike] | None = None,
+    renames: Iterable[RenameRuleLike] | None = None,
     overwrite: bool = False,
     subtree: str | None = None,
 ) -> ExportPlan:
@@ -70,7 +70,7 @@ def plan_safetensors(
     output: str | Path,
     *,
     max_shard_size: int | None = None,
-    renames: Iterable[RenameLike] | None = None,
+    renames: Iterable[RenameRuleLike] | None = None,
     overwrite: bool = False,
     subtree: str | None = None,
 ) -> ExportPlan:
@@ -104,7 +104,7 @@ def convert(
     dtype: str,
     *,
     max_shard_size: int | None = None,
-    renames: Iterable[RenameLike] | None = None,
+    renames: Iterable[RenameRuleLike] | None = None,
     options: ExportOptions | None = None,
 ) -> Job[ExportResult]:
     options = options or ExportOptions()
@@ -124,7 +124,7 @@ def reshard(
     output: str | Path,
     max_shard_size: int,
     *,
-    renames: Iterable[RenameLike] | None = None,
+    renames: Iterable[RenameRuleLike] | None = None,
     options: ExportOptions | None = None,
 ) -> Job[ExportResult]:
     options = options or ExportOptions()
@@ -139,7 +139,7 @@ def to_safetensors(
     output: str | Path,
     *,
     max_shard_size: int | None = None,
-    renames: Iterable[RenameLike] | None = None,
+    renames: Iterable[RenameRuleLike] | None = None,
     options: ExportOptions | None = None,
 ) -> Job[ExportResult]:
     options = options or ExportOptions()

@@ -18,12 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from ckpt_gui.core.dtypes import SAFETENSORS_TO_TORCH
 from ckpt_gui.core.errors import CheckpointError
-from ckpt_gui.core.export.plan import ExportPlan, PlannedTensor
+from ckpt_gui.core.export.plan import ExportPlan, PlannedTensor, TensorProvider
 from ckpt_gui.core.gc_pause import collector_paused
 from ckpt_gui.core.positional_io import read_into_at
 
 if TYPE_CHECKING:
-    from ckpt_gui.core.export.engine import TensorProvider
     from ckpt_gui.core.export.writer import ShardFile, SourceFiles
     from ckpt_gui.core.values.lease import ReadLease
 

@@ -17,13 +17,10 @@ from typing import Any
 
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.export.atomic import Staging, check_free_space, check_target, remove_stale
-from ckpt_gui.core.export.plan import INDEX_NAME, ExportPlan, PlannedTensor
+from ckpt_gui.core.export.plan import INDEX_NAME, ExportPlan, PlannedTensor, TensorProvider
 from ckpt_gui.core.export.writer import ReadAhead, ShardFile, SourceFiles
 from ckpt_gui.core.jobs import Job, Progress
 
-# Gives the data of a planned tensor that is not copied from a safetensors file:
-# a torch tensor (pickled source, random init), flattened by the engine.
-TensorProvider = Callable[[PlannedTensor], Any]
 PROGRESS_EVERY = 16 * 1024 * 1024
 
 

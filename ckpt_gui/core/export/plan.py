@@ -10,6 +10,7 @@ else ``model-00001-of-00003.safetensors`` + ``model.safetensors.index.json``.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,13 @@ class PlannedTensor:
             and self.source.offset is not None
             and self.source.dtype == self.dtype
         )
+
+
+# Gives the data of a planned tensor that is not copied from a safetensors file:
+# a torch tensor (pickled source, random init), flattened by the engine. Here, beside
+# PlannedTensor, so that the engine and the conversion kernels share it without
+# importing each other.
+TensorProvider = Callable[[PlannedTensor], Any]
 
 
 @dataclass(frozen=True)

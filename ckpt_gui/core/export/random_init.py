@@ -85,7 +85,7 @@ def plan_random_init(
     dtype: str | None = None,
     max_shard_size: int | None = None,
     seed: int = 0,
-    renames: Iterable[rename_rules.RenameLike] | None = None,
+    renames: Iterable[rename_rules.RenameRuleLike] | None = None,
     overwrite: bool = False,
     unit_budget: int = UNIT_BUDGET,
     build_budget: BuildBudget | None = None,
@@ -207,7 +207,7 @@ def random_init(
     dtype: str | None = None,
     max_shard_size: int | None = None,
     seed: int = 0,
-    renames: Iterable[rename_rules.RenameLike] | None = None,
+    renames: Iterable[rename_rules.RenameRuleLike] | None = None,
     options: ExportOptions | None = None,
 ) -> Job[ExportResult]:
     options = options or ExportOptions()

@@ -1,7 +1,7 @@
 """Key renames applied while exporting: prefix strip/add and regex substitutions.
 
 The config-comparison helper suggests renames as ``(regex, replacement)`` pairs or
-prefix operations; all of them become ``Rename`` rules applied in order to every
+prefix operations; all of them become ``RenameRule`` objects applied in order to every
 tensor name (``re.sub`` semantics, like ``from_pretrained(key_mapping=...)``).
 """
 
@@ -15,22 +15,22 @@ from ckpt_gui.core.errors import CheckpointError
 
 
 @dataclass(frozen=True)
-class Rename:
+class RenameRule:
     """One rule: ``pattern`` (a regex) replaced by ``replacement`` wherever it matches."""
 
     pattern: str
     replacement: str
 
     @classmethod
-    def strip_prefix(cls, prefix: str) -> Rename:
+    def strip_prefix(cls, prefix: str) -> RenameRule:
         return cls("^" + re.escape(_dotted(prefix)), "")
 
     @classmethod
-    def add_prefix(cls, prefix: str) -> Rename:
+    def add_prefix(cls, prefix: str) -> RenameRule:
         return cls("^", _dotted(prefix).replace("\\", "\\\\"))
 
     @classmethod
-    def parse(cls, text: str) -> Rename:
+    def parse(cls, text: str) -> RenameRule:
         """``REGEX=REPLACEMENT`` as typed on the command line (split at the last '=')."""
         pattern, sep, replacement = text.rpartition("=")
         if not sep or not pattern:
@@ -38,7 +38,7 @@ class Rename:
         return cls(pattern, replacement)
 
 
-RenameLike = Rename | tuple[str, str]
+RenameRuleLike = RenameRule | tuple[str, str]
 
 
 def _dotted(prefix: str) -> str:
@@ -46,11 +46,11 @@ def _dotted(prefix: str) -> str:
     return prefix if prefix.endswith(".") or not prefix else prefix + "."
 
 
-def normalize(renames: Iterable[RenameLike] | None) -> tuple[Rename, ...]:
-    """Accept Rename objects or plain ``(regex, replacement)`` pairs; check every regex."""
-    rules: list[Rename] = []
+def normalize(renames: Iterable[RenameRuleLike] | None) -> tuple[RenameRule, ...]:
+    """Accept RenameRule objects or plain ``(regex, replacement)`` pairs; check every regex."""
+    rules: list[RenameRule] = []
     for item in renames or ():
-        rule = item if isinstance(item, Rename) else Rename(item[0], item[1])
+        rule = item if isinstance(item, RenameRule) else RenameRule(item[0], item[1])
         try:
             re.compile(rule.pattern)
         except re.error as exc:
@@ -59,13 +59,13 @@ def normalize(renames: Iterable[RenameLike] | None) -> tuple[Rename, ...]:
     return tuple(rules)
 
 
-def apply(name: str, rules: Sequence[Rename]) -> str:
+def apply(name: str, rules: Sequence[RenameRule]) -> str:
     for rule in rules:
         name = re.sub(rule.pattern, rule.replacement, name, count=1 if rule.pattern == "^" else 0)
     return name
 
 
-def rename_all(names: Iterable[str], rules: Sequence[Rename], source: str) -> dict[str, str]:
+def rename_all(names: Iterable[str], rules: Sequence[RenameRule], source: str) -> dict[str, str]:
     """Map each source name to its output name; two names landing on one is an error."""
     mapping: dict[str, str] = {}
     taken: dict[str, str] = {}

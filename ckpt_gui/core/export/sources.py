@@ -54,7 +54,7 @@ def plan_from_checkpoint(
     *,
     dtype: str | None = None,
     max_shard_size: int | None = None,
-    renames: Iterable[rename_rules.RenameLike] | None = None,
+    renames: Iterable[rename_rules.RenameRuleLike] | None = None,
     overwrite: bool = False,
     subtree: str | None = None,
 ) -> tuple[ExportPlan, Checkpoint]:

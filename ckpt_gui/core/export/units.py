@@ -14,10 +14,11 @@ import ctypes
 import hashlib
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ckpt_gui.core.export.convert_kernels import one_torch_thread
+from ckpt_gui.core.export.split_normal import split_normal_on_this_thread
 
 
 def seed_for(seed: int, name: str) -> int:
@@ -61,7 +62,6 @@ class UnitMaterializer:
         self.arenas = [_Arena(budget + ARENA_SLACK) for _ in range(PREFETCH + 1)]
         self.arena_of: dict[int, _Arena] = {}
         self.turn = 0
-        _install_split_normal()
         self.helper = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="random-init-split", initializer=one_torch_thread
         )
@@ -96,12 +96,9 @@ class UnitMaterializer:
         return self.arenas[self.turn]
 
     def _materialise(self, index: int, arena: _Arena) -> dict[str, Any]:
-
-        _SPLIT.helper = self.helper
-        try:
+        # Only this pool thread sees the two-thread normal_ (a per-thread torch mode).
+        with split_normal_on_this_thread(self.helper):
             return self._initialise(index, arena)
-        finally:
-            _SPLIT.helper = None
 
     def _initialise(self, index: int, arena: _Arena) -> dict[str, Any]:
         import torch
@@ -152,70 +149,6 @@ class UnitMaterializer:
 # Units initialised ahead of the one being written (2 measured no faster here,
 # and held one more unit in memory).
 PREFETCH = 1
-# Tensors of at least this many elements get their normal_ values from two threads.
-SPLIT_MIN = 1 << 20
-_SPLIT = threading.local()
-
-
-def _install_split_normal() -> None:
-    """Route transformers' ``normal_`` through :func:`_split_normal` (once per process).
-
-    torch's ``normal_`` is single threaded (255 M values/s here): it is the
-    longest part of a random init. transformers calls the original through
-    ``TORCH_INIT_FUNCTIONS``; the replacement differs from it only on a thread
-    that is materialising a unit (``_SPLIT.helper`` set) and for large CPU
-    tensors without an explicit generator. Everywhere else it is the original.
-    """
-    from transformers import initialization
-
-    functions: dict[str, Any] = initialization.TORCH_INIT_FUNCTIONS
-    original: Callable[..., Any] = functions["normal_"]
-    if getattr(original, "_ckpt_gui_split", False):
-        return
-
-    def normal_(tensor: Any, mean: float = 0.0, std: float = 1.0, generator: Any = None) -> Any:
-        helper = getattr(_SPLIT, "helper", None)
-        if (
-            helper is None
-            or generator is not None
-            or tensor.device.type != "cpu"
-            or not tensor.is_contiguous()
-            or tensor.numel() < SPLIT_MIN
-        ):
-            return original(tensor, mean=mean, std=std, generator=generator)
-        return _split_normal(helper, tensor, mean, std)
-
-    normal_._ckpt_gui_split = True  # type: ignore[attr-defined]
-    functions["normal_"] = normal_
-
-
-def _split_normal(helper: Any, tensor: Any, mean: float, std: float) -> Any:
-    """Fill ``tensor`` with normal values, its second half on the helper thread.
-
-    The first half continues the module's seeded generator; the second half
-    uses a generator seeded by one draw from it. The split is fixed (half of
-    the elements), so the bytes depend on the seed alone, never on threads.
-    """
-    import torch
-
-    with torch.no_grad():
-        flat = tensor.view(-1)
-        half = flat.numel() // 2
-        second_seed = int(torch.randint(0, 1 << 62, (1,)))
-        generator = torch.Generator().manual_seed(second_seed)
-        future = helper.submit(_fill_normal, flat[half:], mean, std, generator)
-        try:
-            flat[:half].normal_(mean, std)
-        finally:
-            future.result()
-    return tensor
-
-
-def _fill_normal(part: Any, mean: float, std: float, generator: Any) -> None:
-    import torch
-
-    with torch.no_grad():  # grad mode is per thread
-        part.normal_(mean, std, generator=generator)
 
 
 # Room for aligning each tensor of a unit in its arena.

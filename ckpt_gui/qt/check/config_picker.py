@@ -37,7 +37,8 @@ from PySide6.QtWidgets import (
 from ckpt_gui.core.check.expected import available_architectures, default_config_values
 from ckpt_gui.core.model import Checkpoint
 from ckpt_gui.qt.check.view_model import ConfigChoice
-from ckpt_gui.qt.runtime.workers import Worker
+from ckpt_gui.qt.runtime.signals import signals_blocked
+from ckpt_gui.qt.runtime.workers import Worker, describe_error
 
 PAGES = ("own", "path", "hub", "architecture")
 # Not worth editing here: bookkeeping, or fixed by the architecture chosen.
@@ -111,7 +112,9 @@ class ConfigPicker(QDialog):
                 self.arch_combo.setEditText(current.spec or "")
         self._architectures_worker = Worker(available_architectures)
         self._architectures_worker.returned.connect(self._architectures_ready)
-        self._architectures_worker.errored.connect(self._show_arch_error)
+        self._architectures_worker.errored.connect(
+            lambda error: self._show_arch_error(describe_error(error))
+        )
         self._architectures_worker.start()
 
     # -- public API ----------------------------------------------------------------------
@@ -164,7 +167,7 @@ class ConfigPicker(QDialog):
         self.values_note.setText(f"Loading the config values of {architecture}…")
         worker = Worker(default_config_values, architecture)
         worker.returned.connect(lambda values, w=worker: self._values_ready(w, values))
-        worker.errored.connect(lambda message, w=worker: self._values_failed(w, message))
+        worker.errored.connect(lambda error, w=worker: self._values_failed(w, error))
         self._values_worker = worker
         worker.start()
 
@@ -275,10 +278,9 @@ class ConfigPicker(QDialog):
             return
         current = self.arch_combo.currentText()
         self._arch_model.setStringList(names)
-        self.arch_combo.blockSignals(True)
-        self.arch_combo.addItems(names)
-        self.arch_combo.setEditText(current or self._suggested_architecture(names))
-        self.arch_combo.blockSignals(False)
+        with signals_blocked(self.arch_combo):
+            self.arch_combo.addItems(names)
+            self.arch_combo.setEditText(current or self._suggested_architecture(names))
         self.arch_edit.setPlaceholderText("e.g. LlamaForCausalLM")
         self.architectures_loaded.emit()
         if self.arch_combo.currentText() in names:
@@ -311,15 +313,14 @@ class ConfigPicker(QDialog):
         self._seed = json.loads(json.dumps(seed_values(values, self.checkpoint), default=str))
         table = self.values_table
         shown = sorted((k, v) for k, v in self._seed.items() if k not in HIDDEN_KEYS)
-        table.blockSignals(True)
-        table.setRowCount(0)
-        table.setRowCount(len(shown))
-        for row, (key, value) in enumerate(shown):
-            key_item = QTableWidgetItem(key)
-            key_item.setFlags(key_item.flags() & ~Qt.ItemFlag.ItemIsEditable)
-            table.setItem(row, 0, key_item)
-            table.setItem(row, 1, QTableWidgetItem(json.dumps(value)))
-        table.blockSignals(False)
+        with signals_blocked(table):
+            table.setRowCount(0)
+            table.setRowCount(len(shown))
+            for row, (key, value) in enumerate(shown):
+                key_item = QTableWidgetItem(key)
+                key_item.setFlags(key_item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+                table.setItem(row, 0, key_item)
+                table.setItem(row, 1, QTableWidgetItem(json.dumps(value)))
         self._filter_values(self.values_filter.text())
         own = self.checkpoint.config if self.checkpoint is not None else None
         source = (
@@ -339,10 +340,9 @@ class ConfigPicker(QDialog):
         edited = key not in self._seed or parse_value(item.text()) != self._seed[key]
         font = QFont(item.font())
         font.setBold(edited)
-        self.values_table.blockSignals(True)
-        item.setFont(font)
-        item.setBackground(EDITED_BACKGROUND if edited else QColor(0, 0, 0, 0))
-        self.values_table.blockSignals(False)
+        with signals_blocked(self.values_table):
+            item.setFont(font)
+            item.setBackground(EDITED_BACKGROUND if edited else QColor(0, 0, 0, 0))
 
     def _filter_values(self, text: str) -> None:
         needle = text.strip().lower()
@@ -351,7 +351,7 @@ class ConfigPicker(QDialog):
             hidden = bool(needle) and (item is None or needle not in item.text().lower())
             self.values_table.setRowHidden(row, hidden)
 
-    def _values_failed(self, worker: Worker, message: str) -> None:
+    def _values_failed(self, worker: Worker, error: BaseException) -> None:
         if worker is self._values_worker and self._alive():
             self._values_worker = None
-            self._show_arch_error(message)
+            self._show_arch_error(describe_error(error))

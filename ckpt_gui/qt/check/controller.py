@@ -1,6 +1,6 @@
 """Comparison in a checkpoint tab: the compare bar, background runs, tree and panel.
 
-``install_compare(window)`` adds the Compare menu and attaches a ``CompareController``
+``ckpt_gui.qt.check.feature`` adds the Compare menu and attaches a ``CompareController``
 to every tab. A controller puts a bar into the tab's summary header (what it was
 compared with, the verdict, a legend with counts, "Show only problems", a busy
 indicator, "Compare with config…"), runs ``run_comparison`` on a Worker (the first
@@ -25,10 +25,10 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
+    QDialog,
     QHBoxLayout,
     QLabel,
     QProgressBar,
@@ -43,14 +43,13 @@ from ckpt_gui.qt.check.config_picker import ConfigPicker
 from ckpt_gui.qt.check.mismatch_panel import MismatchPanel
 from ckpt_gui.qt.check.status_style import (
     PROBLEMS,
-    TREE_STATUS,
     Legend,
     install_status_colors,
-    tree_statuses,
 )
 from ckpt_gui.qt.check.view_model import ComparisonResult, ConfigChoice, run_comparison
-from ckpt_gui.qt.export.bridge import request_export_with_renames
-from ckpt_gui.qt.runtime.workers import Worker
+from ckpt_gui.qt.inspect.checkpoint_tab import CheckpointTab
+from ckpt_gui.qt.runtime.workers import Worker, describe_error
+from ckpt_gui.qt.services import ExportService
 
 PANEL_TITLE = "Comparison"
 _CENTER = QAbstractItemView.ScrollHint.PositionAtCenter
@@ -100,10 +99,12 @@ class CompareController(QObject):
     finished = Signal()  # after each run, result or error
     problems_only_changed = Signal(bool)
 
-    def __init__(self, tab: Any) -> None:
+    def __init__(self, tab: CheckpointTab, exports: ExportService) -> None:
         super().__init__(tab)
         install_status_colors()
         self.tab = tab
+        self.exports = exports
+        self.export_dialog: QDialog | None = None  # the last "Export with this fix" dialog
         self.choice: ConfigChoice | None = None
         self.result: ComparisonResult | None = None
         self.error: str | None = None
@@ -146,7 +147,7 @@ class CompareController(QObject):
         )
         worker = Worker(run_comparison, checkpoint, choice, self._plain_root)
         worker.returned.connect(lambda result, w=worker: self._returned(w, result))
-        worker.errored.connect(lambda message, w=worker: self._errored(w, message))
+        worker.errored.connect(lambda error, w=worker: self._errored(w, describe_error(error)))
         worker.finished.connect(lambda w=worker: self._finished(w))
         self.worker = worker
         self.tab.destroyed.connect(worker.quit)  # a closed tab's result is not wanted
@@ -227,9 +228,9 @@ class CompareController(QObject):
     def _tab_loaded(self, checkpoint: Checkpoint) -> None:
         # The tree as loaded (no ghosts), to return to when a comparison fails.
         self._plain_root = self.tab.tree.raw_root if self.tab.tree is not None else None
-        header = getattr(self.tab, "header", None)
-        if header is not None:
-            header.layout().addWidget(self.bar)
+        header_layout = self.tab.header.layout() if self.tab.header is not None else None
+        if header_layout is not None:
+            header_layout.addWidget(self.bar)
             self.bar.setVisible(True)
         if self.choice is not None:
             self.compare(self.choice)  # reloaded: compare the new contents again
@@ -246,11 +247,10 @@ class CompareController(QObject):
             return
         self.result, self.error = result, None
         report = result.report
-        self.tab.set_row_status(tree_statuses(report.status_by_key))
+        self.tab.set_row_status(report.status_by_key)
         if self.tab.tree is not None:
             self.tab.tree.set_root(result.root)
-        counts = {TREE_STATUS[s]: n for s, n in report.counts.items()}
-        self.bar.legend.set_counts(counts)
+        self.bar.legend.set_counts(report.counts)
         self.bar.legend.setVisible(True)
         self.bar.problems_only.setEnabled(True)
         self.set_problems_only(self.bar.problems_only.isChecked())
@@ -293,7 +293,7 @@ class CompareController(QObject):
 
     def _alive(self) -> bool:
         """False once the tab was closed (its widgets may already be deleted)."""
-        return shiboken6.isValid(self.bar) and not getattr(self.tab, "_disposed", False)
+        return shiboken6.isValid(self.bar) and not self.tab.is_disposed
 
     def _finished(self, worker: Worker) -> None:
         if worker is self.worker and self._alive():
@@ -302,54 +302,9 @@ class CompareController(QObject):
             self.finished.emit()
 
     def _export(self, renames: list[Any]) -> None:
-        self.export_dialog = request_export_with_renames(self.tab, renames)
+        self.export_dialog = self.exports.export_with_renames(self.tab, renames)
 
 
 def controller_for(tab: QObject) -> CompareController | None:
     found = tab.findChild(CompareController)
     return found if isinstance(found, CompareController) else None
-
-
-def install_compare(window: Any) -> None:
-    """The Compare menu, and a controller on every tab the window opens."""
-    menu = window.menu("&Compare")
-
-    def on_current(method: str, *args: Any) -> Any:
-        def run() -> None:
-            tab = window.current_tab()
-            controller = controller_for(tab) if tab is not None else None
-            if controller is not None:
-                getattr(controller, method)(*args)
-
-        return run
-
-    compare = QAction("Compare with &Config…", window)
-    compare.setShortcut(QKeySequence("Ctrl+K"))
-    compare.triggered.connect(on_current("open_picker"))
-    menu.addAction(compare)
-    own = QAction("Compare with Its &Own config.json", window)
-    own.triggered.connect(on_current("compare", ConfigChoice("own")))
-    menu.addAction(own)
-    menu.addSeparator()
-    problems = QAction("Show Only &Problems", window)
-    problems.setCheckable(True)
-    problems.setShortcut(QKeySequence("Ctrl+Shift+P"))
-    problems.toggled.connect(lambda on: on_current("set_problems_only", on)())
-    menu.addAction(problems)
-    window.compare_actions = {"compare": compare, "own": own, "problems": problems}
-
-    def sync_problems_action(*_args: Any) -> None:
-        # The menu item mirrors the current tab's "Show only problems" box.
-        tab = window.current_tab()
-        controller = controller_for(tab) if tab is not None else None
-        checked = controller is not None and controller.bar.problems_only.isChecked()
-        problems.blockSignals(True)
-        problems.setChecked(checked)
-        problems.blockSignals(False)
-
-    def attach(tab: Any) -> None:
-        controller = CompareController(tab)
-        controller.problems_only_changed.connect(sync_problems_action)
-
-    window.tab_opened.connect(attach)
-    window.tab_widget.currentChanged.connect(sync_problems_action)

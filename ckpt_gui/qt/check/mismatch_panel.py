@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ckpt_gui.core.check.status import KeyStatus
 from ckpt_gui.core.check.suggestions import Suggestion
 from ckpt_gui.qt.check.status_style import LABELS, status_color, status_icon
 from ckpt_gui.qt.check.view_model import ComparisonResult, ProblemRow
@@ -94,11 +95,11 @@ class ProblemTableModel(RowTableModel):
         if column == ProblemColumn.CHECKPOINT_SHAPE:
             if row.checkpoint_shape is not None:
                 return shape_text(row.checkpoint_shape)
-            return "(whole module)" if whole and row.kind == "unexpected" else "—"
+            return "(whole module)" if whole and row.kind == KeyStatus.UNEXPECTED else "—"
         if column == ProblemColumn.MODEL_SHAPE:
             if row.model_shape is not None:
                 return shape_text(row.model_shape)
-            return "(whole module)" if whole and row.kind == "missing" else "—"
+            return "(whole module)" if whole and row.kind == KeyStatus.MISSING else "—"
         if column == ProblemColumn.COUNT:
             return f"{row.count:,}"
         return ""
@@ -108,7 +109,7 @@ class MismatchPanel(QWidget):
     """Problems table on the left, suggested fixes on the right."""
 
     reveal_requested = Signal(object)  # tuple of tree paths
-    export_requested = Signal(object)  # list of core Rename, in order
+    export_requested = Signal(object)  # list of SuggestedRename (core.check), in order
     override_requested = Signal(object)  # config values to change, e.g. {"vocab_size": 32001}
 
     def __init__(self, parent: QWidget | None = None) -> None:

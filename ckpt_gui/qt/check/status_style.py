@@ -1,9 +1,9 @@
-"""Tree statuses of a comparison: names, colours, icons and the legend.
+"""Comparison statuses in the GUI: labels, glyphs, icons and the legend.
 
-The report speaks of ``ok / missing / unexpected / mismatched / ignored``; the tree
-model's status hook uses ``mismatch`` for shape mismatches. ``ignored`` (keys the
-model's ignore lists or non-persistent buffers drop, which load fine) gets its own
-quiet grey so it is never mistaken for a problem.
+The statuses are core's ``KeyStatus`` (the same strings the JSON report uses); their
+row colours live with the tree model's (``tree_model.STATUS_COLORS``). ``ignored``
+(keys the model's ignore lists or non-persistent buffers drop, which load fine) gets
+a quiet grey so it is never mistaken for a problem.
 """
 
 from __future__ import annotations
@@ -14,46 +14,40 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
 
+from ckpt_gui.core.check.status import KeyStatus
 from ckpt_gui.qt.models import tree_model
 
-TREE_STATUS = {
-    "ok": "ok",
-    "missing": "missing",
-    "unexpected": "unexpected",
-    "mismatched": "mismatch",
-    "ignored": "ignored",
+PROBLEMS = frozenset(status for status in KeyStatus if status.is_problem)
+LABELS: dict[KeyStatus, str] = {
+    KeyStatus.MISMATCHED: "shape mismatch",
+    KeyStatus.MISSING: "missing",
+    KeyStatus.UNEXPECTED: "unexpected",
+    KeyStatus.OK: "ok",
+    KeyStatus.IGNORED: "ignored (loads fine)",
 }
-PROBLEMS = frozenset({"missing", "unexpected", "mismatch"})
-LABELS = {
-    "mismatch": "shape mismatch",
-    "missing": "missing",
-    "unexpected": "unexpected",
-    "ok": "ok",
-    "ignored": "ignored (loads fine)",
+GLYPHS: dict[KeyStatus, str] = {
+    KeyStatus.OK: "✓",
+    KeyStatus.MISSING: "−",
+    KeyStatus.UNEXPECTED: "+",
+    KeyStatus.MISMATCHED: "≠",
+    KeyStatus.IGNORED: "·",
 }
-GLYPHS = {"ok": "✓", "missing": "−", "unexpected": "+", "mismatch": "≠", "ignored": "·"}
-IGNORED_COLOR = QColor(120, 120, 120)
+IGNORED_COLOR = tree_model.STATUS_COLORS[KeyStatus.IGNORED]
 GHOST_COLOR = QColor(150, 150, 150)
 
 
 def install_status_colors() -> None:
-    """Register 'ignored' and the icons with the tree model (idempotent)."""
-    tree_model.STATUS_COLORS.setdefault("ignored", IGNORED_COLOR)
+    """Register the status icons with the tree model (idempotent)."""
     for status in GLYPHS:
         if status not in tree_model.STATUS_ICONS:
             tree_model.STATUS_ICONS[status] = status_icon(status)
 
 
-def tree_statuses(status_by_key: Mapping[str, str]) -> dict[str, str]:
-    """The report's ``status_by_key`` in the tree model's status names."""
-    return {key: TREE_STATUS.get(status, status) for key, status in status_by_key.items()}
-
-
-def status_color(status: str) -> QColor:
+def status_color(status: KeyStatus) -> QColor:
     return tree_model.STATUS_COLORS.get(status, IGNORED_COLOR)
 
 
-def status_pixmap(status: str, size: int = 14) -> QPixmap:
+def status_pixmap(status: KeyStatus, size: int = 14) -> QPixmap:
     """A filled disc in the status colour with a white glyph (readable at 14 px)."""
     pixmap = QPixmap(size, size)
     pixmap.fill(Qt.GlobalColor.transparent)
@@ -72,21 +66,27 @@ def status_pixmap(status: str, size: int = 14) -> QPixmap:
     return pixmap
 
 
-def status_icon(status: str) -> QIcon:
+def status_icon(status: KeyStatus) -> QIcon:
     return QIcon(status_pixmap(status))
 
 
 class Legend(QWidget):
     """Icon + label + count for each status; counts update with each comparison."""
 
-    ORDER = ("ok", "mismatch", "missing", "unexpected", "ignored")
+    ORDER = (
+        KeyStatus.OK,
+        KeyStatus.MISMATCHED,
+        KeyStatus.MISSING,
+        KeyStatus.UNEXPECTED,
+        KeyStatus.IGNORED,
+    )
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(10)
-        self.labels: dict[str, QLabel] = {}
+        self.labels: dict[KeyStatus, QLabel] = {}
         for status in self.ORDER:
             icon = QLabel()
             icon.setPixmap(status_pixmap(status))
@@ -100,7 +100,7 @@ class Legend(QWidget):
             self.labels[status] = text
         self.set_counts({})
 
-    def set_counts(self, counts: Mapping[str, int]) -> None:
+    def set_counts(self, counts: Mapping[KeyStatus, int]) -> None:
         for status, label in self.labels.items():
             count = counts.get(status, 0)
             color = status_color(status).name() if status in PROBLEMS and count else "#555"

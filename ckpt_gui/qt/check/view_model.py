@@ -21,6 +21,7 @@ from ckpt_gui.core.check.expected import ExpectedModel
 from ckpt_gui.core.check.expected_cache import load_expected
 from ckpt_gui.core.check.key_groups import group_keys
 from ckpt_gui.core.check.matching import MatchReport, compare
+from ckpt_gui.core.check.status import KeyStatus
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.model import Checkpoint
 from ckpt_gui.core.tree.build import ModuleNode
@@ -80,7 +81,7 @@ class ProblemRow:
     each sits in the tree (checkpoint names; ghost names for missing keys).
     """
 
-    kind: str  # "mismatch", "missing" or "unexpected"
+    kind: KeyStatus  # MISMATCHED, MISSING or UNEXPECTED
     pattern: str
     keys: tuple[str, ...]
     tree_paths: tuple[str, ...]
@@ -145,18 +146,18 @@ def problem_rows(
     # A module collapses only when the tree shows nothing else inside it.
     missing_modules = whole_modules(ghosts, set(tensors))
     unexpected_modules = whole_modules(sources, loaded | set(ghosts.values()))
-    entries: list[tuple[str, str, str, Shape | None, Shape | None]] = []
+    entries: list[tuple[KeyStatus, str, str, Shape | None, Shape | None]] = []
     for m in report.mismatched:
-        entries.append(("mismatch", m.key, m.checkpoint_key, m.checkpoint_shape, m.model_shape))
+        entries.append((KeyStatus.MISMATCHED, m.key, m.checkpoint_key, m.checkpoint_shape, m.model_shape))
     for key in report.missing:
         if key not in missing_modules:
             shape = missing[key][0] if key in missing else None
-            entries.append(("missing", key, ghosts.get(key, ""), None, shape))
+            entries.append((KeyStatus.MISSING, key, ghosts.get(key, ""), None, shape))
     for key, source in sources.items():
         if key not in unexpected_modules:
             info = tensors.get(source)
-            entries.append(("unexpected", key, source, info.shape if info else None, None))
-    buckets: dict[tuple[str, Shape | None, Shape | None], list[tuple[str, str]]] = {}
+            entries.append((KeyStatus.UNEXPECTED, key, source, info.shape if info else None, None))
+    buckets: dict[tuple[KeyStatus, Shape | None, Shape | None], list[tuple[str, str]]] = {}
     for kind, key, path, ckpt_shape, model_shape in entries:
         buckets.setdefault((kind, ckpt_shape, model_shape), []).append((key, path))
     rows: list[ProblemRow] = []
@@ -165,10 +166,9 @@ def problem_rows(
         for group in group_keys([key for key, _ in members]):
             paths = tuple(path_of[k] for k in group.keys if path_of[k])
             rows.append(ProblemRow(kind, group.pattern, group.keys, paths, ckpt_shape, model_shape))
-    rows.extend(module_rows("missing", missing_modules, ghosts))
-    rows.extend(module_rows("unexpected", unexpected_modules, sources))
-    order = {"mismatch": 0, "missing": 1, "unexpected": 2}
-    rows.sort(key=lambda r: order[r.kind])  # stable: keeps first-seen order within a kind
+    rows.extend(module_rows(KeyStatus.MISSING, missing_modules, ghosts))
+    rows.extend(module_rows(KeyStatus.UNEXPECTED, unexpected_modules, sources))
+    rows.sort(key=lambda r: r.kind.severity)  # stable: keeps first-seen order within a kind
     return rows
 
 
@@ -193,7 +193,7 @@ def whole_modules(paths: Mapping[str, str], others: set[str]) -> dict[str, str]:
 
 
 def module_rows(
-    kind: str, modules: Mapping[str, str], paths: Mapping[str, str]
+    kind: KeyStatus, modules: Mapping[str, str], paths: Mapping[str, str]
 ) -> list[ProblemRow]:
     """One row per whole module, numbered ones grouped (``model.layers.{4..31}.*``)."""
     keys_of: dict[str, list[str]] = {}

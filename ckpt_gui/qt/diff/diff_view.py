@@ -60,7 +60,7 @@ from ckpt_gui.qt.diff.diff_view_parts import (
     value_diff_blocker,
 )
 from ckpt_gui.qt.runtime.result_relay import ResultRelay
-from ckpt_gui.qt.runtime.workers import Worker
+from ckpt_gui.qt.runtime.workers import Worker, describe_error
 from ckpt_gui.qt.widgets.busy_page import busy_page
 from ckpt_gui.qt.widgets.cancellable import CancellableWorkerView
 
@@ -227,7 +227,8 @@ class DiffView(CancellableWorkerView, QWidget):
         self._update_summary()
         self._apply_filter()
 
-    def _on_load_failed(self, message: str) -> None:
+    def _on_load_failed(self, error: BaseException) -> None:
+        message = describe_error(error)
         if self._disposed:
             return
         self.error = message
@@ -301,7 +302,8 @@ class DiffView(CancellableWorkerView, QWidget):
         self._update_summary()
         self._emit_statuses()
 
-    def _on_values_failed(self, message: str) -> None:
+    def _on_values_failed(self, error: BaseException) -> None:
+        message = describe_error(error)
         self.relay.flush()
         if self._disposed:
             return

@@ -1,26 +1,30 @@
-"""Wires exports into the main window: Export menu, context menus, Jobs dock, quit guard.
+"""The export feature: Export menu, tab and tree context-menu entries, Jobs dock, quit guard.
 
-``install_exports(window)`` is called once by the window; it returns the
-``ExportController`` (kept as ``window.exports``). Other features open the dialog
-with ``window.exports.open_dialog(kind, source=..., subtree=..., renames=...)``.
+``ckpt_gui.qt.export.feature.register(shell)`` creates one ``ExportController``.
+Other features get it as their ``ExportService`` (``export_with_renames``); the
+app and tests may call ``open_dialog(kind, source=..., subtree=..., renames=...)``.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QEvent, QObject, QPoint, Qt
-from PySide6.QtWidgets import QMenu, QMessageBox
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtWidgets import QMenu, QMessageBox, QWidget
 
+from ckpt_gui.core.tree.build import ModuleNode
+from ckpt_gui.qt.export.bridge import export_rename
 from ckpt_gui.qt.export.export_dialog import KINDS, ExportDialog
 from ckpt_gui.qt.export.job_queue import ExportJob, JobQueue
 from ckpt_gui.qt.export.jobs_dock import JobsDock
+from ckpt_gui.qt.inspect.checkpoint_tab import CheckpointTab
+from ckpt_gui.qt.inspect.tree_panel import TreePanel
 
 if TYPE_CHECKING:
-    from ckpt_gui.qt.inspect.checkpoint_tab import CheckpointTab
-    from ckpt_gui.qt.main_window import MainWindow
+    from ckpt_gui.qt.shell import Shell
 
 QUIT_WAIT_MS = 60_000  # a cancelled job stops at its next 16 MB; cleanup is one rmtree
 CHECKPOINT_KINDS = ("convert", "reshard", "safetensors")
@@ -50,21 +54,23 @@ def config_source(tab: CheckpointTab | None) -> str:
 class ExportController(QObject):
     """Owns the job queue, the Jobs dock and the open dialogs of one window."""
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.window = window
+    def __init__(self, shell: Shell) -> None:
+        super().__init__(shell.main_widget())
+        self.shell = shell
         self.queue = JobQueue(self)
-        self.dock = JobsDock(self.queue, window)
-        self.dock.open_in_tab_requested.connect(lambda path: window.open_targets([path]))
-        window.add_dock(self.dock, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.dock = JobsDock(self.queue, shell.main_widget())
+        self.dock.open_in_tab_requested.connect(lambda path: shell.open_targets([path]))
+        shell.add_dock(self.dock, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.dock.hide()  # until the first job
         self.dialogs: list[ExportDialog] = []
+        # Tree panels given the subtree entry (a reload builds a new one); weak: they die
+        # with their tab.
+        self._hooked_trees: weakref.WeakSet[TreePanel] = weakref.WeakSet()
         self._build_menu()
-        tab_bar = window.tab_widget.tabBar()
-        tab_bar.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        tab_bar.customContextMenuRequested.connect(self._tab_context_menu)
-        window.tab_opened.connect(self._watch_tab)
-        window.installEventFilter(self)
+        shell.add_tab_menu_entries(self._tab_menu_entries)
+        shell.tab_opened.connect(self._watch_tab)
+        shell.add_close_guard(self._may_close)
+        shell.add_shutdown_hook(self.shutdown)
 
     # -- public ---------------------------------------------------------------------------------
     def open_dialog(
@@ -77,16 +83,25 @@ class ExportController(QObject):
         tab: CheckpointTab | None = None,
     ) -> ExportDialog:
         """Show a (non-modal) export dialog, prefilled from ``tab`` or the current tab."""
-        tab = tab if tab is not None else self.window.current_tab()
+        tab = tab if tab is not None else self.shell.current_tab()
         if source is None:
             source = config_source(tab) if kind == "random-init" else tab_source(tab)
-        dialog = ExportDialog(kind, source, subtree=subtree, renames=renames, parent=self.window)
+        parent = self.shell.main_widget()
+        dialog = ExportDialog(kind, source, subtree=subtree, renames=renames, parent=parent)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.start_requested.connect(self.start)
         dialog.finished.connect(lambda _result, d=dialog: self._forget(d))
         self.dialogs.append(dialog)
         dialog.show()
         return dialog
+
+    def export_with_renames(self, tab: CheckpointTab, renames: Iterable[object]) -> ExportDialog:
+        """``ExportService``: "Convert to safetensors" of ``tab`` with ``renames`` filled in.
+
+        A re-save that copies tensor bytes untouched; any dtype change is one combo away.
+        """
+        rules = [export_rename(item) for item in renames]
+        return self.open_dialog("safetensors", tab=tab, renames=rules)
 
     def start(self, dialog: ExportDialog) -> ExportJob | None:
         """Queue the dialog's planned job and show the dock."""
@@ -102,7 +117,7 @@ class ExportController(QObject):
 
     # -- menus ----------------------------------------------------------------------------------
     def _build_menu(self) -> None:
-        menu = self.window.menu("&Export")
+        menu = self.shell.menu("&Export")
         for kind in (*CHECKPOINT_KINDS, "random-init"):
             action = menu.addAction(f"{KINDS[kind]}…")
             action.triggered.connect(lambda _=False, kind=kind: self.open_dialog(kind))
@@ -110,26 +125,18 @@ class ExportController(QObject):
         jobs = menu.addAction("Show &Jobs")
         jobs.triggered.connect(self.show_jobs)
 
-    def _tab_context_menu(self, position: QPoint) -> None:
-        tab_bar = self.window.tab_widget.tabBar()
-        index = tab_bar.tabAt(position)
-        widget = self.window.tab_widget.widget(index) if index >= 0 else None
-        tab = widget if widget in self.window.tabs() else None
-        if tab is None:
-            return
-        menu = self.tab_menu(tab)
-        menu.exec(tab_bar.mapToGlobal(position))
+    def _tab_menu_entries(self, menu: QMenu, page: QWidget) -> None:
+        if isinstance(page, CheckpointTab):
+            self.add_tab_entries(menu, page)
 
-    def tab_menu(self, tab: CheckpointTab) -> QMenu:
-        """The tab's context menu: each export of this checkpoint."""
-        menu = QMenu(self.window)
+    def add_tab_entries(self, menu: QMenu, tab: CheckpointTab) -> None:
+        """The tab's context-menu entries: each export of this checkpoint."""
         for kind in CHECKPOINT_KINDS:
             action = menu.addAction(f"{KINDS[kind]}…")
             action.triggered.connect(lambda _=False, k=kind, t=tab: self.open_dialog(k, tab=t))
         action = menu.addAction(f"{KINDS['random-init']}…")
         action.triggered.connect(lambda _=False, t=tab: self.open_dialog("random-init", tab=t))
         action.setEnabled(bool(config_source(tab)))
-        return menu
 
     def _watch_tab(self, tab: CheckpointTab) -> None:
         # The tree panel is built when the tab has loaded, again after each reload.
@@ -137,15 +144,15 @@ class ExportController(QObject):
 
     def _hook_tree(self, tab: CheckpointTab) -> None:
         tree = tab.tree
-        if tree is None or getattr(tree, "_export_hooked", False):
+        if tree is None or tree in self._hooked_trees:
             return
-        tree._export_hooked = True  # type: ignore[attr-defined]
+        self._hooked_trees.add(tree)
         tree.context_menu_requested.connect(
             lambda menu, node, tab=tab: self._add_subtree_action(tab, menu, node)
         )
 
-    def _add_subtree_action(self, tab: CheckpointTab, menu: QMenu, node: Any) -> None:
-        path = getattr(node, "path", "")
+    def _add_subtree_action(self, tab: CheckpointTab, menu: QMenu, node: ModuleNode | None) -> None:
+        path = node.path if node is not None else ""  # None: right-click below the rows
         if not path:
             return
         menu.addSeparator()
@@ -155,13 +162,8 @@ class ExportController(QObject):
         )
 
     # -- quitting -------------------------------------------------------------------------------
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self.window and event.type() == QEvent.Type.Close:
-            if self.queue.needs_confirmation() and not self.confirm_quit():
-                event.ignore()
-                return True
-            self.shutdown()
-        return False
+    def _may_close(self) -> bool:
+        return not self.queue.needs_confirmation() or self.confirm_quit()
 
     def confirm_quit(self) -> bool:
         """Ask whether to cancel the jobs and quit; False keeps the window open."""
@@ -172,7 +174,7 @@ class ExportController(QObject):
             parts.append("an export is running")
         if queued:
             parts.append(f"{queued} more {'is' if queued == 1 else 'are'} queued")
-        box = QMessageBox(self.window)
+        box = QMessageBox(self.shell.main_widget())
         box.setIcon(QMessageBox.Icon.Question)
         box.setWindowTitle("Export jobs")
         box.setText(" and ".join(parts).capitalize() + ".")
@@ -193,7 +195,3 @@ class ExportController(QObject):
     def _forget(self, dialog: ExportDialog) -> None:
         if dialog in self.dialogs:
             self.dialogs.remove(dialog)
-
-
-def install_exports(window: MainWindow) -> ExportController:
-    return ExportController(window)

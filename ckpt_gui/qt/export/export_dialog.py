@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ckpt_gui.core.export import ExportOptions, ExportPlan, Rename
+from ckpt_gui.core.export import ExportOptions, ExportPlan, RenameRule
 from ckpt_gui.core.formatting import parse_size
 from ckpt_gui.qt.export.export_plan_view import PLANNING, PlanPreview
 from ckpt_gui.qt.export.request import (
@@ -41,7 +41,8 @@ from ckpt_gui.qt.export.request import (
     make_plan,
     prefix_fields,
 )
-from ckpt_gui.qt.runtime.workers import Worker
+from ckpt_gui.qt.runtime.signals import signals_blocked
+from ckpt_gui.qt.runtime.workers import Worker, describe_error
 from ckpt_gui.qt.widgets.elided_label import ElidedLabel
 
 __all__ = ["KINDS", "ExportDialog", "ExportRequest", "make_plan", "prefix_fields"]
@@ -76,7 +77,7 @@ class ExportDialog(QDialog):
         source: str = "",
         *,
         subtree: str | None = None,
-        renames: Iterable[Rename | tuple[str, str]] = (),
+        renames: Iterable[RenameRule | tuple[str, str]] = (),
         parent: QWidget | None = None,
         planner: Callable[[ExportRequest], ExportPlan] = make_plan,
     ) -> None:
@@ -186,6 +187,11 @@ class ExportDialog(QDialog):
     def kind(self) -> str:
         return str(self.kind_box.currentData())
 
+    @property
+    def is_planning(self) -> bool:
+        """A plan is due (typing restarts a short delay) or being made on a worker."""
+        return self._timer.isActive() or self._worker is not None or self._replan_after
+
     def export_options(self) -> ExportOptions:
         overflow = str(self.overflow_box.currentData()) if self.kind == "convert" else "inf"
         return ExportOptions(overwrite=self.overwrite_box.isChecked(), overflow=overflow)
@@ -217,15 +223,15 @@ class ExportDialog(QDialog):
             renames=self.renames(),
         )
 
-    def renames(self) -> list[Rename]:
-        rules: list[Rename] = []
+    def renames(self) -> list[RenameRule]:
+        rules: list[RenameRule] = []
         if strip := self.strip_edit.text().strip():
-            rules.append(Rename.strip_prefix(strip))
+            rules.append(RenameRule.strip_prefix(strip))
         if add := self.add_edit.text().strip():
-            rules.append(Rename.add_prefix(add))
+            rules.append(RenameRule.add_prefix(add))
         for line in self.renames_edit.toPlainText().splitlines():
             if line.strip():
-                rule = Rename.parse(line.strip())
+                rule = RenameRule.parse(line.strip())
                 try:
                     re.compile(rule.pattern)
                 except re.error as exc:
@@ -262,7 +268,7 @@ class ExportDialog(QDialog):
         self._replan_after = False
         worker = Worker(self._planner, request)
         worker.returned.connect(lambda plan: self._planned(generation, plan))
-        worker.errored.connect(lambda message: self._plan_failed(generation, message))
+        worker.errored.connect(lambda error: self._plan_failed(generation, error))
         worker.finished.connect(lambda: self._plan_finished(worker))
         self._worker = worker
         worker.start()
@@ -292,10 +298,10 @@ class ExportDialog(QDialog):
         self.start_button.setEnabled(True)
         self.planned.emit(plan)
 
-    def _plan_failed(self, generation: int, message: str) -> None:
+    def _plan_failed(self, generation: int, error: BaseException) -> None:
         if generation != self._generation:
             return
-        self._show_error(message)
+        self._show_error(describe_error(error))
 
     def _show_error(self, message: str) -> None:
         self.plan, self.error = None, " ".join(message.split())
@@ -320,15 +326,14 @@ class ExportDialog(QDialog):
             "config.json or a folder holding one" if random_init else "checkpoint file or folder"
         )
         current = self.dtype_box.currentData()
-        self.dtype_box.blockSignals(True)
-        self.dtype_box.clear()
-        if random_init:
-            self.dtype_box.addItem("As in the config", None)
-        for dtype in CONVERT_DTYPES:
-            self.dtype_box.addItem(dtype, dtype)
-        index = self.dtype_box.findData(current)
-        self.dtype_box.setCurrentIndex(max(0, index))
-        self.dtype_box.blockSignals(False)
+        with signals_blocked(self.dtype_box):
+            self.dtype_box.clear()
+            if random_init:
+                self.dtype_box.addItem("As in the config", None)
+            for dtype in CONVERT_DTYPES:
+                self.dtype_box.addItem(dtype, dtype)
+            index = self.dtype_box.findData(current)
+            self.dtype_box.setCurrentIndex(max(0, index))
         self.shard_box.setCurrentText(DEFAULT_SHARD.get(kind, "5GB"))
         self.setWindowTitle(f"Export: {KINDS[kind]}")
         self._output_inputs_changed()

@@ -26,7 +26,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from ckpt_gui.core.export import ExportOptions, ExportPlan, ExportResult, run_plan, run_random_init
 from ckpt_gui.core.jobs import Progress
-from ckpt_gui.qt.runtime.workers import Worker
+from ckpt_gui.qt.runtime.workers import Worker, describe_error
 
 UPDATE_HZ = 10
 RATE_WINDOW_S = 3.0  # throughput is measured over the last few seconds, not since the start
@@ -226,7 +226,7 @@ class JobQueue(QObject):
         worker = Worker(job.runner, job.plan, job.options)
         worker.yielded.connect(lambda progress, job=job: self._on_progress(job, progress))
         worker.returned.connect(lambda result, job=job: self._on_returned(job, result))
-        worker.errored.connect(lambda message, job=job: self._on_errored(job, message))
+        worker.errored.connect(lambda error, job=job: self._on_errored(job, error))
         worker.aborted.connect(lambda job=job: self._on_aborted(job))
         worker.finished.connect(lambda job=job: self._on_finished(job))
         self._worker = worker
@@ -244,8 +244,8 @@ class JobQueue(QObject):
         job.done = job.total
         self._settle(job, JobState.DONE)
 
-    def _on_errored(self, job: ExportJob, message: str) -> None:
-        job.error = message
+    def _on_errored(self, job: ExportJob, error: BaseException) -> None:
+        job.error = describe_error(error)
         self._settle(job, JobState.FAILED)
 
     def _on_aborted(self, job: ExportJob) -> None:

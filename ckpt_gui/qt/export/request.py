@@ -14,7 +14,7 @@ from typing import Any
 
 from ckpt_gui.core.export import (
     ExportPlan,
-    Rename,
+    RenameRule,
     plan_convert,
     plan_random_init,
     plan_reshard,
@@ -34,7 +34,7 @@ class ExportRequest:
     seed: int = 0
     overwrite: bool = False
     subtree: str | None = None
-    renames: list[Rename] = field(default_factory=list)
+    renames: list[RenameRule] = field(default_factory=list)
 
 
 def make_plan(request: ExportRequest) -> ExportPlan:
@@ -67,7 +67,7 @@ def make_plan(request: ExportRequest) -> ExportPlan:
     )
 
 
-def prefix_fields(renames: Sequence[Rename]) -> tuple[str, str, list[Rename]]:
+def prefix_fields(renames: Sequence[RenameRule]) -> tuple[str, str, list[RenameRule]]:
     """Split renames into (strip prefix, add prefix, the rest) when they are prefix rules.
 
     Only a leading strip followed by an add keeps its meaning in the dialog's fixed
@@ -84,18 +84,18 @@ def prefix_fields(renames: Sequence[Rename]) -> tuple[str, str, list[Rename]]:
     return strip, add, rules
 
 
-def _stripped_prefix(rule: Rename) -> str | None:
+def _stripped_prefix(rule: RenameRule) -> str | None:
     if rule.replacement or not rule.pattern.startswith("^") or rule.pattern == "^":
         return None
     prefix = re.sub(r"\\(.)", r"\1", rule.pattern[1:])
-    return prefix.removesuffix(".") if Rename.strip_prefix(prefix) == rule else None
+    return prefix.removesuffix(".") if RenameRule.strip_prefix(prefix) == rule else None
 
 
-def _added_prefix(rule: Rename) -> str | None:
+def _added_prefix(rule: RenameRule) -> str | None:
     if rule.pattern != "^" or not rule.replacement:
         return None
     prefix = rule.replacement.replace("\\\\", "\\")
-    return prefix.removesuffix(".") if Rename.add_prefix(prefix) == rule else None
+    return prefix.removesuffix(".") if RenameRule.add_prefix(prefix) == rule else None
 
 
 def default_output(kind: str, source: str, dtype: str | None, subtree: str | None) -> str:
@@ -118,12 +118,12 @@ def default_output(kind: str, source: str, dtype: str | None, subtree: str | Non
     return str(folder.parent / f"{name}-{suffix}")
 
 
-def as_rename(item: Rename | tuple[str, str] | Any) -> Rename:
-    if isinstance(item, Rename):
+def as_rename(item: RenameRule | tuple[str, str] | Any) -> RenameRule:
+    if isinstance(item, RenameRule):
         return item
     pattern = getattr(item, "pattern", None)
     replacement = getattr(item, "replacement", None)
     if isinstance(pattern, str) and isinstance(replacement, str):
-        return Rename(pattern, replacement)  # a Rename-like object from another module
+        return RenameRule(pattern, replacement)  # a RenameRule-like object from another module
     first, second = item
-    return Rename(str(first), str(second))
+    return RenameRule(str(first), str(second))

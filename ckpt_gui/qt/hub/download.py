@@ -34,7 +34,7 @@ from ckpt_gui.core.hub.download import DownloadPlan, download_job, plan_download
 from ckpt_gui.core.hub.ref import HubRef, parse_hub_target
 from ckpt_gui.core.jobs import Progress
 from ckpt_gui.core.model import Checkpoint
-from ckpt_gui.qt.runtime.workers import Worker
+from ckpt_gui.qt.runtime.workers import Worker, describe_error
 
 LARGE_DOWNLOAD = 5 * 1000**3  # as the CLI: above this, the dialog says so in bold
 BAR_STEPS = 1000  # QProgressBar holds an int32: bytes of a 100 GB repo would overflow it
@@ -226,7 +226,8 @@ class DownloadDialog(QDialog):
             "the cache (a new download skips them).",
         )
 
-    def _failed(self, message: str) -> None:
+    def _failed(self, error: BaseException) -> None:
+        message = describe_error(error)
         self._set_state("failed", f"<span style='color:#c62828'>{html.escape(message)}</span>")
 
     def _reopen(self) -> None:

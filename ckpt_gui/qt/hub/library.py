@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 from ckpt_gui.core.formatting import human_bytes
 from ckpt_gui.core.hub.cache import CachedModel, CachedRevision, default_cache_dir
 from ckpt_gui.core.hub.cache import list_cached_models as _list_cached_models
-from ckpt_gui.qt.runtime.workers import Worker
+from ckpt_gui.qt.runtime.workers import Worker, describe_error
 
 # Most wanted first; whatever does not fit the dock scrolls, the repo names never elide.
 COLUMNS = ("Repo", "Size", "Weights", "Refs", "Modified")
@@ -181,7 +181,8 @@ class LibraryDock(QDockWidget):
         self._apply_filter(self.filter_edit.text())
         self.refreshed.emit()
 
-    def _show_error(self, message: str) -> None:
+    def _show_error(self, error: BaseException) -> None:
+        message = describe_error(error)
         self.models, self.error = [], message
         self.tree.clear()
         self.empty_label.setText(f"Could not read the cache:\n{message}")

@@ -44,7 +44,8 @@ from ckpt_gui.qt.hub.download import DownloadBar, remote_hub_ref
 from ckpt_gui.qt.inspect.details import DetailsPanel
 from ckpt_gui.qt.inspect.summary import SummaryHeader, summary_html
 from ckpt_gui.qt.inspect.tree_panel import TreePanel
-from ckpt_gui.qt.runtime.workers import Worker
+from ckpt_gui.qt.runtime.disposable import dispose_of
+from ckpt_gui.qt.runtime.workers import Worker, describe_error
 from ckpt_gui.qt.widgets.busy_page import busy_page
 
 DEMO_TARGET = "demo"
@@ -137,6 +138,11 @@ class CheckpointTab(QWidget):
         """Loading, or computing statistics."""
         return self._worker is not None or self.details.stats_running
 
+    @property
+    def is_disposed(self) -> bool:
+        """True once ``dispose()`` ran: the tab is closing, late results are dropped."""
+        return self._disposed
+
     def reload(self) -> None:
         """(Re)open the target in the background."""
         if self._worker is not None:
@@ -181,9 +187,7 @@ class CheckpointTab(QWidget):
             self.download_bar.close_dialog()  # a download for a closed tab is cancelled
         # Panels and error details with their own background work (scan, pickle risk).
         for child in self.findChildren(QWidget):
-            dispose = getattr(child, "dispose", None)
-            if callable(dispose):
-                dispose()
+            dispose_of(child)
 
     def set_row_status(self, status: Mapping[str, str]) -> None:
         """Colour rows by status (``ok``/``missing``/``unexpected``/``mismatch``) per path."""
@@ -214,9 +218,7 @@ class CheckpointTab(QWidget):
             item = self._error_details.takeAt(0)
             old = item.widget() if item is not None else None
             if old is not None:
-                dispose = getattr(old, "dispose", None)
-                if callable(dispose):
-                    dispose()
+                dispose_of(old)
                 old.deleteLater()
         if widget is not None:
             self._error_details.addWidget(widget)
@@ -275,10 +277,10 @@ class CheckpointTab(QWidget):
             self._loading_label.setText(f"Opening {self.target}…\n{progress.message}")
         self.progress.emit(progress)
 
-    def _on_errored(self, message: str) -> None:
+    def _on_errored(self, error: BaseException) -> None:
         if not self._disposed:
-            self.exception = self._worker.exception if self._worker is not None else None
-            self._show_error(message)
+            self.exception = error
+            self._show_error(describe_error(error))
 
     def _on_finished(self) -> None:
         if not self._disposed:

@@ -26,7 +26,7 @@ from ckpt_gui.core.tree.ghosts import is_ghost
 from ckpt_gui.core.tree.grouping import GroupNode
 from ckpt_gui.core.values.stats import TensorStats, compute_stats
 from ckpt_gui.qt.models.tree_model import shape_text
-from ckpt_gui.qt.runtime.workers import Worker
+from ckpt_gui.qt.runtime.workers import Worker, describe_error
 from ckpt_gui.qt.widgets.histogram import HistogramPlot
 
 # Statistics start by themselves below this many elements (a fraction of a second).
@@ -134,7 +134,7 @@ class DetailsPanel(QScrollArea):
         worker = Worker(lambda: compute_stats(checkpoint, tensor, should_stop=stop_requested))
         stop_requested = worker.stop_requested
         worker.returned.connect(lambda stats: self._stats_done(worker, stats))
-        worker.errored.connect(lambda message: self._stats_error(worker, message))
+        worker.errored.connect(lambda error: self._stats_error(worker, describe_error(error)))
         worker.finished.connect(lambda: self._stats_finished(worker))
         self._worker = worker
         self.stats_button.setEnabled(False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QFrame,
@@ -21,7 +23,6 @@ class WelcomeView(QWidget):
     open_requested = Signal(str)
     open_file_requested = Signal()
     open_folder_requested = Signal()
-    open_hub_requested = Signal()
     demo_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -44,20 +45,19 @@ class WelcomeView(QWidget):
         hint.setStyleSheet("color: #5c677d;")
         drop_layout.addWidget(title)
         drop_layout.addWidget(hint)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
+        self._buttons = QHBoxLayout()
+        self._buttons.addStretch(1)
         for text, signal in (
             ("Open File…", self.open_file_requested),
             ("Open Folder…", self.open_folder_requested),
-            ("Open from Hub…", self.open_hub_requested),
             ("Open the demo", self.demo_requested),
         ):
             button = QPushButton(text)
             button.clicked.connect(signal.emit)
-            buttons.addWidget(button)
-        buttons.addStretch(1)
+            self._buttons.addWidget(button)
+        self._buttons.addStretch(1)
         drop_layout.addSpacing(10)
-        drop_layout.addLayout(buttons)
+        drop_layout.addLayout(self._buttons)
 
         recent_title = QLabel("Recent")
         recent_title.setStyleSheet("font-size: 12pt; font-weight: bold; color: #33415c;")
@@ -80,6 +80,14 @@ class WelcomeView(QWidget):
         outer.addStretch(1)
         outer.addLayout(column, 6)
         outer.addStretch(1)
+
+    def add_open_button(self, text: str, slot: Callable[[], object]) -> QPushButton:
+        """A feature's way to open checkpoints (e.g. "Open from Hub…"), before the demo."""
+        button = QPushButton(text)
+        button.clicked.connect(lambda _checked=False: slot())
+        # Last of the open buttons: before "Open the demo" and the trailing stretch.
+        self._buttons.insertWidget(self._buttons.count() - 2, button)
+        return button
 
     def set_recent(self, targets: list[str]) -> None:
         self.recent_list.clear()

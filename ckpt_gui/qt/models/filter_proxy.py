@@ -10,7 +10,7 @@ This proxy is an identity proxy: it maps indexes in C++ and calls no Python per
 row, so a view over 200,000 siblings costs only the rows it paints.
 
 Hook for other features: ``set_node_predicate(fn)`` adds a second condition
-(e.g. "show only problems": ``lambda node: model.status_of(node) not in (None, "ok")``).
+(e.g. "show only problems": ``lambda node: model.status_of(node) not in (None, KeyStatus.OK)``).
 """
 
 from __future__ import annotations

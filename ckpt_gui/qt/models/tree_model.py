@@ -31,6 +31,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon
 
+from ckpt_gui.core.check.status import KeyStatus
 from ckpt_gui.core.formatting import human_bytes, human_count
 from ckpt_gui.core.tree.build import ModuleNode
 from ckpt_gui.core.tree.ghosts import is_ghost
@@ -60,33 +61,31 @@ SortRole = Qt.ItemDataRole.UserRole + 2  # a value that sorts naturally
 FractionRole = Qt.ItemDataRole.UserRole + 3  # node bytes / checkpoint bytes (size bar)
 StatusRole = Qt.ItemDataRole.UserRole + 4  # status name or None
 
-# Statuses the comparison feature sets; any other name may be added here.
+# Row colours by status name; any other name may be added here. The comparison's
+# statuses are core's KeyStatus (strings, so they key this dict like any name).
 STATUS_COLORS: dict[str, QColor] = {
-    "ok": QColor(46, 125, 50),
-    "missing": QColor(198, 40, 40),
-    "unexpected": QColor(230, 120, 0),
-    "mismatch": QColor(142, 36, 170),
+    KeyStatus.OK: QColor(46, 125, 50),
+    KeyStatus.MISSING: QColor(198, 40, 40),
+    KeyStatus.UNEXPECTED: QColor(230, 120, 0),
+    KeyStatus.MISMATCHED: QColor(142, 36, 170),
+    KeyStatus.IGNORED: QColor(120, 120, 120),
+    # Scan findings (qt/scan) and diff results (qt/diff).
+    "nan": QColor(198, 40, 40),
+    "inf": QColor(173, 20, 87),
+    "extreme": QColor(230, 81, 0),
+    "all_zero": QColor(0, 121, 107),
+    "changed": QColor(216, 67, 21),
+    "only_in_a": QColor(198, 40, 40),
 }
-STATUS_SEVERITY = ("mismatch", "missing", "unexpected", "ok")
-# Scan findings (views/scan_panel.py) and diff results (views/diff_view.py).
-STATUS_COLORS.update(
-    {
-        "nan": QColor(198, 40, 40),
-        "inf": QColor(173, 20, 87),
-        "extreme": QColor(230, 81, 0),
-        "all_zero": QColor(0, 121, 107),
-        "changed": QColor(216, 67, 21),
-        "only_in_a": QColor(198, 40, 40),
-    }
-)
-STATUS_SEVERITY = (  # type: ignore[assignment]  # longer than the tuple above
+# Worst first: a module row shows the first of these found below it.
+STATUS_SEVERITY: tuple[str, ...] = (
     "nan",
     "inf",
     "extreme",
     "all_zero",
     "only_in_a",
     "changed",
-    *STATUS_SEVERITY,
+    *KeyStatus.by_severity(),
 )
 # Optional icon per status, shown before the name (the comparison registers them).
 STATUS_ICONS: dict[str, QIcon] = {}
@@ -279,7 +278,7 @@ class CheckpointTreeModel(QAbstractItemModel):
                 return self._italic
         if role == Qt.ItemDataRole.ForegroundRole:
             status = self.status_of(node)
-            if status in STATUS_COLORS and status != "ok":
+            if status in STATUS_COLORS and status != KeyStatus.OK:
                 return QBrush(STATUS_COLORS[status])
             return None
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 from ckpt_gui.core.model import PickleGlobal
 from ckpt_gui.core.pickles.risk import PickleRiskReport, pickle_risk
 from ckpt_gui.qt.models.table_base import RowTableModel
-from ckpt_gui.qt.runtime.workers import Worker
+from ckpt_gui.qt.runtime.workers import Worker, describe_error
 
 _REFUSED = QColor(198, 40, 40)
 _ALLOWED = QColor(46, 125, 50)
@@ -229,7 +229,8 @@ class UnsafePickleView(QWidget):
         fit_rows(self.table, self.model.rowCount())
         self.ready.emit(report)
 
-    def _on_error(self, message: str) -> None:
+    def _on_error(self, error: BaseException) -> None:
+        message = describe_error(error)
         if self._disposed:
             return
         self.error = message

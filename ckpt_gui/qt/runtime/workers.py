@@ -8,10 +8,12 @@ the GUI thread never blocks on I/O. Modelled on superqt's ``thread_worker``:
   the worker drives it there: each yielded value is re-emitted as ``yielded`` and
   the generator's return value becomes ``returned``.
 * Signals, always in this order: ``started``, ``yielded``\\*, exactly one of
-  ``returned(object)`` / ``errored(str)`` / ``aborted``, then ``finished``. They are
-  delivered on the GUI thread (queued), so slots may touch widgets.
-* ``errored`` carries one readable line (a ``CheckpointError`` as ``file: problem``,
-  anything else as ``Type: message``); the exception itself is kept in ``exception``.
+  ``returned(result)`` / ``errored(exception)`` / ``aborted``, then ``finished``. They
+  are delivered on the GUI thread (queued), so slots may touch widgets.
+* The signals carry the objects themselves: ``returned`` the function's result,
+  ``errored`` the exception it raised (``describe_error(exc)`` is the one line to
+  show: a ``CheckpointError`` as ``file: problem``, anything else as
+  ``Type: message``). They stay readable as ``worker.result`` / ``worker.exception``.
 * Cancel is cooperative: ``quit()`` asks to stop. A generator job is closed at its
   next ``yield`` (``GeneratorExit`` runs its ``finally`` blocks); a plain function may
   poll ``worker.should_stop`` (pass it in, e.g. to ``compute_stats(should_stop=...)``).
@@ -21,12 +23,14 @@ Typical use::
 
     worker = Worker(open_target, path)
     worker.returned.connect(self.show_checkpoint)
-    worker.errored.connect(self.show_error)
+    worker.errored.connect(lambda exc: self.show_error(describe_error(exc)))
     worker.start()
 
-Running workers are kept alive by a module-level registry until their thread ends,
-so callers need not hold a reference; ``active_workers()`` lists them (the screenshot
-mode waits until it is empty).
+Threads are owned in one place, ``THREADS`` (a ``WorkerThreads``): it creates each
+worker's QThread, keeps it (and the worker) alive until the OS thread has ended,
+joins it, and hands its deletion to the GUI thread. Callers need not hold a
+reference; ``active_workers()`` lists the running ones (the screenshot mode waits
+until it is empty) and ``shutdown_workers()`` stops and joins them all.
 """
 
 from __future__ import annotations
@@ -39,15 +43,10 @@ from typing import Any
 from PySide6.QtCore import QObject, QThread, Signal
 from shiboken6 import Shiboken
 
-_ACTIVE: set[Worker] = set()
-_ACTIVE_LOCK = threading.Lock()
-_RETIRED: list[QObject] = []  # finished workers/threads whose C++ deletion is pending
-
 
 def active_workers() -> list[Worker]:
     """Workers started and not yet finished (GUI-thread view)."""
-    with _ACTIVE_LOCK:
-        return list(_ACTIVE)
+    return THREADS.workers()
 
 
 def shutdown_workers(timeout_ms: int = 5_000) -> None:
@@ -56,11 +55,7 @@ def shutdown_workers(timeout_ms: int = 5_000) -> None:
     A job blocked inside a long call (a torch import, say) cannot be interrupted; it
     gets ``timeout_ms`` in total before the process exits anyway.
     """
-    workers = active_workers()
-    for worker in workers:
-        worker.quit()
-    for worker in workers:
-        worker.wait(timeout_ms)
+    THREADS.shutdown(timeout_ms)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -84,13 +79,76 @@ class _Thread(QThread):
         self._body()
 
 
+class WorkerThreads:
+    """The one owner of every worker's QThread: starts, joins and retires them.
+
+    A QThread destroyed while it runs aborts the process, and a Qt object destroyed
+    on a thread other than its own crashes it; so each thread stays referenced here
+    from its start until its OS thread has ended, is joined here, and its C++ half
+    (and the worker's) is deleted by the GUI thread's event loop.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._threads: dict[Worker, _Thread] = {}
+        self._retired: list[QObject] = []  # deleteLater() pending: keep the wrappers alive
+
+    def start(self, worker: Worker, body: Callable[[], None]) -> None:
+        thread = _Thread(body)
+        # finished is emitted just before the OS thread ends; release() joins it, so
+        # dropping the last reference can never destroy a running QThread. Connected to
+        # the worker (a QObject of the GUI thread): delivered there, queued.
+        thread.finished.connect(worker._thread_ended)
+        with self._lock:
+            self._threads[worker] = thread
+        thread.start()
+
+    def workers(self) -> list[Worker]:
+        with self._lock:
+            return list(self._threads)
+
+    def join(self, worker: Worker, msecs: int) -> bool:
+        """Block until ``worker``'s thread has ended (True) or ``msecs`` passed (False)."""
+        with self._lock:
+            thread = self._threads.get(worker)
+        return thread.wait(msecs) if thread is not None else True
+
+    def shutdown(self, timeout_ms: int) -> None:
+        workers = self.workers()
+        for worker in workers:
+            worker.quit()
+        for worker in workers:
+            self.join(worker, timeout_ms)
+
+    def release(self, worker: Worker) -> None:
+        """On the GUI thread, once the thread's ``finished`` was delivered."""
+        with self._lock:
+            thread = self._threads.pop(worker, None)
+        if thread is None:
+            return
+        thread.wait()
+        # Worker and thread sit in reference cycles (the thread's body, frames kept by
+        # tracebacks) that only the garbage collector frees, on whatever thread it
+        # happens to run, a worker's too, and destroying a Qt object there crashes. So
+        # their C++ halves are deleted by the GUI thread's event loop, and until that has
+        # happened _retired keeps the wrappers reachable (the collector leaves them
+        # alone). The Python attributes (result, exception, should_stop) stay readable.
+        self._retired[:] = [obj for obj in self._retired if Shiboken.isValid(obj)]
+        for obj in (thread, worker):
+            self._retired.append(obj)
+            obj.deleteLater()
+
+
+THREADS = WorkerThreads()
+
+
 class Worker(QObject):
     """A function or generator job running on its own QThread (see the module doc)."""
 
     started = Signal()
     yielded = Signal(object)
-    returned = Signal(object)
-    errored = Signal(str)
+    returned = Signal(object)  # the result
+    errored = Signal(object)  # the exception (BaseException)
     aborted = Signal()
     finished = Signal()
 
@@ -100,8 +158,10 @@ class Worker(QObject):
         self._args = args
         self._kwargs = kwargs
         self._stop = threading.Event()
-        self._thread: _Thread | None = None
+        self._body_done = threading.Event()  # the function is done: the thread is ending
         self._started = False
+        # What runs, for messages about workers (a test's stray worker, say).
+        self.name: str = getattr(func, "__qualname__", None) or type(func).__name__
         self.exception: BaseException | None = None
         self.result: Any = None
 
@@ -111,13 +171,7 @@ class Worker(QObject):
         if self._started:
             raise RuntimeError("a Worker can only be started once")
         self._started = True
-        self._thread = _Thread(self._run)
-        # finished is emitted by our body last; the thread object is dropped only when
-        # the OS thread has really ended, so Qt never destroys a running QThread.
-        self._thread.finished.connect(self._release)
-        with _ACTIVE_LOCK:
-            _ACTIVE.add(self)
-        self._thread.start()
+        THREADS.start(self, self._run)
 
     def quit(self) -> None:
         """Ask the job to stop at its next cancel point; returns at once."""
@@ -134,11 +188,15 @@ class Worker(QObject):
 
     @property
     def is_running(self) -> bool:
-        return self._thread is not None and not self._thread.isFinished()
+        """Started, and its function has not yet finished (``finished`` is still to come).
+
+        Once false, its thread is only returning: ``wait()`` ends at once.
+        """
+        return self._started and not self._body_done.is_set()
 
     def wait(self, msecs: int = 30_000) -> bool:
         """Block until the thread ended (for tests and shutdown only)."""
-        return self._thread.wait(msecs) if self._thread is not None else True
+        return THREADS.join(self, msecs)
 
     # -- body (runs on the worker thread) -----------------------------------------
     def _run(self) -> None:
@@ -154,13 +212,16 @@ class Worker(QObject):
             if self._stop.is_set():
                 self.aborted.emit()
             else:
-                self.errored.emit(describe_error(exc))
+                self.errored.emit(exc)
         else:
             if self._stop.is_set():
                 self.aborted.emit()
             else:
                 self.result = outcome
                 self.returned.emit(outcome)
+        # Before `finished`: whoever receives it must see is_running false. What is
+        # left of the thread is posting that signal and returning.
+        self._body_done.set()
         self.finished.emit()
 
     def _drive(self, job: Any) -> Any:
@@ -174,25 +235,8 @@ class Worker(QObject):
                 return stop.value
             self.yielded.emit(value)
 
-    def _release(self) -> None:
-        # QThread.finished is emitted just before the OS thread ends; wait for the end so
-        # that dropping the last reference can never destroy a running QThread (abort).
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.wait()
-        with _ACTIVE_LOCK:
-            _ACTIVE.discard(self)
-        # Worker and thread sit in reference cycles (the thread's body, frames kept by
-        # tracebacks) that only the garbage collector frees, on whatever thread it happens
-        # to run, a worker's too, and destroying a Qt object there crashes. So their C++
-        # halves are deleted by the GUI thread's event loop, and until that has happened
-        # _RETIRED keeps the wrappers reachable (the collector leaves them alone). The
-        # Python attributes (result, exception, should_stop) stay readable.
-        _RETIRED[:] = [obj for obj in _RETIRED if Shiboken.isValid(obj)]
-        for obj in (thread, self):
-            if obj is not None:
-                _RETIRED.append(obj)
-                obj.deleteLater()
+    def _thread_ended(self) -> None:
+        THREADS.release(self)
 
 
 class _Aborted(Exception):
@@ -203,7 +247,7 @@ def run_in_background(
     func: Callable[..., Any],
     *args: Any,
     on_returned: Callable[[Any], None] | None = None,
-    on_errored: Callable[[str], None] | None = None,
+    on_errored: Callable[[BaseException], None] | None = None,
     on_yielded: Callable[[Any], None] | None = None,
     on_finished: Callable[[], None] | None = None,
     **kwargs: Any,

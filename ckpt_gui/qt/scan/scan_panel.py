@@ -27,7 +27,7 @@ from ckpt_gui.core.jobs import Progress
 from ckpt_gui.core.model import Checkpoint
 from ckpt_gui.core.values.scan import ScanReport, TensorScan, scan
 from ckpt_gui.qt.runtime.result_relay import ResultRelay
-from ckpt_gui.qt.runtime.workers import Worker
+from ckpt_gui.qt.runtime.workers import Worker, describe_error
 from ckpt_gui.qt.scan.scan_model import (
     PROBLEM_LABELS,
     ScanColumn,
@@ -242,7 +242,8 @@ class ScanPanel(CancellableWorkerView, QWidget):
             f"among {scanned}{skipped}. Double-click a row to show it in the tree."
         )
 
-    def _on_failed(self, message: str) -> None:
+    def _on_failed(self, error: BaseException) -> None:
+        message = describe_error(error)
         self.relay.flush()
         if self._disposed:
             return

@@ -17,9 +17,16 @@ import pytest
 from ckpt_gui.core.check.config_source import ResolvedConfig, resolve_config
 from ckpt_gui.core.check.expected import build_expected
 from ckpt_gui.core.check.matching import compare
+from ckpt_gui.core.check.templates import template as template_module
 from ckpt_gui.core.check.templates.learn import EXTRA_KEYS, FIELD_TRIALS, Learner, _candidates
 from ckpt_gui.core.check.templates.shape import same_description
-from ckpt_gui.core.check.templates.template import Formula, _templates, expand, template_for
+from ckpt_gui.core.check.templates.template import (
+    Formula,
+    expand,
+    shipped_templates,
+    template_for,
+    transformers_version,
+)
 from ckpt_gui.core.targets import open_target
 from tests.support.matching_oracle import (
     FAMILIES,
@@ -32,6 +39,14 @@ from tests.support.matching_oracle import (
 
 ROOT = Path(__file__).resolve().parents[3]
 TINY_LLAMA = dict(FAMILIES["LlamaForCausalLM"][1])
+# Templates are shipped per transformers version; with another version installed the
+# model is built instead, so these tests have nothing to check (the "no template"
+# path has its own tests below).
+needs_shipped = pytest.mark.skipif(
+    not shipped_templates(),
+    reason=f"no shipped templates for transformers {transformers_version()}: "
+    "the model is built (make templates ships them)",
+)
 
 
 def test_formula_gives_whole_positive_numbers_only() -> None:
@@ -132,11 +147,11 @@ def _random_values(template: Any, rng: random.Random) -> dict[str, Any]:
     return values
 
 
+@needs_shipped
 def test_shipped_templates_match_real_builds() -> None:
     """Every shipped template, at its base and at random configs of its structure,
     against a real build: the same description, or none (the model is built then)."""
-    shipped = _templates()
-    assert shipped, "no templates for this transformers: run make templates"
+    shipped = shipped_templates()
     rng = random.Random(0)
     served = 0
     for architecture, templates in shipped.items():
@@ -186,6 +201,7 @@ SAVED_CONFIGS = {
 }
 
 
+@needs_shipped
 @pytest.mark.parametrize("architecture", sorted(SAVED_CONFIGS))
 def test_configs_as_saved_are_served_by_templates(architecture: str) -> None:
     """config.json as save_pretrained writes it (every field spelled out) hits a
@@ -202,6 +218,7 @@ def test_configs_as_saved_are_served_by_templates(architecture: str) -> None:
     assert same_description(from_template, build_expected(resolved))
 
 
+@needs_shipped
 def test_hub_era_llama_config_is_served() -> None:
     """A Llama-2 config.json as published (transformers 4 spellings, no head_dim)."""
     values = {
@@ -234,6 +251,7 @@ def test_hub_era_llama_config_is_served() -> None:
     assert same_description(from_template, build_expected(resolved))
 
 
+@needs_shipped
 def test_template_steps_aside_for_key_mappings_and_when_disabled(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -262,14 +280,16 @@ def test_comparison_through_template_agrees_with_transformers(
     folder = write_folder(tmp_path / "m", model, state)
     checkpoint = open_target(folder)
     config = resolve_config(None, checkpoint)
-    assert template_for(config, None) is not None
-    result = compare(checkpoint, config)
+    if shipped_templates():
+        assert template_for(config, None) is not None
+    result = compare(checkpoint, config)  # else through the built model: the same answer
     truth = oracle(folder, architecture)
     assert sorted(result.missing) == truth["missing"]
     assert sorted(result.unexpected) == truth["unexpected"]
     assert sorted(m.key for m in result.mismatched) == sorted(k for k, *_ in truth["mismatched"])
 
 
+@needs_shipped
 def test_first_check_imports_neither_torch_nor_transformers(tmp_path: Path) -> None:
     model = build_model("LlamaForCausalLM")
     folder = write_folder(
@@ -300,3 +320,55 @@ def test_first_check_imports_neither_torch_nor_transformers(tmp_path: Path) -> N
     assert json.loads(with_template[: with_template.rindex("HEAVY")]) == json.loads(
         built[: built.rindex("HEAVY")]
     )
+
+
+@pytest.fixture
+def unshipped_version(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A transformers version no template was shipped for (the installed one stays)."""
+    version = "5.999.0"
+    assert template_module.shipped_file(version) is None
+    monkeypatch.setattr(template_module, "transformers_version", lambda: version)
+    return version
+
+
+def test_without_templates_for_the_version_none_is_served(unshipped_version: str) -> None:
+    resolved = ResolvedConfig(
+        "config.json", {**TINY_LLAMA, "model_type": "llama"}, "LlamaForCausalLM"
+    )
+    assert shipped_templates() == {}
+    assert template_for(resolved, None) is None
+
+
+def test_without_templates_for_the_version_the_check_still_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unshipped_version: str
+) -> None:
+    """No shipped template means: build the model. The answer is transformers' own."""
+    from ckpt_gui.core.check import expected_cache
+
+    monkeypatch.setenv("CKPT_GUI_CACHE_DIR", str(tmp_path / "cache"))
+    builds: list[str] = []
+    real_build = expected_cache.build_expected
+
+    def counting_build(config: ResolvedConfig, key_mapping: Any = None) -> Any:
+        builds.append(str(config.architecture))
+        return real_build(config, key_mapping)
+
+    monkeypatch.setattr(expected_cache, "build_expected", counting_build)
+    model = build_model("LlamaForCausalLM")
+    state = VARIANTS["dropped_and_extra"](state_dict_of(model))
+    assert state is not None
+    folder = write_folder(tmp_path / "m", model, state)
+    checkpoint = open_target(folder)
+    result = compare(checkpoint, resolve_config(None, checkpoint))
+    assert builds == ["LlamaForCausalLM"]  # built, not served
+    truth = oracle(folder, "LlamaForCausalLM")
+    assert truth["missing"] and sorted(result.missing) == truth["missing"]
+    assert sorted(result.unexpected) == truth["unexpected"]
+    assert sorted(m.key for m in result.mismatched) == sorted(k for k, *_ in truth["mismatched"])
+
+
+def test_a_version_without_templates_has_no_file() -> None:
+    assert template_module.shipped_file(None) is None
+    installed = transformers_version()
+    shipped = template_module.shipped_file(installed)
+    assert (shipped is not None) == bool(shipped_templates())

@@ -18,7 +18,7 @@ from ckpt_gui.core.export import (
     plan_random_init,
     run_plan,
     run_random_init,
-    units,
+    split_normal,
 )
 from ckpt_gui.core.export.writer import ReadAhead
 from ckpt_gui.core.jobs import run_to_completion
@@ -49,15 +49,15 @@ def test_split_normal_is_deterministic_and_follows_init(
     tmp_path: Path, wide_llama_config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Every matrix of the tiny model goes through the two-thread path.
-    monkeypatch.setattr(units, "SPLIT_MIN", 256)
+    monkeypatch.setattr(split_normal, "SPLIT_MIN", 256)
     helper_threads: set[str] = set()
-    fill = units._fill_normal
+    fill = split_normal.fill_normal
 
     def counting_fill(*args: object) -> None:
         helper_threads.add(threading.current_thread().name)
         fill(*args)
 
-    monkeypatch.setattr(units, "_fill_normal", counting_fill)
+    monkeypatch.setattr(split_normal, "fill_normal", counting_fill)
     runs = []
     for name, budget in (("a", 1 << 20), ("b", 1 << 20), ("c", 1)):
         plan = plan_random_init(wide_llama_config, tmp_path / name, seed=3, unit_budget=budget)
@@ -77,18 +77,77 @@ def test_split_normal_is_deterministic_and_follows_init(
     assert norms and all(torch.equal(a[k], torch.ones_like(a[k])) for k in norms)
 
 
-def test_split_normal_is_the_original_outside_a_unit(wide_llama_config: Path) -> None:
+def test_split_normal_is_seen_only_by_its_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While one thread splits its normal_ fills, another gets torch's own values, and
+    no global (TORCH_INIT_FUNCTIONS, torch.nn.init) ever changes."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from transformers import initialization
 
-    plan_random_init(wide_llama_config, wide_llama_config.parent / "unused-out")
-    units._install_split_normal()
-    patched = initialization.TORCH_INIT_FUNCTIONS["normal_"]
-    assert getattr(patched, "_ckpt_gui_split", False)
-    values = []
-    for fill in (patched, torch.nn.init.normal_):
-        torch.manual_seed(5)
-        values.append(fill(torch.empty(2 << 20), mean=0.0, std=1.0))
-    assert torch.equal(values[0], values[1])
+    original = initialization.TORCH_INIT_FUNCTIONS["normal_"]
+    torch_normal = torch.nn.init.normal_
+    numel = 4 << 10
+    monkeypatch.setattr(split_normal, "SPLIT_MIN", numel)
+
+    def plain_values(seed: int) -> torch.Tensor:
+        torch.manual_seed(seed)
+        return torch_normal(torch.empty(numel))
+
+    inside = threading.Event()
+    release = threading.Event()
+    split_values: list[torch.Tensor] = []
+    seen: list[object] = []
+
+    def splitting_thread() -> None:
+        with ThreadPoolExecutor(1) as helper, split_normal.split_normal_on_this_thread(helper):
+            torch.manual_seed(7)
+            split_values.append(initialization.normal_(torch.empty(numel)))
+            inside.set()
+            release.wait(60)
+            seen.append(initialization.TORCH_INIT_FUNCTIONS["normal_"])
+
+    thread = threading.Thread(target=splitting_thread)
+    thread.start()
+    try:
+        assert inside.wait(60)
+        # Another thread, while the first is inside its block.
+        assert initialization.TORCH_INIT_FUNCTIONS["normal_"] is original
+        assert torch.nn.init.normal_ is torch_normal
+        torch.manual_seed(7)
+        other = initialization.normal_(torch.empty(numel))
+        assert torch.equal(other, plain_values(7))
+    finally:
+        release.set()
+        thread.join(60)
+    assert seen == [original]
+    # The first thread did get the split values: first half from the seeded stream
+    # (after one draw for the second half's seed), so not torch's plain values.
+    assert not torch.equal(split_values[0], plain_values(7))
+    with ThreadPoolExecutor(1) as helper:
+        torch.manual_seed(7)
+        expected = split_normal.split_normal(helper, torch.empty(numel), 0.0, 1.0)
+    assert torch.equal(split_values[0], expected)
+    # And after the block, the same thread's fills are plain again.
+    assert initialization.TORCH_INIT_FUNCTIONS["normal_"] is original
+
+
+def test_split_normal_leaves_small_and_generator_fills_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(split_normal, "SPLIT_MIN", 1 << 12)
+    with ThreadPoolExecutor(1) as helper, split_normal.split_normal_on_this_thread(helper):
+        torch.manual_seed(3)
+        small = torch.nn.init.normal_(torch.empty(100), std=0.5)
+        seeded = torch.nn.init.normal_(
+            torch.empty(1 << 13), generator=torch.Generator().manual_seed(4)
+        )
+    torch.manual_seed(3)
+    assert torch.equal(small, torch.empty(100).normal_(0.0, 0.5))
+    assert torch.equal(
+        seeded, torch.empty(1 << 13).normal_(generator=torch.Generator().manual_seed(4))
+    )
 
 
 def test_convert_without_mmap_matches(tmp_path: Path, llama_sharded_dir: Path) -> None:

@@ -10,6 +10,7 @@ import pytest
 from PySide6.QtCore import QModelIndex, Qt
 
 import ckpt_gui.qt.check.controller as controller_module
+from ckpt_gui.core.check.status import KeyStatus
 from ckpt_gui.core.targets import open_target
 from ckpt_gui.core.tree.ghosts import GHOST_FILE, is_ghost
 from ckpt_gui.qt.check.controller import controller_for
@@ -19,7 +20,7 @@ from ckpt_gui.qt.check.mismatch_panel import (
     ProblemTableModel,
     RowRole,
 )
-from ckpt_gui.qt.check.status_style import install_status_colors, tree_statuses
+from ckpt_gui.qt.check.status_style import install_status_colors
 from ckpt_gui.qt.check.view_model import ConfigChoice, run_comparison
 from ckpt_gui.qt.models.tree_model import (
     GHOST_COLOR,
@@ -48,7 +49,7 @@ def broken_result(broken_dir: Path):
 def tree_model_for(result) -> CheckpointTreeModel:
     install_status_colors()
     model = CheckpointTreeModel(result.root)
-    model.set_row_status(tree_statuses(result.report.status_by_key))
+    model.set_row_status(result.report.status_by_key)
     return model
 
 
@@ -76,11 +77,11 @@ def test_problem_table_passes_modeltester(qtmodeltester, broken_result) -> None:
 def test_each_status_has_its_colour_and_icon(broken_result) -> None:
     model = tree_model_for(broken_result)
     expected = {
-        "model.embed_tokens.weight": "ok",
-        DROPPED: "missing",
-        EXTRA: "unexpected",
-        WRONG: "mismatch",
-        IGNORED: "ignored",
+        "model.embed_tokens.weight": KeyStatus.OK,
+        DROPPED: KeyStatus.MISSING,
+        EXTRA: KeyStatus.UNEXPECTED,
+        WRONG: KeyStatus.MISMATCHED,
+        IGNORED: KeyStatus.IGNORED,
     }
     for path, status in expected.items():
         index = index_at(model, path)
@@ -89,7 +90,7 @@ def test_each_status_has_its_colour_and_icon(broken_result) -> None:
         brush = model.data(index, Qt.ItemDataRole.ForegroundRole)
         if path == DROPPED:
             assert brush.color() == GHOST_COLOR  # ghost rows are greyed
-        elif status == "ok":
+        elif status == KeyStatus.OK:
             assert brush is None
         else:
             assert brush.color() == STATUS_COLORS[status], path
@@ -99,7 +100,7 @@ def test_each_status_has_its_colour_and_icon(broken_result) -> None:
     }
     assert len(set(icons.values())) == len(icons)  # one icon per status
     # Modules take the worst status below them: layer 0 has a mismatch, layer 1 a missing key.
-    assert model.data(index_at(model, "model.layers.0"), StatusRole) == "mismatch"
+    assert model.data(index_at(model, "model.layers.0"), StatusRole) == KeyStatus.MISMATCHED
     assert model.data(index_at(model, "model.layers.1"), StatusRole) == "missing"
     assert model.data(index_at(model, "lm_head"), StatusRole) == "ok"
 
@@ -162,17 +163,17 @@ def open_and_compare(qtbot, window, folder: Path):
 def test_opening_compares_with_the_own_config(qtbot, window, broken_dir: Path) -> None:
     tab, controller = open_and_compare(qtbot, window, broken_dir)
     assert controller.result is not None and controller.error is None
-    assert tab.tree.model.status_of(tab.tree.model.root.find(WRONG)) == "mismatch"
+    assert tab.tree.model.status_of(tab.tree.model.root.find(WRONG)) == KeyStatus.MISMATCHED
     assert is_ghost(tab.tree.model.root.find(DROPPED).tensor)
     legend = controller.bar.legend.labels
-    assert legend["missing"].text().startswith("<span style='color:#c62828; font-weight:bold'>1<")
-    assert ">1<" in legend["unexpected"].text() and ">1<" in legend["mismatch"].text()
+    assert legend[KeyStatus.MISSING].text().startswith("<span style='color:#c62828; font-weight:bold'>1<")
+    assert ">1<" in legend[KeyStatus.UNEXPECTED].text() and ">1<" in legend[KeyStatus.MISMATCHED].text()
     assert "does NOT load cleanly" in controller.bar.verdict.text()
     assert controller.bar.isVisibleTo(tab) and controller.panel.isVisibleTo(tab)
     assert controller.panel.model.rowCount() == 3
 
 
-def test_show_only_problems(qtbot, window, broken_dir: Path) -> None:
+def test_show_only_problems(qtbot, window, features, broken_dir: Path) -> None:
     tab, controller = open_and_compare(qtbot, window, broken_dir)
     tree = tab.tree
     controller.set_problems_only(True)
@@ -180,7 +181,7 @@ def test_show_only_problems(qtbot, window, broken_dir: Path) -> None:
     assert shown == {DROPPED, EXTRA, WRONG}
     assert tree.proxy.mapFromSource(index_at(tree.model, "model.layers.1")).isValid()
     assert not tree.proxy.mapFromSource(index_at(tree.model, "lm_head")).isValid()
-    window.compare_actions["problems"].setChecked(False)
+    features.check.problems_action.setChecked(False)
     assert tree.proxy.mapFromSource(index_at(tree.model, "lm_head")).isValid()
 
 
@@ -192,9 +193,9 @@ def test_selecting_a_problem_reveals_it_in_the_tree(qtbot, window, broken_dir: P
         table.selectRow(row)
         assert tab.tree.current_node().path == problem.tree_paths[0]
     assert {controller.panel.model.row_at(r).kind for r in range(3)} == {
-        "mismatch",
-        "missing",
-        "unexpected",
+        KeyStatus.MISMATCHED,
+        KeyStatus.MISSING,
+        KeyStatus.UNEXPECTED,
     }
 
 
@@ -251,7 +252,7 @@ def test_remote_code_config_is_refused_and_an_architecture_offered(
 
 # -- export bridge ----------------------------------------------------------------------------
 def test_export_with_this_fix_exports_a_checkpoint_that_fits(
-    qtbot, window, ddp_dir: Path, tmp_path: Path
+    qtbot, window, features, ddp_dir: Path, tmp_path: Path
 ) -> None:
     """The suggestion's button opens the export dialog prefilled; its output loads cleanly."""
     _tab, controller = open_and_compare(qtbot, window, ddp_dir)
@@ -264,10 +265,13 @@ def test_export_with_this_fix_exports_a_checkpoint_that_fits(
     dialog.output_edit.setText(str(out))
     dialog.output_edit.textEdited.emit(str(out))
     dialog.replan()
-    qtbot.waitUntil(lambda: dialog.plan is not None or dialog.error is not None, timeout=60_000)
+    qtbot.waitUntil(
+        lambda: (dialog.plan is not None or dialog.error is not None) and not dialog.is_planning,
+        timeout=60_000,
+    )
     assert dialog.plan is not None, dialog.error
     dialog.start_button.click()
-    job = window.exports.queue.jobs[-1]
+    job = features.exports.queue.jobs[-1]
     qtbot.waitUntil(lambda: job.state.finished, timeout=120_000)
     assert job.state.name == "DONE", job.error
     fixed = open_target(out)

@@ -55,6 +55,9 @@ def test_without_own_config_the_file_page_is_first(qtbot, tmp_path: Path, clean_
     dialog = ConfigPicker(open_target(tmp_path / "model.safetensors"))
     qtbot.addWidget(dialog)
     assert dialog.kind == "path" and not dialog.pages.isTabEnabled(0)
+    # The list of architectures still loads on its worker: let it end within the test.
+    with qtbot.waitSignal(dialog.architectures_loaded, timeout=60_000):
+        pass
 
 
 def test_file_and_folder_resolve(picker: ConfigPicker, clean_dir: Path, tmp_path: Path) -> None:

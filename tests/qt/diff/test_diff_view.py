@@ -46,9 +46,11 @@ def proxy_column(view: DiffView, column: int) -> list[str]:
     return [proxy.index(row, column).data() for row in range(proxy.rowCount())]
 
 
-def test_changed_tensors_match_the_core(qtbot, qtmodeltester, window, llama_dir, finetuned_dir):
+def test_changed_tensors_match_the_core(
+    qtbot, qtmodeltester, window, features, llama_dir, finetuned_dir
+):
     tab = open_tab(qtbot, window, llama_dir)
-    view = window.compare_scan.compare(tab, str(finetuned_dir))
+    view = features.diff.compare(tab, str(finetuned_dir))
     assert window.tab_widget.currentWidget() is view
     wait_done(qtbot, view)
     core = run_to_completion(
@@ -101,7 +103,9 @@ def test_changed_tensors_match_the_core(qtbot, qtmodeltester, window, llama_dir,
     qtmodeltester.check(view.module_model)
 
 
-def test_diff_runs_off_the_gui_thread(qtbot, window, llama_dir, finetuned_dir, monkeypatch):
+def test_diff_runs_off_the_gui_thread(
+    qtbot, window, features, llama_dir, finetuned_dir, monkeypatch
+):
     job_threads: list[threading.Thread] = []
     callback_threads: list[threading.Thread] = []
     batch_threads: list[threading.Thread] = []
@@ -119,7 +123,7 @@ def test_diff_runs_off_the_gui_thread(qtbot, window, llama_dir, finetuned_dir, m
 
     monkeypatch.setattr(diff_view, "diff_values", recording_diff)
     tab = open_tab(qtbot, window, llama_dir)
-    view = window.compare_scan.compare(tab, str(finetuned_dir))
+    view = features.diff.compare(tab, str(finetuned_dir))
     view.relay.batch.connect(lambda _items: batch_threads.append(threading.current_thread()))
     wait_done(qtbot, view)
     assert view.report is not None
@@ -131,13 +135,15 @@ def test_diff_runs_off_the_gui_thread(qtbot, window, llama_dir, finetuned_dir, m
     assert len(batch_threads) <= len(callback_threads)
 
 
-def test_renamed_keys_are_matched_and_shown(qtbot, window, llama_dir, llama_model, tmp_path):
+def test_renamed_keys_are_matched_and_shown(
+    qtbot, window, features, llama_dir, llama_model, tmp_path
+):
     from safetensors.torch import save_file
 
     base = {k: v.detach().clone().contiguous() for k, v in llama_model.model.state_dict().items()}
     save_file(base, tmp_path / "base.safetensors")
     tab = open_tab(qtbot, window, llama_dir)
-    view = window.compare_scan.compare(tab, str(tmp_path / "base.safetensors"))
+    view = features.diff.compare(tab, str(tmp_path / "base.safetensors"))
     wait_done(qtbot, view)
     assert view.renames_label.isVisibleTo(view)
     text = view.renames_label.text()
@@ -157,7 +163,9 @@ def test_renamed_keys_are_matched_and_shown(qtbot, window, llama_dir, llama_mode
     assert view.report is not None and len(view.report.identical) == len(base)
 
 
-def test_cancel_midway_stops_the_worker(qtbot, window, llama_dir, finetuned_dir, monkeypatch):
+def test_cancel_midway_stops_the_worker(
+    qtbot, window, features, llama_dir, finetuned_dir, monkeypatch
+):
     reached, gate = threading.Event(), threading.Event()
 
     def slow_diff(*args, **kwargs):
@@ -182,7 +190,7 @@ def test_cancel_midway_stops_the_worker(qtbot, window, llama_dir, finetuned_dir,
 
     monkeypatch.setattr(diff_view, "diff_values", slow_diff)
     tab = open_tab(qtbot, window, llama_dir)
-    view = window.compare_scan.compare(tab, str(finetuned_dir))
+    view = features.diff.compare(tab, str(finetuned_dir))
     qtbot.waitUntil(reached.is_set, timeout=30_000)
     assert view.is_busy and view.progress_row.isVisibleTo(view)
     qtbot.waitUntil(lambda: bool(view.results), timeout=30_000)  # some rows already coloured
@@ -217,11 +225,11 @@ def test_hub_checkpoint_is_compared_by_structure_only(qtbot, llama_dir, finetune
     assert not view.progress_row.isVisibleTo(view)
 
 
-def test_unreadable_b_shows_the_one_line_error(qtbot, window, llama_dir, tmp_path):
+def test_unreadable_b_shows_the_one_line_error(qtbot, window, features, llama_dir, tmp_path):
     bad = tmp_path / "broken.safetensors"
     bad.write_bytes(b"\x00" * 3)
     tab = open_tab(qtbot, window, llama_dir)
-    view = window.compare_scan.compare(tab, str(bad))
+    view = features.diff.compare(tab, str(bad))
     with qtbot.waitSignal(view.finished, timeout=30_000):
         pass
     assert view.error and view.error.startswith(str(bad)) and "\n" not in view.error
@@ -237,11 +245,11 @@ def drop_file(window, path: Path, modifiers=Qt.KeyboardModifier.NoModifier) -> N
     window.dropEvent(event)
 
 
-def test_drop_on_a_tab_prompts_open_or_compare(qtbot, window, llama_dir, finetuned_dir):
+def test_drop_on_a_tab_prompts_open_or_compare(qtbot, window, features, llama_dir, finetuned_dir):
     tab = open_tab(qtbot, window, llama_dir)
     target = finetuned_dir / "model.safetensors"
     drop_file(window, target)
-    menu = window.compare_scan.drop_menu
+    menu = features.diff.drop_menu
     assert menu is not None and window.tab_widget.count() == 1  # nothing happened yet
     labels = [a.text() for a in menu.actions() if a.text()]
     assert labels == ["Open in New Tab", f"Compare with “{tab.title}”", "Cancel"]
@@ -252,7 +260,7 @@ def test_drop_on_a_tab_prompts_open_or_compare(qtbot, window, llama_dir, finetun
     # "Open in New Tab" opens it as before.
     window.tab_widget.setCurrentWidget(tab)
     drop_file(window, target)
-    window.compare_scan.drop_menu.actions()[0].trigger()
+    features.diff.drop_menu.actions()[0].trigger()
     assert window.current_tab() is not None and window.current_tab().target == str(target)
     qtbot.waitUntil(window.is_idle, timeout=30_000)
 
@@ -260,17 +268,19 @@ def test_drop_on_a_tab_prompts_open_or_compare(qtbot, window, llama_dir, finetun
 @pytest.mark.parametrize(
     "modifier", [Qt.KeyboardModifier.ControlModifier, Qt.KeyboardModifier.AltModifier]
 )
-def test_drop_with_modifier_compares_at_once(qtbot, window, llama_dir, finetuned_dir, modifier):
+def test_drop_with_modifier_compares_at_once(
+    qtbot, window, features, llama_dir, finetuned_dir, modifier
+):
     open_tab(qtbot, window, llama_dir)
-    window.compare_scan.drop_menu = None
+    features.diff.drop_menu = None
     drop_file(window, finetuned_dir, modifier)
-    assert window.compare_scan.drop_menu is None
+    assert features.diff.drop_menu is None
     view = window.tab_widget.currentWidget()
     assert isinstance(view, DiffView)
     wait_done(qtbot, view)
 
 
-def test_compare_action_asks_for_b(qtbot, window, llama_dir, finetuned_dir, monkeypatch):
+def test_compare_action_asks_for_b(qtbot, window, features, llama_dir, finetuned_dir, monkeypatch):
     asked: list[str] = []
 
     def ask(_parent, title):
@@ -279,7 +289,7 @@ def test_compare_action_asks_for_b(qtbot, window, llama_dir, finetuned_dir, monk
 
     monkeypatch.setattr(compare_scan, "ask_compare_target", ask)
     tab = open_tab(qtbot, window, llama_dir)
-    window.compare_scan.compare_action.trigger()
+    features.diff.compare_action.trigger()
     assert asked == [tab.title]
     view = window.tab_widget.currentWidget()
     assert isinstance(view, DiffView) and view.a_target == tab.target
@@ -313,9 +323,9 @@ def test_tab_context_menu_offers_compare_and_scan(
 ):
     monkeypatch.setattr(compare_scan, "ask_compare_target", lambda *_: str(finetuned_dir))
     tab = open_tab(qtbot, window, llama_dir)
-    menu = window.compare_scan.tab_menu(window.tab_widget.indexOf(tab))
+    menu = window.tab_menu(window.tab_widget.indexOf(tab))
     actions = {a.text(): a for a in menu.actions() if a.text()}
-    assert list(actions) == ["Compare With…", "Scan All Tensors", "Close Tab"]
+    assert list(actions)[-3:] == ["Compare With…", "Scan All Tensors", "Close Tab"]
     actions["Scan All Tensors"].trigger()
     panel = tab.findChild(ScanPanel)
     assert panel is not None
@@ -325,12 +335,14 @@ def test_tab_context_menu_offers_compare_and_scan(
     assert isinstance(view, DiffView)
     wait_done(qtbot, view)
     # The diff tab's own menu only closes it.
-    diff_menu = window.compare_scan.tab_menu(window.tab_widget.indexOf(view))
+    diff_menu = window.tab_menu(window.tab_widget.indexOf(view))
     assert [a.text() for a in diff_menu.actions() if a.text()] == ["Close Tab"]
-    assert window.compare_scan.tab_menu(99) is None
+    assert window.tab_menu(99) is None
 
 
-def test_command_line_compare_and_scan(qtbot, window, llama_dir, finetuned_dir, damaged_files):
+def test_command_line_compare_and_scan(
+    qtbot, window, features, llama_dir, finetuned_dir, damaged_files
+):
     """``ckpt-gui A --compare B`` / ``ckpt-gui F --scan BF16`` act once the tab has loaded."""
     import argparse
 
@@ -339,7 +351,7 @@ def test_command_line_compare_and_scan(qtbot, window, llama_dir, finetuned_dir, 
 
     args = build_gui_parser().parse_args([str(llama_dir), "--compare", str(finetuned_dir)])
     tabs = window.open_targets([str(t) for t in args.targets])
-    _compare_or_scan(window, tabs, args)  # before the tab has loaded: waits for it
+    _compare_or_scan(features, tabs, args)  # before the tab has loaded: waits for it
     qtbot.waitUntil(lambda: isinstance(window.tab_widget.currentWidget(), DiffView), timeout=30_000)
     view = window.tab_widget.currentWidget()
     assert (view.a_target, view.b_target) == (str(llama_dir), str(finetuned_dir))
@@ -347,7 +359,7 @@ def test_command_line_compare_and_scan(qtbot, window, llama_dir, finetuned_dir, 
     assert build_gui_parser().parse_args(["x", "--scan"]).scan == "F16"
     args = argparse.Namespace(compare=None, scan="BF16")
     (tab,) = window.open_targets([str(damaged_files["safetensors"])])
-    _compare_or_scan(window, [tab], args)
+    _compare_or_scan(features, [tab], args)
     qtbot.waitUntil(lambda: tab.findChild(ScanPanel) is not None, timeout=30_000)
     panel = tab.findChild(ScanPanel)
     qtbot.waitUntil(lambda: panel.report is not None, timeout=30_000)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
-from ckpt_gui.core.export import ExportOptions, Rename, plan_convert, plan_safetensors, run_plan
+from ckpt_gui.core.export import ExportOptions, RenameRule, plan_convert, plan_safetensors, run_plan
 from ckpt_gui.core.formats import open_checkpoint
 from ckpt_gui.core.jobs import Progress
 from ckpt_gui.qt.export.export_dialog import ExportDialog, prefix_fields
@@ -17,7 +17,11 @@ from ckpt_gui.qt.export.jobs_model import JobColumn, JobsModel, format_eta, form
 
 
 def wait_planned(qtbot, dialog: ExportDialog) -> None:
-    qtbot.waitUntil(lambda: dialog.plan is not None or dialog.error is not None, timeout=60_000)
+    """Until the dialog has settled: a plan or an error, and no other plan due or running."""
+    qtbot.waitUntil(
+        lambda: (dialog.plan is not None or dialog.error is not None) and not dialog.is_planning,
+        timeout=60_000,
+    )
 
 
 def partial_folders(parent: Path) -> list[Path]:
@@ -97,9 +101,9 @@ def test_random_init_plan_lists_generated_files(qtbot, llama_dir, tmp_path):
 
 
 def test_prefix_renames_fill_the_prefix_fields() -> None:
-    rules = [Rename.strip_prefix("module"), Rename.add_prefix("model"), Rename("a", "b")]
-    assert prefix_fields(rules) == ("module", "model", [Rename("a", "b")])
-    assert prefix_fields([Rename("x", "y")]) == ("", "", [Rename("x", "y")])
+    rules = [RenameRule.strip_prefix("module"), RenameRule.add_prefix("model"), RenameRule("a", "b")]
+    assert prefix_fields(rules) == ("module", "model", [RenameRule("a", "b")])
+    assert prefix_fields([RenameRule("x", "y")]) == ("", "", [RenameRule("x", "y")])
 
 
 # -- jobs model -------------------------------------------------------------------------------------
@@ -135,8 +139,8 @@ def test_throughput_uses_recent_progress(llama_dir, tmp_path):
 
 
 # -- running through the window ------------------------------------------------------------------
-def start_from_dialog(qtbot, window, kind: str, source: Path, out: Path, **options):
-    dialog = window.exports.open_dialog(kind, source=str(source))
+def start_from_dialog(qtbot, window, features, kind: str, source: Path, out: Path, **options):
+    dialog = features.exports.open_dialog(kind, source=str(source))
     dialog.output_edit.setText(str(out))
     dialog.output_edit.textEdited.emit(str(out))
     if "shard" in options:
@@ -145,7 +149,7 @@ def start_from_dialog(qtbot, window, kind: str, source: Path, out: Path, **optio
     wait_planned(qtbot, dialog)
     assert dialog.plan is not None, dialog.error
     dialog.start_button.click()
-    return window.exports.queue.jobs[-1]
+    return features.exports.queue.jobs[-1]
 
 
 def test_export_menu_has_the_four_jobs(window) -> None:
@@ -155,10 +159,14 @@ def test_export_menu_has_the_four_jobs(window) -> None:
     assert "Random-init model from config…" in texts
 
 
-def test_conversion_runs_through_the_dock_and_loads(qtbot, window, llama_sharded_dir, tmp_path):
+def test_conversion_runs_through_the_dock_and_loads(
+    qtbot, window, features, llama_sharded_dir, tmp_path
+):
     out = tmp_path / "bf16"
-    job = start_from_dialog(qtbot, window, "convert", llama_sharded_dir, out, shard="50KB")
-    dock = window.exports.dock
+    job = start_from_dialog(
+        qtbot, window, features, "convert", llama_sharded_dir, out, shard="50KB"
+    )
+    dock = features.exports.dock
     assert dock.isVisible()
     wait_finished(qtbot, job)
     assert job.state is JobState.DONE, job.error
@@ -182,7 +190,7 @@ def test_conversion_runs_through_the_dock_and_loads(qtbot, window, llama_sharded
     assert tab.checkpoint is not None and len(tab.checkpoint.tensors) == len(source.tensors)
 
 
-def test_open_folder_asks_the_desktop(qtbot, window, llama_dir, tmp_path, monkeypatch):
+def test_open_folder_asks_the_desktop(qtbot, window, features, llama_dir, tmp_path, monkeypatch):
     opened: list[str] = []
     import ckpt_gui.qt.export.jobs_dock as jobs_dock
 
@@ -190,9 +198,9 @@ def test_open_folder_asks_the_desktop(qtbot, window, llama_dir, tmp_path, monkey
         jobs_dock.QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile())
     )
     out = tmp_path / "st"
-    job = start_from_dialog(qtbot, window, "safetensors", llama_dir, out)
+    job = start_from_dialog(qtbot, window, features, "safetensors", llama_dir, out)
     wait_finished(qtbot, job)
-    window.exports.dock.actions_for(job).folder_button.click()
+    features.exports.dock.actions_for(job).folder_button.click()
     assert opened == [str(out)]
 
 
@@ -212,16 +220,16 @@ def gated_runner(gate: threading.Event, reached: threading.Event):
     return runner
 
 
-def test_cancel_midway_leaves_nothing(qtbot, window, llama_sharded_dir, tmp_path):
+def test_cancel_midway_leaves_nothing(qtbot, window, features, llama_sharded_dir, tmp_path):
     out = tmp_path / "cancelled"
     gate, reached = threading.Event(), threading.Event()
     plan = plan_convert(llama_sharded_dir, out, "F16", max_shard_size=50_000)
-    job = window.exports.queue.submit(
+    job = features.exports.queue.submit(
         ExportJob(plan, ExportOptions(fsync=False), runner=gated_runner(gate, reached))
     )
     assert reached.wait(30)
     assert partial_folders(tmp_path), "the job should be mid-way, with its partial folder"
-    actions = window.exports.dock.actions_for(job)
+    actions = features.exports.dock.actions_for(job)
     actions.cancel_button.click()
     assert job.state is JobState.CANCELLING
     gate.set()
@@ -262,9 +270,11 @@ def test_queue_runs_jobs_in_order_one_at_a_time(qtbot, llama_dir, tmp_path):
     assert events == [(kind, f"out{i}") for i in range(3) for kind in ("start", "end")]
 
 
-def test_a_queued_job_can_be_cancelled_before_it_starts(qtbot, window, llama_dir, tmp_path):
+def test_a_queued_job_can_be_cancelled_before_it_starts(
+    qtbot, window, features, llama_dir, tmp_path
+):
     gate, reached = threading.Event(), threading.Event()
-    queue = window.exports.queue
+    queue = features.exports.queue
     first = queue.submit(
         ExportJob(
             plan_safetensors(llama_dir, tmp_path / "a"),
@@ -276,7 +286,7 @@ def test_a_queued_job_can_be_cancelled_before_it_starts(qtbot, window, llama_dir
         ExportJob(plan_safetensors(llama_dir, tmp_path / "b"), ExportOptions(fsync=False))
     )
     assert second.state is JobState.QUEUED
-    window.exports.dock.actions_for(second).cancel_button.click()
+    features.exports.dock.actions_for(second).cancel_button.click()
     assert second.state is JobState.CANCELLED
     gate.set()
     wait_finished(qtbot, first)
@@ -297,13 +307,13 @@ def test_cancelling_after_the_verdict_keeps_a_done_job_done(qtbot, llama_dir, tm
     assert job.state is JobState.DONE and out.is_dir()
 
 
-def test_a_failed_job_shows_its_error(qtbot, window, llama_dir, tmp_path):
+def test_a_failed_job_shows_its_error(qtbot, window, features, llama_dir, tmp_path):
     plan = plan_safetensors(llama_dir, tmp_path / "fails")
     options = ExportOptions(fsync=False, fail_after_bytes=1)
-    job = window.exports.queue.submit(ExportJob(plan, options))
+    job = features.exports.queue.submit(ExportJob(plan, options))
     wait_finished(qtbot, job)
     assert job.state is JobState.FAILED and "simulated failure" in (job.error or "")
-    dock = window.exports.dock
+    dock = features.exports.dock
     status = dock.model.index(dock.model.row_of(job), JobColumn.STATUS).data()
     assert status.startswith("Failed:") and "simulated failure" in status
     assert not (tmp_path / "fails").exists()
@@ -325,11 +335,11 @@ def answer_quit_prompt(monkeypatch, button_text: str | None) -> list[str]:
 
 
 def test_closing_while_running_asks_and_can_keep_running(
-    qtbot, window, llama_dir, tmp_path, monkeypatch
+    qtbot, window, features, llama_dir, tmp_path, monkeypatch
 ):
     gate, reached = threading.Event(), threading.Event()
     out = tmp_path / "kept"
-    job = window.exports.queue.submit(
+    job = features.exports.queue.submit(
         ExportJob(
             plan_safetensors(llama_dir, out),
             ExportOptions(fsync=False),
@@ -349,9 +359,11 @@ def test_closing_while_running_asks_and_can_keep_running(
     assert asked == []
 
 
-def test_closing_while_running_can_cancel_and_quit(qtbot, window, llama_dir, tmp_path, monkeypatch):
+def test_closing_while_running_can_cancel_and_quit(
+    qtbot, window, features, llama_dir, tmp_path, monkeypatch
+):
     gate, reached = threading.Event(), threading.Event()
-    queue = window.exports.queue
+    queue = features.exports.queue
     running = queue.submit(
         ExportJob(
             plan_safetensors(llama_dir, tmp_path / "r"),
@@ -385,19 +397,19 @@ def loaded_tab(qtbot, window, target: Path):
     return tab
 
 
-def test_tab_menu_opens_prefilled_dialogs(qtbot, window, llama_dir):
+def test_tab_menu_opens_prefilled_dialogs(qtbot, window, features, llama_dir):
     tab = loaded_tab(qtbot, window, llama_dir)
-    menu = window.exports.tab_menu(tab)
+    menu = window.tab_menu(window.tab_widget.indexOf(tab))
     actions = {a.text(): a for a in menu.actions()}
     assert actions["Random-init model from config…"].isEnabled()
     actions["Re-shard…"].trigger()
-    dialog = window.exports.dialogs[-1]
+    dialog = features.exports.dialogs[-1]
     assert dialog.kind == "reshard"
     assert Path(dialog.source_edit.text()) == llama_dir
     assert dialog.output_edit.text().endswith("-resharded")
 
 
-def test_tree_row_menu_exports_the_subtree(qtbot, window, llama_dir, tmp_path):
+def test_tree_row_menu_exports_the_subtree(qtbot, window, features, llama_dir, tmp_path):
     from PySide6.QtWidgets import QMenu
 
     tab = loaded_tab(qtbot, window, llama_dir)
@@ -406,7 +418,7 @@ def test_tree_row_menu_exports_the_subtree(qtbot, window, llama_dir, tmp_path):
     tab.tree.context_menu_requested.emit(menu, node)
     action = next(a for a in menu.actions() if a.text() == "Export this subtree…")
     action.trigger()
-    dialog = window.exports.dialogs[-1]
+    dialog = features.exports.dialogs[-1]
     assert dialog.subtree_edit.text() == "model.layers.0"
     dialog.output_edit.setText(str(tmp_path / "layer0"))
     dialog.output_edit.textEdited.emit(str(tmp_path / "layer0"))
@@ -436,10 +448,10 @@ def test_right_click_on_a_module_row_offers_the_subtree_export(qtbot, window, ll
 
 
 def test_closing_while_a_job_is_already_cancelling_does_not_ask(
-    qtbot, window, llama_dir, tmp_path, monkeypatch
+    qtbot, window, features, llama_dir, tmp_path, monkeypatch
 ):
     gate, reached = threading.Event(), threading.Event()
-    job = window.exports.queue.submit(
+    job = features.exports.queue.submit(
         ExportJob(
             plan_safetensors(llama_dir, tmp_path / "c"),
             ExportOptions(fsync=False),
@@ -447,7 +459,7 @@ def test_closing_while_a_job_is_already_cancelling_does_not_ask(
         )
     )
     assert reached.wait(30)
-    window.exports.queue.cancel(job)
+    features.exports.queue.cancel(job)
     asked = answer_quit_prompt(monkeypatch, None)
     threading.Timer(0.2, gate.set).start()
     assert window.close()
@@ -457,12 +469,14 @@ def test_closing_while_a_job_is_already_cancelling_does_not_ask(
     assert partial_folders(tmp_path) == []
 
 
-def test_bridge_prefills_renames_and_exports_them(qtbot, window, llama_dir, tmp_path):
-    from ckpt_gui.core.check.suggestions import Rename as SuggestedRename
-    from ckpt_gui.qt.export.bridge import request_export_with_renames
+def test_export_service_prefills_renames_and_exports_them(
+    qtbot, window, features, llama_dir, tmp_path
+):
+    """What the check feature asks for: the dialog with renames, and its output has them."""
+    from ckpt_gui.core.check.suggestions import SuggestedRename
 
     tab = loaded_tab(qtbot, window, llama_dir)
-    dialog = request_export_with_renames(
+    dialog = features.exports.export_with_renames(
         tab, [SuggestedRename.prefix("model.", ""), ("^lm_head", "head")]
     )
     assert dialog.kind == "safetensors"
@@ -477,7 +491,7 @@ def test_bridge_prefills_renames_and_exports_them(qtbot, window, llama_dir, tmp_
     names = {t.name for t in dialog.plan.tensors}
     assert "layers.0.self_attn.q_proj.weight" in names and "head.weight" in names
     dialog.start_button.click()
-    job = window.exports.queue.jobs[-1]
+    job = features.exports.queue.jobs[-1]
     wait_finished(qtbot, job)
     assert job.state is JobState.DONE
     assert {t.name for t in open_checkpoint(out).tensors} == names
@@ -486,7 +500,7 @@ def test_bridge_prefills_renames_and_exports_them(qtbot, window, llama_dir, tmp_
 def test_suggested_part_renames_replace_only_the_first_match() -> None:
     import re
 
-    from ckpt_gui.core.check.suggestions import Rename as SuggestedRename
+    from ckpt_gui.core.check.suggestions import SuggestedRename
     from ckpt_gui.core.export.renames import apply
     from ckpt_gui.qt.export.bridge import export_rename
 
@@ -521,7 +535,7 @@ def test_progress_updates_are_throttled_to_timer_ticks(qtbot, llama_dir, tmp_pat
     assert job.state is JobState.DONE
 
 
-def test_overflow_is_reported_on_the_job(qtbot, window, tmp_path):
+def test_overflow_is_reported_on_the_job(qtbot, window, features, tmp_path):
     import torch
     from safetensors.torch import save_file
 
@@ -529,12 +543,12 @@ def test_overflow_is_reported_on_the_job(qtbot, window, tmp_path):
     source.mkdir()
     save_file({"w": torch.tensor([1.0, 1e6, -1e6, 2.0])}, str(source / "model.safetensors"))
     out = tmp_path / "f16"
-    job = window.exports.queue.submit(
+    job = features.exports.queue.submit(
         ExportJob(plan_convert(source, out, "F16"), ExportOptions(fsync=False))
     )
     wait_finished(qtbot, job)
     assert job.state is JobState.DONE and job.result.overflow == {"w": 2}
-    dock = window.exports.dock
+    dock = features.exports.dock
     index = dock.model.index(dock.model.row_of(job), JobColumn.STATUS)
     assert "⚠" in index.data() and "overflowed" in index.data()
     from PySide6.QtCore import Qt
@@ -569,9 +583,9 @@ def test_one_plan_in_flight_and_only_the_newest_counts(qtbot, llama_dir, tmp_pat
     assert dialog.plan is not None and dialog.plan.max_shard_size == 20_000
 
 
-def test_random_init_runs_through_the_dock(qtbot, window, llama_dir, tmp_path):
+def test_random_init_runs_through_the_dock(qtbot, window, features, llama_dir, tmp_path):
     out = tmp_path / "fresh"
-    dialog = window.exports.open_dialog("random-init", source=str(llama_dir))
+    dialog = features.exports.open_dialog("random-init", source=str(llama_dir))
     dialog.seed_box.setValue(7)
     dialog.dtype_box.setCurrentIndex(dialog.dtype_box.findData("BF16"))
     dialog.output_edit.setText(str(out))
@@ -581,7 +595,7 @@ def test_random_init_runs_through_the_dock(qtbot, window, llama_dir, tmp_path):
     assert dialog.plan is not None, dialog.error
     assert dialog.plan.extra["seed"] == 7
     dialog.start_button.click()
-    job = window.exports.queue.jobs[-1]
+    job = features.exports.queue.jobs[-1]
     assert job.title.startswith("Random init → BF16")
     wait_finished(qtbot, job)
     assert job.state is JobState.DONE, job.error

@@ -42,12 +42,12 @@ def cache(llama_dir: Path, llama_sharded_dir: Path) -> Path:
     return folder
 
 
-def rescan(qtbot, window) -> None:
+def rescan(qtbot, window, features) -> None:
     """A scan that starts now (the one started when the window was shown may be running)."""
-    qtbot.waitUntil(lambda: not window.library.is_busy, timeout=30_000)
-    with qtbot.waitSignal(window.library.refreshed, timeout=30_000):
-        window.library.refresh()
-    qtbot.waitUntil(lambda: not window.library.is_busy, timeout=30_000)
+    qtbot.waitUntil(lambda: not features.hub.library.is_busy, timeout=30_000)
+    with qtbot.waitSignal(features.hub.library.refreshed, timeout=30_000):
+        features.hub.library.refresh()
+    qtbot.waitUntil(lambda: not features.hub.library.is_busy, timeout=30_000)
 
 
 def wait_idle(qtbot, window) -> None:
@@ -55,7 +55,7 @@ def wait_idle(qtbot, window) -> None:
 
 
 def test_library_lists_cached_models_off_the_gui_thread(
-    qtbot, window, cache: Path, monkeypatch
+    qtbot, window, features, cache: Path, monkeypatch
 ) -> None:
     threads: list[threading.Thread] = []
     real = library_module.list_cached_models
@@ -65,8 +65,8 @@ def test_library_lists_cached_models_off_the_gui_thread(
         return real(cache_dir)
 
     monkeypatch.setattr(library_module, "list_cached_models", recording)
-    rescan(qtbot, window)
-    library = window.library
+    rescan(qtbot, window, features)
+    library = features.hub.library
     assert library.toggleViewAction() in window.menu("&View").actions()
     assert threads and threading.main_thread() not in threads
     assert library.visible_repo_ids() == ["acme/sharded", "org/cached", "other/config-only"]
@@ -90,20 +90,20 @@ def test_library_lists_cached_models_off_the_gui_thread(
     assert len(library.visible_repo_ids()) == 3
 
 
-def test_library_without_a_cache_says_so(qtbot, window) -> None:
-    rescan(qtbot, window)
-    library = window.library
+def test_library_without_a_cache_says_so(qtbot, window, features) -> None:
+    rescan(qtbot, window, features)
+    library = features.hub.library
     assert library.models == [] and library.visible_repo_ids() == []
     assert library._stack.currentWidget() is library.empty_label
     assert "No models in the Hugging Face cache" in library.empty_label.text()
 
 
 def test_library_double_click_opens_the_cached_snapshot_offline(
-    qtbot, window, cache: Path, llama_dir: Path
+    qtbot, window, features, cache: Path, llama_dir: Path
 ) -> None:
-    rescan(qtbot, window)
-    tree = window.library.tree
-    item = window.library.item_for("org/cached")
+    rescan(qtbot, window, features)
+    tree = features.hub.library.tree
+    item = features.hub.library.item_for("org/cached")
     rect = tree.visualItemRect(item)
     # A real double click is press, release, then the double-click event on the same row.
     qtbot.mouseClick(tree.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
@@ -118,7 +118,7 @@ def test_library_double_click_opens_the_cached_snapshot_offline(
     ]
 
     # Activation (Enter, or a double click) of another repo opens its snapshot too.
-    window.library._activated(window.library.item_for("acme/sharded"))
+    features.hub.library._activated(features.hub.library.item_for("acme/sharded"))
     qtbot.waitUntil(lambda: len(window.tabs()) == 2 and window.is_idle(), timeout=30_000)
     assert window.current_tab().checkpoint.format == "safetensors-sharded"
 
@@ -131,8 +131,8 @@ def test_hub_text_is_described_before_opening() -> None:
     assert title_for("https://huggingface.co/org/name/tree/main/unet") == "name@main/unet"
 
 
-def test_open_from_hub_dialog_shows_progress_and_repo_facts(qtbot, window, hub) -> None:
-    dialog = window.open_hub_dialog()
+def test_open_from_hub_dialog_shows_progress_and_repo_facts(qtbot, window, features, hub) -> None:
+    dialog = features.hub.open_dialog()
     dialog.edit.setText("not a repo id")
     assert not dialog.open_button.isEnabled()
     assert "Not a repo id" in dialog.hint.text()
@@ -190,12 +190,14 @@ def test_download_can_be_cancelled_without_leaving_a_partial_file(qtbot, window,
     assert not dialog.reopen_button.isVisible()
 
 
-def test_download_then_reopen_reads_from_the_cache(qtbot, window, hub, llama_bin_dir) -> None:
+def test_download_then_reopen_reads_from_the_cache(
+    qtbot, window, features, hub, llama_bin_dir
+) -> None:
     tab, dialog = open_bin_repo(qtbot, window)
-    with qtbot.waitSignal(window.library.refreshed, timeout=30_000):
+    with qtbot.waitSignal(features.hub.library.refreshed, timeout=30_000):
         dialog.download_button.click()  # when done, the Library scans the cache again
     assert dialog.state == "done"
-    assert window.library.visible_repo_ids() == ["org/tiny-bin"]
+    assert features.hub.library.visible_repo_ids() == ["org/tiny-bin"]
     snapshot = dialog.snapshot
     assert (snapshot / "pytorch_model.bin").read_bytes() == (
         llama_bin_dir / "pytorch_model.bin"

@@ -7,6 +7,7 @@ import time
 import pytest
 from PySide6.QtCore import QModelIndex, Qt
 
+from ckpt_gui.core.check.status import KeyStatus
 from ckpt_gui.core.formats import open_checkpoint
 from ckpt_gui.core.tree.build import build_tree
 from ckpt_gui.core.tree.grouping import group_repeated_blocks
@@ -65,12 +66,12 @@ def test_model_shows_tensor_and_module_columns(llama_root) -> None:
 def test_row_status_colours_rows_and_propagates_up(llama_root) -> None:
     model = CheckpointTreeModel(llama_root)
     name = "model.layers.1.mlp.up_proj.weight"
-    model.set_row_status({name: "mismatch", "lm_head.weight": "ok"})
+    model.set_row_status({name: KeyStatus.MISMATCHED, "lm_head.weight": KeyStatus.OK})
     tensor = model.index_of(llama_root.find(name))
-    assert model.data(tensor, StatusRole) == "mismatch"
+    assert model.data(tensor, StatusRole) == "mismatched"
     assert model.data(tensor, Qt.ItemDataRole.ForegroundRole) is not None
     # The ancestors show the worst status below them.
-    assert model.data(model.index_of(llama_root.find("model.layers")), StatusRole) == "mismatch"
+    assert model.data(model.index_of(llama_root.find("model.layers")), StatusRole) == "mismatched"
     assert model.data(model.index_of(llama_root.find("lm_head")), StatusRole) == "ok"
     assert model.data(model.index_of(llama_root.find("model.norm")), StatusRole) is None
 

@@ -8,7 +8,12 @@ import pytest
 
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.jobs import Progress
-from ckpt_gui.qt.runtime.workers import Worker, active_workers, run_in_background
+from ckpt_gui.qt.runtime.workers import (
+    Worker,
+    active_workers,
+    describe_error,
+    run_in_background,
+)
 
 
 def test_plain_function_returns_on_a_worker_thread(qtbot) -> None:
@@ -55,28 +60,42 @@ def test_generator_job_yields_progress_then_returns(qtbot) -> None:
     ]
 
 
-def test_errors_become_one_readable_line(qtbot) -> None:
+def test_errored_carries_the_exception_and_describes_it_in_one_line(qtbot) -> None:
+    raised = CheckpointError("model.safetensors", "header is not valid JSON")
+
     def fail() -> None:
-        raise CheckpointError("model.safetensors", "header is not valid JSON")
+        raise raised
 
     worker = Worker(fail)
     returned: list[object] = []
-    errored: list[str] = []
+    errored: list[BaseException] = []
     worker.returned.connect(returned.append)
     worker.errored.connect(errored.append)
     with qtbot.waitSignals([worker.errored, worker.finished], order="strict", timeout=30_000):
         worker.start()
-    assert errored == ["model.safetensors: header is not valid JSON"]
-    assert isinstance(worker.exception, CheckpointError)
+    assert errored == [raised] and errored[0] is raised  # the object itself, not a string
+    assert describe_error(errored[0]) == "model.safetensors: header is not valid JSON"
+    assert worker.exception is raised
     assert returned == []
 
 
+def test_returned_carries_the_result_object(qtbot) -> None:
+    result = {"tensors": [1, 2, 3]}
+    worker = Worker(lambda: result)
+    returned: list[object] = []
+    worker.returned.connect(returned.append)
+    with qtbot.waitSignal(worker.finished, timeout=30_000):
+        worker.start()
+    assert len(returned) == 1 and returned[0] is result
+
+
 def test_unexpected_error_names_its_type(qtbot) -> None:
-    messages: list[str] = []
+    errors: list[BaseException] = []
     # Callbacks are connected before the thread starts, so no signal can be missed.
-    worker = run_in_background(lambda: {}["missing"], on_errored=messages.append)
+    worker = run_in_background(lambda: {}["missing"], on_errored=errors.append)
     qtbot.waitUntil(lambda: worker not in active_workers(), timeout=30_000)
-    assert messages == ["KeyError: 'missing'"]
+    assert [type(e) for e in errors] == [KeyError]
+    assert describe_error(errors[0]) == "KeyError: 'missing'"
 
 
 def test_quit_closes_a_generator_job_at_its_next_yield(qtbot) -> None:
@@ -134,3 +153,25 @@ def test_a_worker_starts_only_once(qtbot) -> None:
         worker.start()
     with pytest.raises(RuntimeError):
         worker.start()
+
+
+def test_a_worker_still_running_is_reported_and_an_ended_one_is_not(qtbot) -> None:
+    """What the autouse check in tests/qt/conftest.py fails a test for."""
+    from tests.support.qt_workers import workers_still_running
+
+    release = threading.Event()
+
+    def held() -> None:
+        release.wait(60)
+
+    quick = Worker(lambda: 1)
+    with qtbot.waitSignal(quick.returned, timeout=30_000):
+        quick.start()
+    stray = Worker(held)
+    with qtbot.waitSignal(stray.started, timeout=30_000):
+        stray.start()
+    assert workers_still_running() == [held.__qualname__]  # the quick one is not a stray
+    release.set()
+    assert stray.wait(30_000)
+    assert workers_still_running() == []
+    assert active_workers() == []

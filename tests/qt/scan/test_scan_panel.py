@@ -21,17 +21,17 @@ def open_tab(qtbot, window, target: Path) -> CheckpointTab:
     return tab
 
 
-def run_scan(qtbot, window, tab: CheckpointTab) -> ScanPanel:
-    panel = window.compare_scan.scan(tab)
+def run_scan(qtbot, window, features, tab: CheckpointTab) -> ScanPanel:
+    panel = features.scan.scan(tab)
     assert panel is not None and panel.is_busy
     qtbot.waitUntil(lambda: not panel.is_busy, timeout=30_000)
     return panel
 
 
-def test_injected_problems_are_flagged(qtbot, qtmodeltester, window, damaged_files):
+def test_injected_problems_are_flagged(qtbot, qtmodeltester, window, features, damaged_files):
     target = damaged_files["safetensors"]
     tab = open_tab(qtbot, window, target)
-    panel = run_scan(qtbot, window, tab)
+    panel = run_scan(qtbot, window, features, tab)
     assert tab.findChild(ScanPanel) is panel
     core = run_to_completion(scan(open_checkpoint(target)))
     assert panel.report is not None and panel.report.to_json() == core.to_json()
@@ -66,9 +66,9 @@ def test_injected_problems_are_flagged(qtbot, qtmodeltester, window, damaged_fil
     qtmodeltester.check(proxy)
 
 
-def test_clean_checkpoint_says_clean(qtbot, window, llama_dir):
+def test_clean_checkpoint_says_clean(qtbot, window, features, llama_dir):
     tab = open_tab(qtbot, window, llama_dir)
-    panel = run_scan(qtbot, window, tab)
+    panel = run_scan(qtbot, window, features, tab)
     assert panel.report is not None and panel.report.clean
     assert panel.model.rowCount() == 0 and not panel.table.isVisibleTo(panel)
     text = panel.result_label.text()
@@ -86,7 +86,9 @@ def test_target_dtype_choice_reaches_the_core(qtbot, window, damaged_files):
     assert {t.name for t in panel.report.flagged} == {NAN_KEY, INF_KEY, ZERO_KEY}
 
 
-def test_scan_runs_off_the_gui_thread_and_cancels(qtbot, window, damaged_files, monkeypatch):
+def test_scan_runs_off_the_gui_thread_and_cancels(
+    qtbot, window, features, damaged_files, monkeypatch
+):
     threads: list[threading.Thread] = []
     reached, gate = threading.Event(), threading.Event()
 
@@ -111,7 +113,7 @@ def test_scan_runs_off_the_gui_thread_and_cancels(qtbot, window, damaged_files, 
 
     monkeypatch.setattr(scan_panel, "scan", slow_scan)
     tab = open_tab(qtbot, window, damaged_files["safetensors"])
-    panel = window.compare_scan.scan(tab)
+    panel = features.scan.scan(tab)
     qtbot.waitUntil(reached.is_set, timeout=30_000)
     assert panel.is_busy and panel.cancel_button.isVisibleTo(panel)
     panel.cancel()

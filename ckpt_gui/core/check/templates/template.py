@@ -249,7 +249,7 @@ def template_for(
         return None
     if os.environ.get("CKPT_GUI_NO_TEMPLATES"):
         return None  # benchmarks and debugging: always build
-    for template in _templates().get(config.architecture, ()):
+    for template in shipped_templates().get(config.architecture, ()):
         values = dict(config.values)
         if config.model_type != template.model_type:
             # As expected.py: another model type's values are dropped for the defaults.
@@ -264,18 +264,41 @@ def template_for(
 
 def templates_for(architecture: str) -> tuple[Template, ...]:
     """The shipped templates of ``architecture`` (also for size estimates, see size_guard)."""
-    return tuple(_templates().get(architecture, ()))
+    return tuple(shipped_templates().get(architecture, ()))
+
+
+def transformers_version() -> str | None:
+    """The installed transformers version: it keys the shipped templates (and the cache)."""
+    try:
+        return metadata.version("transformers")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def shipped_file(version: str | None) -> Path | None:
+    """The shipped templates learned with ``version``, or None when none were shipped:
+    then every first check builds the model (seconds), nothing fails."""
+    if version is None:
+        return None
+    # Next to this module, as the icons are (proven in the PyInstaller bundle).
+    path = TEMPLATE_DIR / f"transformers-{version}.json"
+    return path if path.is_file() else None
+
+
+def shipped_templates() -> dict[str, list[Template]]:
+    """Shipped templates learned with the installed transformers version, by architecture."""
+    version = transformers_version()
+    return _templates_of(version) if version is not None else {}
 
 
 @cache
-def _templates() -> dict[str, list[Template]]:
-    """Shipped templates learned with the installed transformers version, by architecture."""
+def _templates_of(version: str) -> dict[str, list[Template]]:
+    path = shipped_file(version)
+    if path is None:
+        return {}
     try:
-        version = metadata.version("transformers")
-        # Next to this module, as the icons are (proven in the PyInstaller bundle).
-        path = TEMPLATE_DIR / f"transformers-{version}.json"
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, metadata.PackageNotFoundError):
+    except (OSError, ValueError):
         return {}
     found: dict[str, list[Template]] = {}
     for entry in data.get("templates", ()):
