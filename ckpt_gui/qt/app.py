@@ -104,7 +104,7 @@ def run_gui(args: argparse.Namespace) -> int:
     if not headless:
         from ckpt_gui.qt.runtime.process_exit import end_gui_process
 
-        return end_gui_process(app.exec())  # skips the slow interpreter teardown (see there)
+        return end_gui_process(app.exec())  # skips the final collections (see there)
     from ckpt_gui.qt.headless import run_headless
 
     return run_headless(app, window, args.screenshot, HEADLESS_TIMEOUT_S)

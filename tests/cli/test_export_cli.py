@@ -138,6 +138,7 @@ def test_a_command_line_run_ends_through_normal_interpreter_exit(
     # Committed before the interpreter went down.
     from safetensors.torch import load_file
 
-    assert load_file(tmp_path / "out" / "model.safetensors").keys() == load_file(
-        llama_dir / "model.safetensors"
-    ).keys()
+    assert (
+        load_file(tmp_path / "out" / "model.safetensors").keys()
+        == load_file(llama_dir / "model.safetensors").keys()
+    )

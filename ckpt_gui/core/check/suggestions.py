@@ -153,7 +153,9 @@ def suggest_renames(
     return suggestions
 
 
-def _all_touched_load(current: Mapping[str, Shape], rename: SuggestedRename, trial: KeyMatch) -> bool:
+def _all_touched_load(
+    current: Mapping[str, Shape], rename: SuggestedRename, trial: KeyMatch
+) -> bool:
     """Every key the rename touches loads, and they span more than one module: moving
     one module's weights onto another (``pooler.dense`` -> ``lm_head.dense``, same
     shapes) is a coincidence of shapes, not evidence of a renamed layout."""
@@ -227,7 +229,9 @@ def _candidates(match: KeyMatch, base_model_prefix: str | None) -> list[Suggeste
                 renames.append(SuggestedRename.prefix(old, new[len(base) :]))
             if old.endswith(base) and old != base:
                 renames.append(SuggestedRename.prefix(old[: -len(base)], new))
-    renames += [SuggestedRename.part(old, new) for (old, new), _ in parts.most_common(CANDIDATES_PER_KIND)]
+    renames += [
+        SuggestedRename.part(old, new) for (old, new), _ in parts.most_common(CANDIDATES_PER_KIND)
+    ]
     return renames
 
 

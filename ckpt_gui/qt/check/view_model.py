@@ -148,7 +148,9 @@ def problem_rows(
     unexpected_modules = whole_modules(sources, loaded | set(ghosts.values()))
     entries: list[tuple[KeyStatus, str, str, Shape | None, Shape | None]] = []
     for m in report.mismatched:
-        entries.append((KeyStatus.MISMATCHED, m.key, m.checkpoint_key, m.checkpoint_shape, m.model_shape))
+        entries.append(
+            (KeyStatus.MISMATCHED, m.key, m.checkpoint_key, m.checkpoint_shape, m.model_shape)
+        )
     for key in report.missing:
         if key not in missing_modules:
             shape = missing[key][0] if key in missing else None

@@ -216,7 +216,9 @@ def test_pickle_with_shared_tensors(tmp_path: Path, llama_state_dict) -> None:
 
 def test_renames_strip_and_add_prefix(tmp_path: Path, llama_dir: Path, llama_state_dict) -> None:
     stripped = tmp_path / "stripped"
-    run_to_completion(convert(llama_dir, stripped, "BF16", renames=[RenameRule.strip_prefix("model")]))
+    run_to_completion(
+        convert(llama_dir, stripped, "BF16", renames=[RenameRule.strip_prefix("model")])
+    )
     names = set(safetensors_tensors(stripped))
     assert "embed_tokens.weight" in names and "lm_head.weight" in names
     restored = tmp_path / "restored"

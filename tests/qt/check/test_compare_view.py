@@ -166,8 +166,15 @@ def test_opening_compares_with_the_own_config(qtbot, window, broken_dir: Path) -
     assert tab.tree.model.status_of(tab.tree.model.root.find(WRONG)) == KeyStatus.MISMATCHED
     assert is_ghost(tab.tree.model.root.find(DROPPED).tensor)
     legend = controller.bar.legend.labels
-    assert legend[KeyStatus.MISSING].text().startswith("<span style='color:#c62828; font-weight:bold'>1<")
-    assert ">1<" in legend[KeyStatus.UNEXPECTED].text() and ">1<" in legend[KeyStatus.MISMATCHED].text()
+    assert (
+        legend[KeyStatus.MISSING]
+        .text()
+        .startswith("<span style='color:#c62828; font-weight:bold'>1<")
+    )
+    assert (
+        ">1<" in legend[KeyStatus.UNEXPECTED].text()
+        and ">1<" in legend[KeyStatus.MISMATCHED].text()
+    )
     assert "does NOT load cleanly" in controller.bar.verdict.text()
     assert controller.bar.isVisibleTo(tab) and controller.panel.isVisibleTo(tab)
     assert controller.panel.model.rowCount() == 3

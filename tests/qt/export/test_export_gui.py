@@ -101,7 +101,11 @@ def test_random_init_plan_lists_generated_files(qtbot, llama_dir, tmp_path):
 
 
 def test_prefix_renames_fill_the_prefix_fields() -> None:
-    rules = [RenameRule.strip_prefix("module"), RenameRule.add_prefix("model"), RenameRule("a", "b")]
+    rules = [
+        RenameRule.strip_prefix("module"),
+        RenameRule.add_prefix("model"),
+        RenameRule("a", "b"),
+    ]
     assert prefix_fields(rules) == ("module", "model", [RenameRule("a", "b")])
     assert prefix_fields([RenameRule("x", "y")]) == ("", "", [RenameRule("x", "y")])
 
