@@ -13,7 +13,7 @@ from typing import Any
 
 from ckpt_gui.core.check.config_source import ResolvedConfig, apply_overrides
 from ckpt_gui.core.check.renaming import PlainRenaming
-from ckpt_gui.core.check.size_guard import BuildBudget, build_budget, refuse_absurd
+from ckpt_gui.core.check.size_guard import BuildBudget, build_budget
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.gc_pause import collector_paused
 from ckpt_gui.core.quiet import quiet_on_this_thread
@@ -59,11 +59,10 @@ def build_expected(
 ) -> ExpectedModel:
     """Build ``config``'s model on the meta device and describe what it expects.
 
-    Configs asking for an impossible size are refused first; the build itself is
-    stopped once it exceeds ``budget`` (see size_guard).
+    The build is stopped once it exceeds ``budget`` (see size_guard); callers refuse
+    configs of an impossible size first (``expected_cache.load_expected``).
     """
     refuse_remote_code(config)
-    refuse_absurd(config.values, config.architecture, config.source)
     with collector_paused():  # the imports take seconds; the collector adds 15%
         import torch
         import transformers

@@ -56,18 +56,24 @@ class SizeEstimate:
     method: str  # "template" (exact) or "formula" (rough)
 
 
-def estimate_size(values: Mapping[str, Any], architecture: str | None) -> SizeEstimate:
-    """Parameters and tensors the config asks for, without building anything."""
-    exact = _from_template(values, architecture)
+def estimate_size(values: Mapping[str, Any], exact: tuple[int, int] | None = None) -> SizeEstimate:
+    """Parameters and tensors the config asks for, without building anything.
+
+    ``exact``: (parameters, tensors) from a shipped template when one answers
+    (``templates.template.template_size``; passed in, because the templates import
+    ``expected``, which imports this module's build budget).
+    """
     if exact is not None:
-        return exact
+        return SizeEstimate(exact[0], exact[1], "template")
     parameters, tensors = _rough(values, depth=0)
     return SizeEstimate(parameters, tensors, "formula")
 
 
-def refuse_absurd(values: Mapping[str, Any], architecture: str | None, source: str) -> None:
+def refuse_absurd(
+    values: Mapping[str, Any], source: str, exact: tuple[int, int] | None = None
+) -> None:
     """A one-line error when the config asks for a model that cannot exist."""
-    estimate = estimate_size(values, architecture)
+    estimate = estimate_size(values, exact)
     if estimate.parameters > MAX_PARAMETERS:
         raise CheckpointError(
             source,
@@ -134,35 +140,6 @@ def build_budget(budget: BuildBudget | None, source: str) -> Iterator[None]:
     finally:
         for handle in handles:
             handle.remove()
-
-
-def _from_template(values: Mapping[str, Any], architecture: str | None) -> SizeEstimate | None:
-    if architecture is None:
-        return None
-    from ckpt_gui.core.check.templates.template import REPEAT, templates_for
-
-    for template in templates_for(architecture):
-        effective = {**template.base, **values}
-        if not template.accepts(effective):
-            continue
-        counts = {prefix: f.evaluate(effective) for prefix, f in template.counts.items()}
-        if None in counts.values():
-            continue
-        parameters = tensors = 0
-        for pattern, dims, _ in template.tensors:
-            shape = [d.evaluate(effective) for d in dims]
-            if None in shape:
-                break
-            repeats = 1
-            parts = pattern.split(".")
-            for position, part in enumerate(parts):
-                if part == REPEAT:
-                    repeats *= counts.get(".".join(parts[:position])) or 0
-            tensors += repeats
-            parameters += repeats * math.prod(d for d in shape if d is not None)
-        else:
-            return SizeEstimate(parameters, tensors, "template")
-    return None
 
 
 def _rough(values: Mapping[str, Any], depth: int) -> tuple[int, int]:

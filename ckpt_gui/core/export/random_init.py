@@ -158,7 +158,9 @@ def _refuse_absurd_config(path: Path, source: str) -> None:
         if isinstance(architectures, list) and architectures and isinstance(architectures[0], str)
         else None
     )
-    size_guard.refuse_absurd(values, architecture, source)
+    from ckpt_gui.core.check.templates.template import template_size
+
+    size_guard.refuse_absurd(values, source, template_size(values, architecture))
 
 
 def _meta_model(cls: Any, cfg: Any, dtype: str | None) -> tuple[Any, str]:

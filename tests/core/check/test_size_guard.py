@@ -18,9 +18,20 @@ from ckpt_gui.core.check import size_guard
 from ckpt_gui.core.check.config_source import ResolvedConfig
 from ckpt_gui.core.check.expected import build_expected
 from ckpt_gui.core.check.expected_cache import load_expected
-from ckpt_gui.core.check.size_guard import BuildBudget, estimate_size, refuse_absurd
+from ckpt_gui.core.check.size_guard import BuildBudget, estimate_size
+from ckpt_gui.core.check.size_guard import refuse_absurd as refuse_with
+from ckpt_gui.core.check.templates.template import template_size
 from ckpt_gui.core.errors import CheckpointError
 from tests.conftest import TINY_LLAMA
+
+
+def estimate_for(values: dict[str, Any], architecture: str | None):
+    return estimate_size(values, template_size(values, architecture))
+
+
+def refuse_absurd(values: dict[str, Any], architecture: str | None, source: str) -> None:
+    refuse_with(values, source, template_size(values, architecture))
+
 
 ABSURD_LLAMA = {
     "architectures": ["LlamaForCausalLM"],
@@ -76,7 +87,7 @@ def config_values(architecture: str, values: dict[str, Any]) -> dict[str, Any]:
 def test_template_estimates_are_the_built_model_exactly(
     architecture: str, values: dict[str, Any]
 ) -> None:
-    estimate = estimate_size(config_values(architecture, values), architecture)
+    estimate = estimate_for(config_values(architecture, values), architecture)
     assert estimate.method == "template"
     assert (estimate.parameters, estimate.tensors) == built_size(architecture, values)
 
@@ -96,7 +107,7 @@ def test_formula_estimates_are_within_a_factor_of_three(
 
     # As config.json holds it: save_pretrained writes every field, defaults included.
     written = getattr(transformers, architecture).config_class(**values).to_dict()
-    estimate = estimate_size(written, architecture)
+    estimate = estimate_for(written, architecture)
     assert estimate.method == "formula"
     parameters, tensors = built_size(architecture, values)
     assert parameters / 3 <= estimate.parameters <= parameters * 3
@@ -140,7 +151,7 @@ def test_the_largest_real_models_are_not_refused() -> None:
         "n_routed_experts": 256,
         "vocab_size": 129280,
     }
-    estimate = estimate_size(deepseek_v3, "DeepseekV3ForCausalLM")
+    estimate = estimate_for(deepseek_v3, "DeepseekV3ForCausalLM")
     assert 3 * 10**11 < estimate.parameters < 3 * 10**12  # the real one: 6.7 * 10^11
     refuse_absurd(deepseek_v3, "DeepseekV3ForCausalLM", "deepseek-v3")
 
