@@ -22,7 +22,11 @@ os.environ.setdefault("CKPT_GUI_CACHE_DIR", tempfile.mkdtemp(prefix="ckpt-gui-te
 ignore_lease_breaks()
 
 # Diff / scan / pickle-risk data (fixtures finetuned_dir, damaged_files, marker).
-pytest_plugins = ["tests.support.diffscan_data", "tests.support.hub_fixtures"]
+pytest_plugins = [
+    "tests.support.diffscan_data",
+    "tests.support.hub_fixtures",
+    "tests.support.gguf_fixtures",
+]
 
 TINY_LLAMA = {
     "vocab_size": 128,

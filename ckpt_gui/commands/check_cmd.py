@@ -14,6 +14,7 @@ from ckpt_gui.core.check.config_source import parse_override, resolve_config
 from ckpt_gui.core.check.key_groups import group_keys
 from ckpt_gui.core.check.matching import MatchReport, compare
 from ckpt_gui.core.check.status import KeyStatus
+from ckpt_gui.core.gguf.naming import with_hf_names
 from ckpt_gui.core.targets import open_target
 
 EXIT_OK, EXIT_FINDINGS = 0, 1
@@ -46,7 +47,8 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     overrides = dict(parse_override(text) for text in args.overrides)
-    checkpoint = open_target(args.target)
+    # GGUF: compared under transformers names (built from the model if listing could not).
+    checkpoint = with_hf_names(open_target(args.target))
     config = resolve_config(args.config, checkpoint, overrides)
     report = compare(checkpoint, config)
     if args.json:

@@ -12,6 +12,7 @@ import sys
 from ckpt_gui.commands.progress import drive
 from ckpt_gui.core.diff.values import DiffReport, diff_structure, diff_values
 from ckpt_gui.core.formatting import human_count
+from ckpt_gui.core.gguf.naming import with_hf_names
 from ckpt_gui.core.targets import open_target
 
 
@@ -35,8 +36,9 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    a = open_target(args.a)
-    b = open_target(args.b)
+    # GGUF files are compared under transformers names.
+    a = with_hf_names(open_target(args.a))
+    b = with_hf_names(open_target(args.b))
     structure = diff_structure(a, b, detect_renames=not args.no_renames)
     if args.structure_only:
         data = structure.to_json()

@@ -14,6 +14,7 @@ from typing import Any
 
 from ckpt_gui.commands.progress import drive
 from ckpt_gui.core.dtypes import USER_DTYPE_NAMES
+from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.export.renames import RenameRule
 from ckpt_gui.core.formatting import human_bytes, parse_size
 
@@ -105,13 +106,21 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     reshard.add_argument("target", metavar="TARGET", help="checkpoint file or folder")
     common(reshard, shard_required=True)
 
-    safetensors = jobs.add_parser("safetensors", help="pickle (.bin/.pt) to safetensors")
+    safetensors = jobs.add_parser(
+        "safetensors", help="pickle (.bin/.pt) or GGUF (dequantized) to safetensors"
+    )
     safetensors.add_argument("target", metavar="TARGET", help="checkpoint file or folder")
     common(safetensors)
+    safetensors.add_argument(
+        "--dtype",
+        choices=DTYPE_CHOICES,
+        help="GGUF sources only: dtype of the dequantized tensors (default fp32, as transformers)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from ckpt_gui.core.export import convert as jobs  # the module
+    from ckpt_gui.core.export import gguf_source
     from ckpt_gui.core.export.engine import ExportOptions
 
     options = ExportOptions(
@@ -138,6 +147,13 @@ def run(args: argparse.Namespace) -> int:
             plan = jobs.plan_convert(args.target, args.out, dtype, **common)
         elif args.job == "reshard":
             plan = jobs.plan_reshard(args.target, args.out, **common)
+        elif gguf_source.is_gguf_target(args.target):
+            plan = gguf_source.plan_gguf_safetensors(args.target, args.out, dtype=dtype, **common)
+        elif dtype is not None:
+            raise CheckpointError(
+                args.target,
+                "--dtype applies to GGUF sources; use `export convert` to change dtypes",
+            )
         else:
             plan = jobs.plan_safetensors(args.target, args.out, **common)
         job = jobs.run_plan(plan, options)

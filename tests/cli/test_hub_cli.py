@@ -115,3 +115,22 @@ def test_check_against_a_hub_config_and_a_hub_checkpoint(
     assert (report["missing"], report["unexpected"], report["mismatched"]) == ([], [], [])
     gated = run_cli("check", str(llama_dir), "--config", "org/gated", env=cli_env)
     assert gated.returncode == 2 and "gated repo" in gated.stderr
+
+
+def test_inspect_a_gguf_repo_reads_headers_only(
+    cli_env: dict[str, str], hub: FakeHub, gguf_dir: Path
+) -> None:
+    from ckpt_gui.core.formats import open_checkpoint
+
+    url = f"{hub.endpoint}/org/tiny-gguf/blob/main/tiny-Q4_K.gguf"
+    result = run_cli("inspect", url, "--json", env=cli_env)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    local = open_checkpoint(gguf_dir / "tiny-Q4_K.gguf")
+    assert data["format"] == "gguf"
+    assert [(t["name"], t["dtype"], tuple(t["shape"])) for t in data["tensors"]] == [
+        (t.name, t.dtype, t.shape) for t in local.tensors
+    ]
+    assert data["config"]["architectures"] == ["LlamaForCausalLM"]
+    # The header (one 100 kB range), not the 1.6 MB of quantized blocks.
+    assert data["metadata"]["hub"]["bytes_received"] <= 100_000 + 4096

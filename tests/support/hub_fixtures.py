@@ -56,6 +56,7 @@ def hub_repos(
     llama_bin_dir: Path,
     llama_bin_sharded_dir: Path,
     legacy_bin_dir: Path,
+    gguf_dir: Path,
 ) -> dict[str, dict[str, bytes]]:
     """Repo id -> files, all built from the tiny Llama fixtures."""
     config = (llama_dir / "config.json").read_bytes()
@@ -77,6 +78,13 @@ def hub_repos(
         },
         "org/broken-index": broken_index,
         "org/gguf-only": {"model-q4.gguf": b"GGUF" + b"\0" * 60, "README.md": b"# gguf"},
+        "org/tiny-gguf": {
+            "tiny-Q8_0.gguf": (gguf_dir / "tiny-Q8_0.gguf").read_bytes(),
+            "tiny-F32.gguf": (gguf_dir / "tiny-F32.gguf").read_bytes(),
+            "tiny-Q4_K.gguf": (gguf_dir / "tiny-Q4_K.gguf").read_bytes(),
+            "big-header-Q8_0.gguf": (gguf_dir / "big-header-Q8_0.gguf").read_bytes(),
+            "README.md": b"# gguf",
+        },
         "org/diffusers-like": {
             "unet/diffusion_pytorch_model.safetensors": single["model.safetensors"],
             "unet/config.json": config,

@@ -41,6 +41,7 @@ from ckpt_gui.core.diff.structure import (
     find_prefix_renames,
 )
 from ckpt_gui.core.dtypes import FLOAT_DTYPES
+from ckpt_gui.core.gguf.values import can_dequantize
 from ckpt_gui.core.jobs import Job, Progress
 from ckpt_gui.core.model import Checkpoint
 from ckpt_gui.core.values.chunks import decode_into
@@ -133,11 +134,16 @@ def diff_values(
     return DiffReport(structure, ordered, aggregate_modules(ordered))
 
 
+def _decodable(dtype: str) -> bool:
+    """Float dtypes, and GGUF quantized types gguf can dequantize."""
+    return dtype in _DECODABLE or can_dequantize(dtype)
+
+
 def _without_reading(pair: TensorPair) -> TensorDiff | None:
     """Pairs settled from the header alone: empty tensors, undecodable dtypes."""
     if pair.a.parameters == 0:
         return _identical(pair)
-    decodable = pair.a.dtype in _DECODABLE and pair.b.dtype in _DECODABLE
+    decodable = _decodable(pair.a.dtype) and _decodable(pair.b.dtype)
     if not decodable and not pair.same_dtype:
         note = f"values of {pair.a.dtype} vs {pair.b.dtype} cannot be compared"
         return TensorDiff(
@@ -186,14 +192,14 @@ class _PairAccumulator:
     ) -> None:
         raw_a, raw_b = chunk_a.raw, chunk_b.raw
         if pair.same_dtype and _bytes_equal(raw_a, raw_b):
-            if pair.a.dtype in _DECODABLE:
+            if _decodable(pair.a.dtype):
                 values = decode_into(raw_a, pair.a.dtype, scratch_a)
                 norm = _sum_squares(values)
                 self.sq_a += norm
                 self.sq_b += norm
             return
         self.bytes_equal = False
-        if pair.a.dtype not in _DECODABLE:
+        if not _decodable(pair.a.dtype):
             self.max_abs = math.nan  # packed dtypes: only "bytes differ" is known
             return
         va = decode_into(raw_a, pair.a.dtype, scratch_a)
@@ -240,7 +246,7 @@ class _PairAccumulator:
         base = (pair.key, pair.b.name, pair.a.dtype, pair.b.dtype, pair.a.parameters)
         if self.bytes_equal and pair.same_dtype:
             return TensorDiff(*base, IDENTICAL, 0.0, 0.0, 1.0, 0.0, self.sq_a)
-        if pair.a.dtype not in _DECODABLE:
+        if not _decodable(pair.a.dtype):
             return TensorDiff(*base, CHANGED, None, None, None, note="bytes differ")
         finite = all(math.isfinite(v) for v in (self.sq_diff, self.sq_a, self.sq_b, self.max_abs))
         if not finite:

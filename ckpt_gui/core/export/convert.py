@@ -89,6 +89,12 @@ def plan_safetensors(
 def run_plan(plan: ExportPlan, options: ExportOptions | None = None) -> Job[ExportResult]:
     """Run a plan from any ``plan_*`` of this module (what the GUI's worker calls)."""
     options = options or ExportOptions()
+    from ckpt_gui.core.export.gguf_source import KIND as GGUF_KIND
+
+    if plan.kind == GGUF_KIND:
+        from ckpt_gui.core.export.gguf_source import run_gguf_plan
+
+        return (yield from run_gguf_plan(plan, options))
     root = Path(plan.extra["source_root"])
     provider = PickledTensors(root)
     result = yield from run_export(

@@ -11,10 +11,10 @@ import stat
 from pathlib import Path
 
 from ckpt_gui.core.errors import CheckpointError
-from ckpt_gui.core.formats import folder, index, pytorch, safetensors
+from ckpt_gui.core.formats import folder, gguf, index, pytorch, safetensors
 from ckpt_gui.core.model import Checkpoint
 
-READERS = (safetensors, pytorch, index)
+READERS = (safetensors, gguf, pytorch, index)
 HEAD_BYTES = 64
 
 
@@ -62,6 +62,8 @@ def open_file(path: Path, root: Path | None) -> Checkpoint:
         return safetensors.read(path, root)
     if path.name.endswith(".index.json"):
         return index.read(path, root)
+    if path.suffix == ".gguf":
+        return gguf.read(path, root)
     raise CheckpointError(
         path, f"not a checkpoint: unrecognised content (starts with {_preview(head)})"
     )

@@ -66,6 +66,14 @@ def pick_weights(folder: Path) -> tuple[list[Path], list[str]]:
         found = sorted(folder / n for n in names if n.endswith(suffix) and (folder / n).is_file())
         if found:
             return found, warnings
+    ggufs = sorted(folder / n for n in names if n.endswith(".gguf") and (folder / n).is_file())
+    if ggufs:
+        # One file per quantization, each a whole model (as GGUF repos hold them).
+        if len(ggufs) > 1:
+            warnings.append(
+                f"folder has {len(ggufs)} GGUF files; showing {ggufs[0].name} (open a file for another)"
+            )
+        return ggufs[:1], warnings
     raise CheckpointError(
         folder, "folder holds no checkpoint (no .safetensors, .bin, .pt, .pth, .ckpt or index.json)"
     )
@@ -100,7 +108,7 @@ def read(folder: Path, open_file: Any) -> Checkpoint:
         checkpoint,
         source=str(folder),
         root=snapshot,
-        config=config,
+        config=config if config is not None else checkpoint.config,  # GGUF: its own
         warnings=tuple(warnings) + checkpoint.warnings,
     )
 

@@ -75,6 +75,9 @@ def inspect_hub_job(
             "PyTorch pickle weights: shapes read from the zip's data.pkl alone (weights-only); "
             f"to read tensor values, download them: {download_command(ref)}",
         )
+    # A GGUF file carries its own config (its metadata) when the repo has no config.json.
+    if config is None and checkpoint.config is not None:
+        config = dict(checkpoint.config)
     return dataclasses.replace(_with_hub_facts(checkpoint, ref, facts, warnings), config=config)
 
 
@@ -207,6 +210,17 @@ def _read_remote(
 ) -> Job[Checkpoint]:
     weight_map: dict[str, str] | None = None
     index_metadata: dict[str, Any] = {}
+    if plan.format == "gguf":
+        from ckpt_gui.core.hub.remote_gguf import read_gguf
+
+        filename = plan.shards[0]
+        yield Progress(0, 1, f"reading the header of {filename}")
+        size = sizes.get(filename)
+        if size is None:
+            raise CheckpointError(f"{ref.repo_id}/{filename}", "the Hub did not report its size")
+        gguf_checkpoint = read_gguf(client, ref, filename, commit, size, read_ahead)
+        yield Progress(1, 1, f"read {filename}")
+        return gguf_checkpoint
     if plan.index is not None:
         yield Progress(0, 1, f"reading {plan.index}")
         weight_map, index_metadata = _remote_index(client, ref, commit, plan, sizes)

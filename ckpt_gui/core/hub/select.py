@@ -12,7 +12,8 @@ from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.formats.folder import PREFERRED, WEIGHT_SUFFIXES
 from ckpt_gui.core.hub.ref import HubRef
 
-_UNSUPPORTED = {".gguf": "GGUF", ".onnx": "ONNX", ".h5": "TensorFlow", ".msgpack": "Flax"}
+_UNSUPPORTED = {".onnx": "ONNX", ".h5": "TensorFlow", ".msgpack": "Flax"}
+GGUF_SUFFIX = ".gguf"
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class WeightPlan:
 
     @property
     def format(self) -> str:
+        if len(self.shards) == 1 and self.shards[0].endswith(GGUF_SUFFIX):
+            return "gguf"
         kinds = sorted(
             {"safetensors" if s.endswith(".safetensors") else "pytorch-zip" for s in self.shards}
         )
@@ -71,7 +74,7 @@ def plan_weights(ref: HubRef, sizes: dict[str, int | None]) -> WeightPlan:
         folder = wanted.rpartition("/")[0]
         if wanted.endswith(".index.json"):
             return WeightPlan(folder, wanted, ())
-        if wanted.endswith(WEIGHT_SUFFIXES):
+        if wanted.endswith((*WEIGHT_SUFFIXES, GGUF_SUFFIX)):
             return WeightPlan(folder, None, (wanted,))
         raise CheckpointError(str(ref), f"{wanted} is not a weight file or index")
     prefix = f"{wanted}/" if wanted else ""
@@ -103,6 +106,18 @@ def plan_weights(ref: HubRef, sizes: dict[str, int | None]) -> WeightPlan:
         found = sorted(full(n) for n in names if n.endswith(suffix))
         if found:
             return WeightPlan(wanted, None, tuple(found))
+    ggufs = sorted(full(n) for n in names if n.endswith(GGUF_SUFFIX))
+    if ggufs:
+        # GGUF repos hold one file per quantization: each is a whole model on its own.
+        warnings = ()
+        if len(ggufs) > 1:
+            shown = ", ".join(g.rpartition("/")[2] for g in ggufs[:8])
+            more = f" and {len(ggufs) - 8} more" if len(ggufs) > 8 else ""
+            warnings = (
+                f"repo has {len(ggufs)} GGUF files ({shown}{more}); showing {ggufs[0]}; for "
+                f"another open https://huggingface.co/{ref.repo_id}/blob/{ref.revision_or_main}/FILE",
+            )
+        return WeightPlan(wanted, None, (ggufs[0],), warnings)
     where = f"folder '{wanted}' of the repo" if wanted else "the repo"
     others = sorted({s for n in names for s in _UNSUPPORTED if n.endswith(s)})
     if others:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ckpt_gui.core.errors import CheckpointError
+from ckpt_gui.core.gguf.values import dequantize_into, is_quantized
 from ckpt_gui.core.model import Checkpoint, TensorInfo
 
 DEFAULT_CHUNK_ELEMENTS = 1 << 22  # 4M values: 16 MB as float32
@@ -46,7 +47,9 @@ def iter_chunks(
 ) -> Iterator[np.ndarray[Any, Any]]:
     """Yield the tensor's values (flattened) in chunks of at most ``chunk_elements``."""
     path = checkpoint.path_of(tensor)
-    if tensor.offset is not None:
+    if checkpoint.format == "gguf":
+        yield from _gguf_chunks(checkpoint, tensor, chunk_elements)
+    elif tensor.offset is not None:
         yield from _safetensors_chunks(path, tensor, chunk_elements)
     else:
         yield from _pickle_chunks(path, tensor, chunk_elements)
@@ -67,6 +70,8 @@ def decode(raw: bytes, dtype: str) -> np.ndarray[Any, Any]:
         torch_dtype = getattr(torch, SAFETENSORS_TO_TORCH[dtype])
         values = torch.frombuffer(bytearray(raw), dtype=torch_dtype).float().numpy()
         return values
+    if is_quantized(dtype):
+        return dequantize_into(np.frombuffer(raw, dtype=np.uint8), dtype)
     raise ValueError(f"values of dtype {dtype} cannot be decoded")
 
 
@@ -92,6 +97,8 @@ def decode_into(
         np.copyto(wide, raw.view("<u2"))
         np.left_shift(wide, 16, out=wide)
         return scratch[:count]
+    if is_quantized(dtype):
+        return dequantize_into(raw, dtype)
     return decode(raw.tobytes(), dtype)
 
 
@@ -116,6 +123,19 @@ def _safetensors_chunks(
                 yield decode(raw, tensor.dtype)
     except OSError as exc:
         raise CheckpointError(path, exc.strerror or str(exc)) from None
+
+
+def _gguf_chunks(
+    checkpoint: Checkpoint, tensor: TensorInfo, chunk_elements: int
+) -> Iterator[np.ndarray[Any, Any]]:
+    """Dequantized whole blocks, rows in transformers' order (see core/gguf/values.py)."""
+    from ckpt_gui.core.values.stream import TensorStream
+
+    step = max(256, chunk_elements - chunk_elements % 256)  # whole blocks of every ggml type
+    with TensorStream(checkpoint, [tensor], step, prefetch=False) as stream:
+        for chunk in stream:
+            # The chunk's buffer is reused: decode into independent arrays.
+            yield decode(chunk.raw.tobytes(), tensor.dtype).copy()
 
 
 def _pickle_chunks(

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ckpt_gui.core.dtypes import FLOAT_DTYPES
+from ckpt_gui.core.gguf.values import can_dequantize
 from ckpt_gui.core.jobs import Job, Progress
 from ckpt_gui.core.model import Checkpoint, TensorInfo
 from ckpt_gui.core.values.chunks import decode_into
@@ -148,7 +149,11 @@ def scan(
     readable: list[TensorInfo] = []
     skipped: list[tuple[str, str]] = []
     for tensor in checkpoint.tensors:
-        if tensor.dtype not in _DECODABLE and tensor.dtype not in _INTEGER:
+        if (
+            tensor.dtype not in _DECODABLE
+            and tensor.dtype not in _INTEGER
+            and not can_dequantize(tensor.dtype)
+        ):
             skipped.append((tensor.name, f"values of dtype {tensor.dtype} are not scanned"))
         elif tensor.parameters == 0:
             skipped.append((tensor.name, "empty tensor"))

@@ -26,6 +26,9 @@ import numpy as np
 
 from ckpt_gui.core.dtypes import BITS_PER_ELEMENT
 from ckpt_gui.core.errors import CheckpointError
+from ckpt_gui.core.gguf.naming import permutation_heads
+from ckpt_gui.core.gguf.values import PermutedRows, is_quantized
+from ckpt_gui.core.gguf.values import chunk_bytes as quantized_chunk_bytes
 from ckpt_gui.core.model import Checkpoint, TensorInfo
 from ckpt_gui.core.pickles.torch_load import MappedPickle
 from ckpt_gui.core.positional_io import O_BINARY, advise_sequential, read_into_at
@@ -54,6 +57,8 @@ class RawChunk:
 
 def chunk_bytes_for(tensor: TensorInfo, chunk_elements: int) -> int:
     """Bytes per chunk for a tensor: ``chunk_elements`` values, whole bytes for packed dtypes."""
+    if tensor.dtype not in BITS_PER_ELEMENT and is_quantized(tensor.dtype):
+        return quantized_chunk_bytes(tensor.dtype, chunk_elements)  # whole GGUF blocks
     bits = BITS_PER_ELEMENT.get(tensor.dtype, 8)
     return max(1, chunk_elements * bits // 8)
 
@@ -172,6 +177,7 @@ class _PoolView:
 
 
 class _Source:
+    # PermutedRows (core/gguf/values.py) has the same read_into.
     def read_into(self, start: int, view: np.ndarray[Any, np.dtype[np.uint8]]) -> None:
         raise NotImplementedError
 
@@ -214,7 +220,7 @@ class _OpenFiles:
         self.fds: dict[Path, int] = {}
         self.pickle: MappedPickle | None = None
 
-    def source_of(self, tensor: TensorInfo) -> _Source:
+    def source_of(self, tensor: TensorInfo) -> _Source | PermutedRows:
         if self.checkpoint.root is None:
             raise CheckpointError(
                 self.checkpoint.source, "tensor values can only be read from local files"
@@ -231,6 +237,10 @@ class _OpenFiles:
                     raise CheckpointError(path, exc.strerror or str(exc)) from None
                 advise_sequential(fd)
                 self.fds[path] = fd
+            heads = permutation_heads(self.checkpoint, tensor)
+            if heads is not None:
+                # llama.cpp's q/k row order: read the rows in transformers' order.
+                return PermutedRows(fd, path, tensor, heads)
             return _FileSpan(fd, path, tensor)
         pickle = self._pickle(path)
         return _PickledTensor(self._pickled_bytes(pickle, tensor), pickle)

@@ -28,6 +28,12 @@ if TYPE_CHECKING:
 
 QUIT_WAIT_MS = 60_000  # a cancelled job stops at its next 16 MB; cleanup is one rmtree
 CHECKPOINT_KINDS = ("convert", "reshard", "safetensors")
+GGUF_KIND = "gguf-safetensors"
+
+
+def is_gguf_tab(tab: CheckpointTab | None) -> bool:
+    checkpoint = tab.checkpoint if tab is not None else None
+    return checkpoint is not None and checkpoint.format == "gguf"
 
 
 def tab_source(tab: CheckpointTab | None) -> str:
@@ -84,6 +90,8 @@ class ExportController(QObject):
     ) -> ExportDialog:
         """Show a (non-modal) export dialog, prefilled from ``tab`` or the current tab."""
         tab = tab if tab is not None else self.shell.current_tab()
+        if kind in CHECKPOINT_KINDS and is_gguf_tab(tab):
+            kind = GGUF_KIND  # a GGUF file's only export: dequantize it to safetensors
         if source is None:
             source = config_source(tab) if kind == "random-init" else tab_source(tab)
         parent = self.shell.main_widget()
@@ -118,7 +126,7 @@ class ExportController(QObject):
     # -- menus ----------------------------------------------------------------------------------
     def _build_menu(self) -> None:
         menu = self.shell.menu("&Export")
-        for kind in (*CHECKPOINT_KINDS, "random-init"):
+        for kind in (*CHECKPOINT_KINDS, GGUF_KIND, "random-init"):
             action = menu.addAction(f"{KINDS[kind]}…")
             action.triggered.connect(lambda _=False, kind=kind: self.open_dialog(kind))
         menu.addSeparator()
@@ -131,6 +139,10 @@ class ExportController(QObject):
 
     def add_tab_entries(self, menu: QMenu, tab: CheckpointTab) -> None:
         """The tab's context-menu entries: each export of this checkpoint."""
+        if is_gguf_tab(tab):
+            action = menu.addAction(f"{KINDS[GGUF_KIND]}…")
+            action.triggered.connect(lambda _=False, t=tab: self.open_dialog(GGUF_KIND, tab=t))
+            return
         for kind in CHECKPOINT_KINDS:
             action = menu.addAction(f"{KINDS[kind]}…")
             action.triggered.connect(lambda _=False, k=kind, t=tab: self.open_dialog(k, tab=t))
@@ -153,7 +165,7 @@ class ExportController(QObject):
 
     def _add_subtree_action(self, tab: CheckpointTab, menu: QMenu, node: ModuleNode | None) -> None:
         path = node.path if node is not None else ""  # None: right-click below the rows
-        if not path:
+        if not path or is_gguf_tab(tab):  # GGUF exports are whole-model conversions
             return
         menu.addSeparator()
         action = menu.addAction("Export this subtree…")

@@ -52,8 +52,11 @@ KINDS = {
     "convert": "Convert dtype",
     "reshard": "Re-shard",
     "safetensors": "Convert to safetensors",
+    "gguf-safetensors": "Safetensors from GGUF (dequantized)",
     "random-init": "Random-init model from config",
 }
+DTYPE_KINDS = ("convert", "random-init", "gguf-safetensors")
+GGUF_DTYPES = ("F32", "BF16", "F16")  # F32 first: what transformers holds after loading
 SHARD_PRESETS = ("500MB", "1GB", "2GB", "5GB", "10GB")
 DEFAULT_SHARD = {"reshard": "2GB"}  # everything else: 5GB, as save_pretrained
 CONVERT_DTYPES = ("BF16", "F16", "F32")
@@ -215,11 +218,13 @@ class ExportDialog(QDialog):
             kind=kind,
             source=source,
             output=output,
-            dtype=str(dtype) if dtype and kind in ("convert", "random-init") else None,
+            dtype=str(dtype) if dtype and kind in DTYPE_KINDS else None,
             max_shard_size=max_shard_size,
             seed=self.seed_box.value(),
             overwrite=self.overwrite_box.isChecked(),
-            subtree=(self.subtree_edit.text().strip() or None) if kind != "random-init" else None,
+            subtree=(self.subtree_edit.text().strip() or None)
+            if kind not in ("random-init", "gguf-safetensors")
+            else None,
             renames=self.renames(),
         )
 
@@ -314,8 +319,9 @@ class ExportDialog(QDialog):
     def _kind_changed(self) -> None:
         kind = self.kind
         random_init = kind == "random-init"
-        self.form.setRowVisible(self.subtree_edit, not random_init)
-        self.form.setRowVisible(self.dtype_box, kind in ("convert", "random-init"))
+        gguf = kind == "gguf-safetensors"
+        self.form.setRowVisible(self.subtree_edit, not random_init and not gguf)
+        self.form.setRowVisible(self.dtype_box, kind in DTYPE_KINDS)
         self.form.setRowVisible(self.seed_box, random_init)
         self.form.setRowVisible(self.overflow_box, kind == "convert")
         holder = self.source_edit.parentWidget()
@@ -330,7 +336,7 @@ class ExportDialog(QDialog):
             self.dtype_box.clear()
             if random_init:
                 self.dtype_box.addItem("As in the config", None)
-            for dtype in CONVERT_DTYPES:
+            for dtype in GGUF_DTYPES if gguf else CONVERT_DTYPES:
                 self.dtype_box.addItem(dtype, dtype)
             index = self.dtype_box.findData(current)
             self.dtype_box.setCurrentIndex(max(0, index))

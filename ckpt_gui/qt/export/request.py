@@ -59,6 +59,17 @@ def make_plan(request: ExportRequest) -> ExportPlan:
             max_shard_size=request.max_shard_size,
             **common,
         )
+    if request.kind == "gguf-safetensors":
+        from ckpt_gui.core.export.gguf_source import plan_gguf_safetensors
+
+        return plan_gguf_safetensors(
+            request.source,
+            request.output,
+            dtype=request.dtype,
+            max_shard_size=request.max_shard_size,
+            renames=request.renames,
+            overwrite=request.overwrite,
+        )
     if request.kind == "reshard":
         assert request.max_shard_size is not None
         return plan_reshard(request.source, request.output, request.max_shard_size, **common)
@@ -103,6 +114,9 @@ def default_output(kind: str, source: str, dtype: str | None, subtree: str | Non
     if not source:
         return ""
     path = Path(source).expanduser()
+    if kind == "gguf-safetensors":
+        # A GGUF file is a whole model: name the folder after the file, next to it.
+        return str(path.parent / f"{path.stem}-safetensors")
     folder = path if path.is_dir() else path.parent
     suffix = {
         "convert": (dtype or "bf16").lower(),

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from ckpt_gui.core.demo import demo_checkpoint
+from ckpt_gui.core.gguf.naming import gguf_names
 from ckpt_gui.core.hub.ref import parse_hub_target
 from ckpt_gui.core.jobs import Job, Progress
 from ckpt_gui.core.model import Checkpoint
@@ -297,6 +298,8 @@ class CheckpointTab(QWidget):
                 self._stack.removeWidget(old)
                 old.deleteLater()
         self.tree = TreePanel(root)
+        if checkpoint.format == "gguf":
+            self.tree.model.set_aliases(gguf_names(checkpoint), "GGUF")
         self.details.set_checkpoint(checkpoint)
         self.tree.node_selected.connect(self.details.show_node)
         if self._pending_status is not None:

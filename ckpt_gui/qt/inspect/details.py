@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from ckpt_gui.core.formatting import human_bytes, human_count
+from ckpt_gui.core.gguf.naming import gguf_name
 from ckpt_gui.core.model import Checkpoint, TensorInfo
 from ckpt_gui.core.tree.build import ModuleNode
 from ckpt_gui.core.tree.ghosts import is_ghost
@@ -157,6 +158,8 @@ class DetailsPanel(QScrollArea):
             ("File", tensor.file),
             ("Offset", "—" if tensor.offset is None else f"{tensor.offset:,}"),
         ]
+        if self._checkpoint is not None and self._checkpoint.format == "gguf":
+            rows.insert(0, ("GGUF name", gguf_name(self._checkpoint, tensor)))
         for label, value in rows:
             _add_row(self.facts, label, value)
         self.stats_box.setVisible(True)

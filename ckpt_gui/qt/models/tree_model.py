@@ -108,6 +108,8 @@ class CheckpointTreeModel(QAbstractItemModel):
         self._root = root or ModuleNode("", "", None)
         self._status: dict[str, str] = {}
         self._inherited: dict[int, str] = {}
+        self._aliases: dict[str, str] = {}
+        self._alias_label = ""
         self._bold = QFont()
         self._bold.setBold(True)
         self._italic = QFont()
@@ -188,6 +190,15 @@ class CheckpointTreeModel(QAbstractItemModel):
         self._status = dict(status)
         self._inherited = _inherit_status(self._root, self._status)
         self._emit_all_changed()
+
+    def set_aliases(self, aliases: Mapping[str, str], label: str) -> None:
+        """A second name per tensor (GGUF files: llama.cpp's), shown in the File column."""
+        self._aliases = dict(aliases)
+        self._alias_label = label
+        self._emit_all_changed()
+
+    def alias_of(self, node: ModuleNode) -> str | None:
+        return self._aliases.get(node.path) if node.tensor is not None else None
 
     def status_of(self, node: ModuleNode) -> str | None:
         return self._status.get(node.path) or self._inherited.get(id(node))
@@ -310,6 +321,9 @@ class CheckpointTreeModel(QAbstractItemModel):
         if column == Column.SIZE:
             return human_bytes(node.nbytes)
         if column == Column.FILE:
+            alias = self.alias_of(node)
+            if alias is not None:
+                return f"{alias}  ({tensor.file})" if tensor else alias
             return tensor.file if tensor else ""
         return ""
 
@@ -337,6 +351,9 @@ class CheckpointTreeModel(QAbstractItemModel):
                 f"{node.members[0].name} ({node.members[0].path})"
             )
         status = self.status_of(node)
+        alias = self.alias_of(node)
+        if alias is not None:
+            return f"{node.path}\n{self._alias_label} name: {alias}"
         if is_ghost(node.tensor):
             return f"{node.path}  [missing: the model expects it, the checkpoint lacks it]"
         return f"{node.path}  [{status}]" if status else node.path

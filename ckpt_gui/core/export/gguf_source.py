@@ -1,0 +1,208 @@
+"""GGUF -> Hugging Face safetensors: dequantized, tensor by tensor, as transformers loads it.
+
+The plan follows ``from_pretrained(dir, gguf_file=...)``: the tensors transformers
+names (others, like ``rope_freqs.weight``, are skipped as it skips them), values
+dequantized by gguf and q/k rows back in transformers' order, float32 unless
+``dtype`` says otherwise, and a ``config.json`` from the config transformers derives
+(written through its config class, as ``save_pretrained`` writes it). Plain
+F32/F16/BF16 tensors in their stored row order go through the engine's usual
+file-to-file path; the rest are decoded one tensor at a time by ``GGUFTensors``.
+The tokenizer is not converted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ckpt_gui.core.dtypes import nbytes_for
+from ckpt_gui.core.errors import CheckpointError
+from ckpt_gui.core.export import renames as rename_rules
+from ckpt_gui.core.export.atomic import check_target
+from ckpt_gui.core.export.engine import ExportOptions, ExportResult, run_export
+from ckpt_gui.core.export.keep_fp32 import compile_patterns, keep_in_fp32_patterns
+from ckpt_gui.core.export.plan import (
+    DEFAULT_MAX_SHARD_SIZE,
+    ExportPlan,
+    PlannedTensor,
+    split_into_shards,
+)
+from ckpt_gui.core.gguf.hf_names import VALUE_PROCESSED_ARCHS
+from ckpt_gui.core.gguf.naming import NAMED_KEY, TENSORS_KEY, permutation_heads, with_hf_names
+from ckpt_gui.core.gguf.values import PermutedRows, StoredSpan, is_quantized, read_values_into
+from ckpt_gui.core.jobs import Job
+from ckpt_gui.core.model import Checkpoint
+from ckpt_gui.core.targets import open_target
+
+KIND = "gguf-safetensors"
+OUTPUT_DTYPES = ("F32", "F16", "BF16")
+
+
+def is_gguf_target(target: str | Path) -> bool:
+    path = Path(target).expanduser()
+    if not path.is_file():
+        return False
+    try:
+        with path.open("rb") as stream:
+            return stream.read(4) == b"GGUF"
+    except OSError:
+        return False
+
+
+def plan_gguf_safetensors(
+    target: str | Path,
+    output: str | Path,
+    *,
+    dtype: str | None = None,
+    max_shard_size: int | None = None,
+    renames: Iterable[rename_rules.RenameRuleLike] | None = None,
+    overwrite: bool = False,
+) -> ExportPlan:
+    """Plan the conversion; ``dtype`` F32 (default, what transformers holds), F16 or BF16."""
+    out_dtype = dtype or "F32"
+    if out_dtype not in OUTPUT_DTYPES:
+        raise ValueError(f"target dtype must be F32, F16 or BF16, not {out_dtype}")
+    checkpoint = with_hf_names(open_target(target))
+    _check_convertible(checkpoint, str(target))
+    root = checkpoint.root
+    assert root is not None and checkpoint.config is not None
+    out = Path(output).expanduser()
+    check_target(out, [Path(target).expanduser()], overwrite)
+    table = checkpoint.metadata.get(TENSORS_KEY, {})
+    named = [t for t in checkpoint.tensors if table.get(t.name, {}).get("gguf_name") != t.name]
+    skipped = len(checkpoint.tensors) - len(named)
+    rules = rename_rules.normalize(renames)
+    names = rename_rules.rename_all((t.name for t in named), rules, str(target))
+    keep = compile_patterns(keep_in_fp32_patterns(checkpoint.config, out_dtype))
+    planned: list[PlannedTensor] = []
+    for info in named:
+        new_name = names[info.name]
+        tensor_dtype = "F32" if keep is not None and keep.search(new_name) else out_dtype
+        source = info
+        if is_quantized(info.dtype) or permutation_heads(checkpoint, info) is not None:
+            source = dataclasses.replace(info, offset=None)  # decoded by GGUFTensors
+        planned.append(
+            PlannedTensor(
+                new_name,
+                tensor_dtype,
+                info.shape,
+                nbytes_for(tensor_dtype, info.parameters),
+                source,
+            )
+        )
+    warnings = [w for w in checkpoint.warnings if "no transformers name" not in w]
+    if skipped:
+        warnings.append(f"{skipped} GGUF tensors without a transformers name were left out")
+    warnings.append("the tokenizer is not converted (transformers reads it from the GGUF file)")
+    shards = split_into_shards(planned, max_shard_size or DEFAULT_MAX_SHARD_SIZE, {"format": "pt"})
+    config_bytes = config_json(dict(checkpoint.config), out_dtype)
+    return ExportPlan(
+        kind=KIND,
+        source=str(target),
+        output=out,
+        shards=shards,
+        max_shard_size=max_shard_size or DEFAULT_MAX_SHARD_SIZE,
+        generated_files=(("config.json", config_bytes),),
+        warnings=tuple(warnings),
+        extra={"source_root": str(root), "dtype": out_dtype},
+        context=checkpoint,
+    )
+
+
+def _check_convertible(checkpoint: Checkpoint, target: str) -> None:
+    if checkpoint.format != "gguf":
+        raise CheckpointError(target, "not a GGUF file")
+    arch = str(checkpoint.metadata.get("gguf", {}).get("architecture") or "")
+    if checkpoint.config is None:
+        raise CheckpointError(target, f"transformers has no config for GGUF architecture {arch!r}")
+    if arch in VALUE_PROCESSED_ARCHS:
+        raise CheckpointError(
+            target,
+            f"converting {arch} GGUF files is not supported (transformers reshapes their tensors "
+            "on load in ways ckpt-gui does not repeat)",
+        )
+    if not checkpoint.metadata.get(NAMED_KEY):
+        raise CheckpointError(target, "no tensor of this file has a transformers name")
+
+
+def config_json(config: dict[str, Any], dtype: str) -> bytes:
+    """config.json holding what transformers derives from the file, and the dtype.
+
+    Written without importing transformers (seconds on a busy machine): the config
+    class fills in its defaults on load exactly as it did for the GGUF-derived dict
+    (tests compare ``AutoConfig`` of the output with ``AutoConfig`` of the GGUF file).
+    """
+    values = dict(config)
+    values["dtype"] = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}[dtype]
+    from importlib.metadata import PackageNotFoundError, version
+
+    with contextlib.suppress(PackageNotFoundError):  # informational only
+        values["transformers_version"] = version("transformers")
+    return (json.dumps(values, indent=2, sort_keys=True) + "\n").encode()
+
+
+class GGUFTensors:
+    """The engine's provider: one tensor's float32 values (dequantized, rows reordered).
+
+    Each tensor gets a fresh float32 tensor (the engine may still be writing the
+    previous one from its memory), filled piece by piece (``read_values_into``).
+    """
+
+    def __init__(self, checkpoint: Checkpoint) -> None:
+        self.checkpoint = checkpoint
+        self.by_name = {t.name: t for t in checkpoint.tensors}
+
+    def __call__(self, tensor: PlannedTensor) -> Any:
+        import torch
+
+        source = tensor.source
+        assert source is not None
+        info = self.by_name[source.name]
+        out = torch.empty(info.parameters, dtype=torch.float32)
+        path = self.checkpoint.path_of(info)
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        except OSError as exc:
+            raise CheckpointError(path, exc.strerror or str(exc)) from None
+        try:
+            heads = permutation_heads(self.checkpoint, info)
+            reader = (
+                PermutedRows(fd, path, info, heads)
+                if heads is not None
+                else StoredSpan(fd, path, info)
+            )
+            read_values_into(reader, info, out.numpy())
+        finally:
+            os.close(fd)
+        return out.reshape(info.shape)
+
+
+def run_gguf_plan(plan: ExportPlan, options: ExportOptions | None = None) -> Job[ExportResult]:
+    options = options or ExportOptions()
+    checkpoint = plan.context
+    if not isinstance(checkpoint, Checkpoint):
+        checkpoint = with_hf_names(open_target(plan.source))
+    result = yield from run_export(
+        plan, [Path(plan.source).expanduser()], options, provider=GGUFTensors(checkpoint)
+    )
+    return result
+
+
+def gguf_to_safetensors(
+    target: str | Path,
+    output: str | Path,
+    *,
+    dtype: str | None = None,
+    max_shard_size: int | None = None,
+    options: ExportOptions | None = None,
+) -> Job[ExportResult]:
+    options = options or ExportOptions()
+    plan = plan_gguf_safetensors(
+        target, output, dtype=dtype, max_shard_size=max_shard_size, overwrite=options.overwrite
+    )
+    return (yield from run_gguf_plan(plan, options))
