@@ -82,10 +82,108 @@ def run(workdir: Path) -> list[Result]:
     )
     baseline = measure(python("-c", BASELINE, str(target)), env=env, repeat=3)
     return [
+        *run_flat(workdir),
         Result(
             f"gui: open {TENSORS:,} tensors until usable",
             ours,
             baseline,
             note="baseline: QTreeWidget items on the GUI thread",
+        ),
+    ]
+
+
+# -- a flat 200,000-tensor file: open time vs a tiny one, and the longest GUI-thread freeze ---
+FLAT_TENSORS = int(os.environ.get("CKPT_GUI_BENCH_FLAT_TENSORS", "200000"))
+REPEAT = int(os.environ.get("CKPT_GUI_BENCH_REPEAT", "3"))
+
+FREEZE = """
+import sys, time
+import ckpt_gui.qt
+from PySide6.QtCore import QTimer, Qt
+from PySide6.QtWidgets import QApplication
+from ckpt_gui.core.formats import open_checkpoint
+from ckpt_gui.core.tree.build import build_tree
+from ckpt_gui.qt.inspect.tree_panel import TreePanel
+app = QApplication([])
+panel = TreePanel(build_tree(open_checkpoint(sys.argv[1]).tensors))
+panel.resize(1000, 700)
+panel.show()
+app.processEvents()
+# A 5 ms timer on the GUI thread: the longest gap between its ticks is the longest freeze.
+last = [time.perf_counter()]
+gaps = []
+def tick():
+    now = time.perf_counter()
+    gaps.append(now - last[0])
+    last[0] = now
+timer = QTimer(); timer.setInterval(5); timer.timeout.connect(tick); timer.start()
+def settle(seconds=0.3):
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        app.processEvents()
+def step(name, action):
+    settle()
+    gaps.clear(); last[0] = time.perf_counter()
+    QTimer.singleShot(0, action)
+    settle(0.2)
+    while len(gaps) < 20:  # until the timer ticks freely again after the action
+        app.processEvents()
+    print(f"{name}: longest GUI-thread freeze {max(gaps) * 1000:.0f} ms", flush=True)
+step("sort by name", lambda: panel.view.sortByColumn(0, Qt.SortOrder.AscendingOrder))
+step("sort by parameters", lambda: panel.view.sortByColumn(3, Qt.SortOrder.DescendingOrder))
+def set_filter(text):
+    panel.filter_edit.setText(text)
+    panel.apply_filter()
+step("filter 'w00001'", lambda: set_filter("w00001"))
+step("filter 'w0' (all)", lambda: set_filter("w0"))
+step("clear filter", lambda: set_filter(""))
+"""
+
+
+def write_flat(path: Path, count: int) -> None:
+    header = {
+        f"w{i:07d}": {"dtype": "F16", "shape": [2], "data_offsets": [4 * i, 4 * i + 4]}
+        for i in range(count)
+    }
+    raw = json.dumps(header).encode()
+    with path.open("wb") as stream:
+        stream.write(struct.pack("<Q", len(raw)))
+        stream.write(raw)
+        stream.write(os.urandom(4 * count))
+
+
+def run_flat(workdir: Path) -> list[Result]:
+    import subprocess
+    import sys
+
+    from common import ROOT
+
+    big, tiny = workdir / "flat.safetensors", workdir / "tiny.safetensors"
+    write_flat(big, FLAT_TENSORS)
+    write_flat(tiny, 10)
+    env = {"QT_QPA_PLATFORM": "offscreen"}
+
+    def shot(target: Path) -> list[str]:
+        return python("-m", "ckpt_gui", str(target), "--screenshot", str(workdir / "flat.png"))
+
+    ours = measure(shot(big), env=env, repeat=REPEAT)
+    baseline = measure(shot(tiny), env=env, repeat=REPEAT)
+    freeze = subprocess.run(
+        [sys.executable, "-c", FREEZE, str(big)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
+    print(freeze.stdout.strip())
+    if freeze.returncode:
+        print(freeze.stderr[-2000:])
+    return [
+        Result(
+            f"gui: open {FLAT_TENSORS:,} flat tensors vs 10",
+            ours,
+            baseline,
+            target_speedup=1 / 6,  # within 6x of the tiny file's time
+            note="baseline: the same window on a 10-tensor file; freezes printed above",
         )
     ]

@@ -66,7 +66,7 @@ def print_results(results: list[Result]) -> None:
     print(header)
     print("-" * len(header))
     for r in results:
-        target = f"{r.target_speedup:.0f}x" if r.target_speedup else "-"
+        target = f"{r.target_speedup:.2g}x" if r.target_speedup else "-"
         mem_ratio = r.baseline.peak_rss_mb / r.ours.peak_rss_mb if r.ours.peak_rss_mb else 0
         status = (
             ""

@@ -45,11 +45,13 @@ def run(args: argparse.Namespace) -> int:
 
         base = open_target(args.base) if args.base else base_of(checkpoint)
     if args.json:
-        data = checkpoint.to_json()
-        if base is not None and data["adapter"] is not None:
+        if base is not None and checkpoint.adapter is not None:
+            data = checkpoint.to_json()
             data["adapter"]["base_shown"] = base.source
-        json.dump(data, sys.stdout, indent=1)
-        sys.stdout.write("\n")
+            json.dump(data, sys.stdout, indent=1)
+            sys.stdout.write("\n")
+        else:
+            sys.stdout.write(checkpoint.to_json_text())
     else:
         sys.stdout.write(render_text(checkpoint, args.depth, base))
     return 0

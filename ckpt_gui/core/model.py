@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -186,14 +187,42 @@ class Checkpoint:
 
     def to_json(self) -> dict[str, Any]:
         quantization = self.quantization
+        by_dtype: dict[str, int]
+        if quantization is not None or any(t.storage is not None for t in self.tensors):
+            # Quantized models count the model's parameters; pickles add storage fields.
+            rows = [t.to_json() for t in self.tensors]
+            total = self.total_parameters
+            by_dtype = self.parameters_by_dtype
+        else:
+            # Each tensor's count is computed once (the properties above would walk the
+            # tensors three more times): this runs on 200,000-tensor listings.
+            rows = []
+            total = 0
+            by_dtype = {}
+            prod = math.prod
+            for t in self.tensors:
+                parameters = prod(t.shape)
+                total += parameters
+                by_dtype[t.dtype] = by_dtype.get(t.dtype, 0) + parameters
+                rows.append(
+                    {
+                        "name": t.name,
+                        "dtype": t.dtype,
+                        "shape": list(t.shape),
+                        "parameters": parameters,
+                        "nbytes": t.nbytes,
+                        "file": t.file,
+                        "offset": t.offset,
+                    }
+                )
         return {
             "source": self.source,
             "format": self.format,
             "files": [f.to_json() for f in self.files],
-            "total_parameters": self.total_parameters,
-            "total_bytes": self.total_bytes,
-            "parameters_by_dtype": self.parameters_by_dtype,
-            "tensors": [t.to_json() for t in self.tensors],
+            "total_parameters": total,
+            "total_bytes": sum(t.nbytes for t in self.tensors),
+            "parameters_by_dtype": dict(sorted(by_dtype.items(), key=lambda item: -item[1])),
+            "tensors": rows,
             "metadata": _jsonable(dict(self.metadata)),
             "warnings": list(self.all_warnings),
             "quantization": quantization.to_json() if quantization is not None else None,
@@ -201,6 +230,23 @@ class Checkpoint:
             "pickle_globals": [g.to_json() for g in self.pickle_globals],
             "adapter": self.adapter.to_json() if self.adapter is not None else None,
         }
+
+    def to_json_text(self) -> str:
+        """``to_json`` as one string: indented, one tensor per line.
+
+        Built in one piece by the C encoder: ``json.dump(..., indent=...)`` runs
+        the pure-Python encoder and writes to the stream piece by piece (9.5 s for
+        200,000 tensors). The tensors' list is encoded compactly, then each row is
+        put on its own line: a row boundary ``}, {"name": `` cannot occur inside
+        a string, where every quote is escaped.
+        """
+        data = self.to_json()
+        rows = data.pop("tensors")
+        head = json.dumps(data, indent=1)
+        listed = json.dumps(rows).replace('}, {"name": ', '},\n  {"name": ')
+        if rows:
+            listed = "[\n  " + listed[1:-1] + "\n ]"
+        return head[:-2] + ',\n "tensors": ' + listed + "\n}\n"
 
 
 def _jsonable(value: Any) -> Any:

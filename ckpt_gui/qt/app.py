@@ -112,7 +112,9 @@ def run_gui(args: argparse.Namespace) -> int:
         window.open_targets([DEMO_TARGET])
     window.show()
     if not headless:
-        return app.exec()
+        from ckpt_gui.qt.runtime.process_exit import end_gui_process
+
+        return end_gui_process(app.exec())  # skips the final collections (see there)
     from ckpt_gui.qt.headless import run_headless
 
     return run_headless(app, window, args.screenshot, HEADLESS_TIMEOUT_S)

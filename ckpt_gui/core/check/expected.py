@@ -13,6 +13,7 @@ from typing import Any
 
 from ckpt_gui.core.check.renaming import PlainRenaming
 from ckpt_gui.core.check.resolved import ResolvedConfig, apply_overrides
+from ckpt_gui.core.check.size_guard import BuildBudget, build_budget
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.gc_pause import collector_paused
 from ckpt_gui.core.quiet import quiet_on_this_thread
@@ -55,9 +56,15 @@ class ExpectedModel:
 
 
 def build_expected(
-    config: ResolvedConfig, key_mapping: dict[str, str] | None = None
+    config: ResolvedConfig,
+    key_mapping: dict[str, str] | None = None,
+    budget: BuildBudget | None = None,
 ) -> ExpectedModel:
-    """Build ``config``'s model on the meta device and describe what it expects."""
+    """Build ``config``'s model on the meta device and describe what it expects.
+
+    The build is stopped once it exceeds ``budget`` (see size_guard); callers refuse
+    configs of an impossible size first (``expected_cache.load_expected``).
+    """
     refuse_remote_code(config)
     with collector_paused():  # the imports take seconds; the collector adds 15%
         import torch
@@ -69,7 +76,7 @@ def build_expected(
         with quiet_on_this_thread(), collector_paused():
             # from_dict never runs remote code; the model type was checked above.
             hf_config = config_class.from_dict(dict(values))
-            with torch.device("meta"):
+            with build_budget(budget, config.source), torch.device("meta"):
                 model = model_class(hf_config)
     except CheckpointError:
         raise

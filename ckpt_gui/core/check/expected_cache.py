@@ -29,7 +29,8 @@ from ckpt_gui.core.check.expected import (
 )
 from ckpt_gui.core.check.renaming import PlainRenaming
 from ckpt_gui.core.check.resolved import ResolvedConfig
-from ckpt_gui.core.check.templates.template import template_for
+from ckpt_gui.core.check.size_guard import refuse_absurd
+from ckpt_gui.core.check.templates.template import template_for, template_size
 from ckpt_gui.core.quant.scheme import scheme_from_config
 
 SCHEMA = 1
@@ -68,6 +69,8 @@ def load_expected(
     """The model description from the cache or a shipped template, else built (and
     cached when possible). ``use_cache=False`` skips both: always a real build."""
     refuse_remote_code(config)
+    exact = template_size(config.values, config.architecture)
+    refuse_absurd(config.values, config.source, exact)
     key = cache_key(config, key_mapping) if use_cache else None
     path = cache_dir() / f"{key}.json" if key else None
     # A quantized config needs the Linear modules, which only a build (or a cache

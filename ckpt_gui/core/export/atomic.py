@@ -6,13 +6,17 @@ drops the lock when the process dies, however it dies, so a later export can
 tell a crashed job's leftovers (lock free) from a running one's (lock held) and
 remove them. The finished folder replaces the target with one rename, or with
 an atomic exchange (``renameat2(RENAME_EXCHANGE)``) when overwriting.
+
+The lock is ``flock`` where ``fcntl`` exists and ``msvcrt.locking`` on
+Windows; both are imported when used, so this module imports everywhere.
+Where neither exists a leftover is never taken for a crashed job's (kept, not
+removed), and renames replace instead of exchanging.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import fcntl
 import os
 import secrets
 import shutil
@@ -81,11 +85,37 @@ def _lock_is_free(lock: Path) -> bool:
     except OSError:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False
+        return _lock(fd, wait=False)
     finally:
         os.close(fd)
+
+
+def _lock(fd: int, wait: bool) -> bool:
+    """Lock ``fd`` for this process (dropped by the kernel when it dies); False if held.
+
+    Without a lock call (neither ``fcntl`` nor ``msvcrt``) nothing can tell a
+    live job from a dead one: report it held, so leftovers are kept.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        pass
+    else:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        return True
+    try:
+        import msvcrt
+    except ImportError:
+        return False
+    try:
+        # One byte suffices: the lock file exists only to carry the lock.
+        mode = msvcrt.LK_LOCK if wait else msvcrt.LK_NBLCK  # type: ignore[attr-defined,unused-ignore]
+        msvcrt.locking(fd, mode, 1)  # type: ignore[attr-defined,unused-ignore]
+    except OSError:
+        return False
     return True
 
 
@@ -108,7 +138,7 @@ class Staging:
         self.path = self.parent / f".{target.name}{PARTIAL_TAG}{suffix}"
         self.path.mkdir()
         self._lock_fd: int | None = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        _lock(self._lock_fd, wait=True)
         self.committed = False
 
     def commit(self, fsync: bool = True) -> None:
@@ -160,7 +190,7 @@ def _exchange(a: Path, b: Path) -> bool:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         renameat2 = libc.renameat2
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # TypeError: Windows has no CDLL(None)
         return False
     result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
     return bool(result == 0)

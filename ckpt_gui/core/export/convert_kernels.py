@@ -20,6 +20,7 @@ from ckpt_gui.core.dtypes import SAFETENSORS_TO_TORCH
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.export.plan import ExportPlan, PlannedTensor, TensorProvider
 from ckpt_gui.core.gc_pause import collector_paused
+from ckpt_gui.core.positional_io import read_into_at
 
 if TYPE_CHECKING:
     from ckpt_gui.core.export.writer import ShardFile, SourceFiles
@@ -286,7 +287,7 @@ def _name_of(dtype: Any) -> str:
 
 def _read_exact(fd: int, path: Path, view: memoryview, offset: int) -> None:
     while view:
-        got = os.preadv(fd, [view], offset)
+        got = read_into_at(fd, view, offset)
         if got <= 0:
             raise CheckpointError(path, f"file ends at byte {offset:,}, inside a tensor")
         view = view[got:]

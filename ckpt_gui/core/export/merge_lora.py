@@ -33,6 +33,7 @@ from ckpt_gui.core.export.plan import (
 from ckpt_gui.core.export.sources import plan_from_checkpoint
 from ckpt_gui.core.jobs import Job
 from ckpt_gui.core.model import Checkpoint, TensorInfo
+from ckpt_gui.core.positional_io import read_into_at
 from ckpt_gui.core.targets import open_target
 
 
@@ -290,13 +291,8 @@ class MergedTensors:
 
 
 def _read_at(fd: int, view: memoryview, offset: int) -> int:
-    """Read into ``view`` at ``offset``; Windows has no ``os.preadv``."""
-    if hasattr(os, "preadv"):
-        return os.preadv(fd, [view], offset)
-    os.lseek(fd, offset, os.SEEK_SET)
-    data = os.read(fd, len(view))
-    view[: len(data)] = data
-    return len(data)
+    """Read into ``view`` at ``offset`` (``os.preadv`` where there is one)."""
+    return read_into_at(fd, view, offset)
 
 
 def _load_small(path: Path) -> dict[str, Any]:

@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ckpt_gui.core.check import size_guard
+from ckpt_gui.core.check.size_guard import BuildBudget
 from ckpt_gui.core.dtypes import nbytes_for, torch_dtype_name
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.export import renames as rename_rules
@@ -115,15 +117,22 @@ def plan_random_init(
     overwrite: bool = False,
     unit_budget: int = UNIT_BUDGET,
     weights_key: str | None = None,
+    build_budget: BuildBudget | None = None,
 ) -> ExportPlan:
-    """Plan the files; builds the model on the meta device (no weights in memory)."""
+    """Plan the files; builds the model on the meta device (no weights in memory).
+
+    A config asking for an impossible size is refused before transformers reads
+    it; the meta build is stopped once it exceeds ``build_budget`` (size_guard).
+    """
     with collector_paused():  # the imports (seconds) and the meta build
         out = Path(output).expanduser()
         config_path = Path(config).expanduser()
         check_target(out, [config_path], overwrite)
+        _refuse_absurd_config(config_path, str(config))
         cfg = load_config(config_path, weights_key)
         cls = model_class(cfg, str(config))
-        model, dtype = _meta_model(cls, cfg, dtype)
+        with size_guard.build_budget(build_budget, str(config)):
+            model, dtype = _meta_model(cls, cfg, dtype)
     names = _saved_names(model)
     rules = rename_rules.normalize(renames)
     renamed = rename_rules.rename_all(names, rules, str(config))
@@ -162,6 +171,25 @@ def plan_random_init(
             "budget": unit_budget,
         },
     )
+
+
+def _refuse_absurd_config(path: Path, source: str) -> None:
+    """Estimate from the raw JSON: transformers' own parsing of a huge config is slow too."""
+    from ckpt_gui.core.check.config_source import read_config_file
+
+    file = path / "config.json" if path.is_dir() else path
+    if not file.is_file():
+        return  # load_config says what is wrong
+    values = read_config_file(file)
+    architectures = values.get("architectures")
+    architecture = (
+        architectures[0]
+        if isinstance(architectures, list) and architectures and isinstance(architectures[0], str)
+        else None
+    )
+    from ckpt_gui.core.check.templates.template import template_size
+
+    size_guard.refuse_absurd(values, source, template_size(values, architecture))
 
 
 def _meta_model(cls: Any, cfg: Any, dtype: str | None) -> tuple[Any, str]:
@@ -238,7 +266,7 @@ def _return_freed_memory_promptly() -> None:
     try:
         libc = ctypes.CDLL(None)
         libc.mallopt(-3, 4 * 1024 * 1024)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # not glibc; TypeError: Windows
         pass
 
 

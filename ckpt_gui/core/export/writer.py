@@ -18,6 +18,14 @@ from pathlib import Path
 
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.export.plan import ShardPlan
+from ckpt_gui.core.positional_io import (
+    O_BINARY,
+    advise_will_need,
+    can_advise,
+    has_kernel_copy,
+    read_into_at,
+    write_at,
+)
 from ckpt_gui.core.values.lease import ReadLease
 
 CHUNK_BYTES = 64 * 1024 * 1024
@@ -45,11 +53,11 @@ class ShardFile:
         header = shard.header_bytes()
         self.expected_size = len(header) + shard.data_size
         self.position = 0
-        self._copy_file_range_ok = hasattr(os, "copy_file_range")
+        self._copy_file_range_ok = has_kernel_copy()
         # Set once copy_file_range has copied a piece: later pieces go to the executor.
         self._kernel_copy_works = False
         self._bounce: bytearray | None = None
-        self.fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self.fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_BINARY, 0o644)
         self.write(memoryview(header))
 
     def write(self, data: memoryview) -> None:
@@ -82,7 +90,7 @@ class ShardFile:
         assert self.fd is not None
         while view:
             try:
-                written = os.pwrite(self.fd, view, offset)
+                written = write_at(self.fd, view, offset)
             except OSError as exc:
                 raise _write_error(self.path, exc) from None
             view = view[written:]
@@ -151,7 +159,7 @@ class ShardFile:
         if self._bounce is None:
             self._bounce = bytearray(CHUNK_BYTES)
         view = memoryview(self._bounce)[:piece]
-        got = os.preadv(src_fd, [view], offset)
+        got = read_into_at(src_fd, view, offset)
         if got <= 0:
             raise CheckpointError(src_path, f"file ends at byte {offset:,}, inside a tensor")
         self._write_all(view[:got], self.position)
@@ -204,7 +212,7 @@ class SourceFiles:
         fd = self.fds.get(path)
         if fd is None:
             try:
-                fd = os.open(path, os.O_RDONLY)
+                fd = os.open(path, os.O_RDONLY | O_BINARY)
             except OSError as exc:
                 raise CheckpointError(path, f"cannot read: {exc.strerror or exc}") from None
             self.fds[path] = fd
@@ -257,7 +265,7 @@ class ReadAhead:
 
     def advance(self, position: int) -> None:
         """The consumer reached range ``position``; the first call starts the thread."""
-        if not hasattr(os, "posix_fadvise") or not self.ranges:
+        if not can_advise() or not self.ranges:
             return
         with self.condition:
             self.consumed = max(self.consumed, self.starts[min(position, len(self.ranges))])
@@ -280,8 +288,8 @@ class ReadAhead:
                             return
                     fd = fds.get(path)
                     if fd is None:
-                        fd = fds[path] = os.open(path, os.O_RDONLY)
-                    os.posix_fadvise(fd, offset + piece, length, os.POSIX_FADV_WILLNEED)
+                        fd = fds[path] = os.open(path, os.O_RDONLY | O_BINARY)
+                    advise_will_need(fd, offset + piece, length)
                     requested += length
         except OSError:
             return  # only a hint: the reads themselves report problems

@@ -2,7 +2,8 @@
 
 The index is checked against the shards themselves: a missing shard, a key
 listed but absent, a tensor in two shards, a tensor a shard holds that the index
-does not list, and shard paths that leave the folder are all refused.
+does not list, and shard paths that leave the folder are all refused. A weight
+file beside the index that it does not list is a warning (it is not shown).
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ def read(path: Path, root: Path | None = None) -> Checkpoint:
             f"index lists '{absent[0]}' in {weight_map[absent[0]]} but the shard lacks it{more}",
         )
     _check_numbered_siblings(folder, shards, path)
+    warnings = _unlisted_siblings(folder, shards)
     order = {name: i for i, name in enumerate(weight_map)}
     tensors.sort(key=lambda t: order[t.name])
     format_name = "+".join(sorted(kinds)) if kinds else "empty"
@@ -92,6 +94,7 @@ def read(path: Path, root: Path | None = None) -> Checkpoint:
         files=tuple(files),
         root=base,
         metadata=metadata,
+        warnings=tuple(warnings),
         pickle_globals=tuple(pickle_globals.values()),
     )
 
@@ -150,6 +153,29 @@ def _check_numbered_siblings(folder: Path, shards: list[str], index_path: Path) 
             raise CheckpointError(
                 index_path, f"shard {sibling.name} is in the folder but not in the index"
             )
+
+
+def _unlisted_siblings(folder: Path, shards: list[str]) -> list[str]:
+    """Weight files of the shards' kind beside the index but not in it: not shown, say so.
+
+    A leftover of an earlier save (another shard count, or the unsharded
+    ``model.safetensors``) looks like part of the checkpoint but no loader reads
+    it; opening without a word would let the user believe it is included.
+    """
+    suffixes = {Path(s).suffix for s in shards if Path(s).suffix}
+    listed = {(folder / s).resolve() for s in shards}
+    unlisted = sorted(
+        entry.name
+        for entry in folder.iterdir()
+        if entry.suffix in suffixes and entry.is_file() and entry.resolve() not in listed
+    )
+    if not unlisted:
+        return []
+    more = f" (and {len(unlisted) - 1} more)" if len(unlisted) > 1 else ""
+    return [
+        f"{unlisted[0]}{more} is beside the index but not in it "
+        "(left from an earlier save?): not shown"
+    ]
 
 
 def _head(path: Path) -> bytes:

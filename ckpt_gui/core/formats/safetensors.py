@@ -13,7 +13,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from ckpt_gui.core.dtypes import BITS_PER_ELEMENT, nbytes_for
+from ckpt_gui.core.dtypes import BITS_PER_ELEMENT
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.model import Checkpoint, FileInfo, TensorInfo
 
@@ -66,7 +66,49 @@ def parse_header_bytes(raw: bytes, name: str) -> dict[str, Any]:
         raise CheckpointError(name, "header JSON is nested too deeply") from None
     if not isinstance(header, dict):
         raise CheckpointError(name, f"header is a JSON {type(header).__name__}, not an object")
+    _refuse_duplicate_names(raw, text, header, name)
     return header
+
+
+def _refuse_duplicate_names(raw: bytes, text: str, header: dict[str, Any], name: str) -> None:
+    """The spec forbids a tensor name twice; ``json.loads`` would silently keep the last.
+
+    Parsing with ``object_pairs_hook`` sees every pair but costs about 70% more
+    on a 200,000-tensor header, so it runs only when the raw text holds more
+    ``"data_offsets"`` than the parsed header has entries: a name given twice
+    (with its offsets) always makes that count differ. A ``\\u`` escape could
+    spell the key without those bytes, so any escape takes the exact path too.
+    """
+    entries = len(header) - ("__metadata__" in header)
+    if raw.count(b'"data_offsets"') <= entries and b"\\u" not in raw:
+        return
+
+    def first_repeat(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in seen:
+                # Tensor entries are objects; a repeat inside one has plain values.
+                raise _Repeated(key, isinstance(value, dict))
+            seen[key] = value
+        return seen
+
+    try:
+        json.loads(text, object_pairs_hook=first_repeat)
+    except _Repeated as repeated:
+        what = "tensor name" if repeated.is_tensor else "key"
+        where = "the header" if repeated.is_tensor else "one header entry"
+        raise CheckpointError(
+            name,
+            f"{what} '{repeated.key}' appears twice in {where} "
+            "(the format forbids it; a reader would silently pick one)",
+        ) from None
+
+
+class _Repeated(Exception):
+    def __init__(self, key: str, is_tensor: bool) -> None:
+        super().__init__(key)
+        self.key = key
+        self.is_tensor = is_tensor
 
 
 def tensors_from_header(
@@ -80,11 +122,40 @@ def tensors_from_header(
         raise CheckpointError(name, "__metadata__ must map strings to strings")
     tensors: list[TensorInfo] = []
     spans: list[tuple[int, int, str]] = []
+    bits_of = BITS_PER_ELEMENT
     for key, entry in header.items():
         if key == "__metadata__":
             continue
-        dtype, shape, begin, end = _validate_entry(key, entry, name)
-        expected = nbytes_for(dtype, math.prod(shape))
+        # The common, well-formed entry is checked inline (exact types: a bool is not a
+        # size); anything else goes through _validate_entry, which names the problem.
+        # 200,000 tensors: 1.1 s instead of 2.5 s on this machine.
+        try:
+            dtype, shape, (begin, end) = entry["dtype"], entry["shape"], entry["data_offsets"]
+            bits_each = bits_of[dtype]
+            well_formed = (
+                type(shape) is list
+                and type(begin) is int
+                and type(end) is int
+                and 0 <= begin <= end
+                and all(type(d) is int and d >= 0 for d in shape)
+            )
+        except (KeyError, TypeError, ValueError):
+            well_formed = False
+        if not well_formed or type(entry) is not dict:
+            dtype, shape_tuple, begin, end = _validate_entry(key, entry, name)
+            shape = list(shape_tuple)
+            bits_each = bits_of[dtype]
+        elements = math.prod(shape)
+        bits = bits_each * elements
+        if bits % 8:
+            # safetensors refuses these too ("does not end up at a byte boundary"):
+            # the byte span would hold a fraction of a value, or values not in the shape.
+            raise CheckpointError(
+                name,
+                f"tensor '{key}' is {dtype} {list(shape)}: {elements:,} values of "
+                f"{bits_each} bits ({bits:,} bits) do not fill whole bytes",
+            )
+        expected = bits // 8
         if end - begin != expected:
             raise CheckpointError(
                 name,
@@ -98,7 +169,7 @@ def tensors_from_header(
                 f"but the data section has only {data_size:,} bytes",
             )
         spans.append((begin, end, key))
-        tensors.append(TensorInfo(key, dtype, shape, expected, file, data_start + begin))
+        tensors.append(TensorInfo(key, dtype, tuple(shape), expected, file, data_start + begin))
     _check_tiling(spans, data_size, name)
     return tensors, metadata
 

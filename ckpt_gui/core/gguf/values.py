@@ -11,7 +11,6 @@ by chunk, without ever holding the tensor.
 
 from __future__ import annotations
 
-import os
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import numpy as np
 from ckpt_gui.core.dtypes import BITS_PER_ELEMENT
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.model import TensorInfo
+from ckpt_gui.core.positional_io import read_into_at
 
 
 @cache
@@ -160,7 +160,7 @@ def pread_exact(fd: int, path: Path, tensor: TensorInfo, target: memoryview, off
     got = 0
     while got < len(target):
         try:
-            count = os.preadv(fd, [target[got:]], offset + got)
+            count = read_into_at(fd, target[got:], offset + got)
         except OSError as exc:
             raise CheckpointError(path, exc.strerror or str(exc)) from None
         if count == 0:

@@ -16,22 +16,40 @@ The kernel announces a break with SIGIO, whose default action ends the
 process: leases are taken only once SIGIO is ignored (``ignore_lease_breaks``
 at startup). Where no lease can be had (another program has the file open for
 writing, the file belongs to someone else, the file system has no leases),
-the converter reads instead of mapping.
+the converter reads instead of mapping. Where there is no ``fcntl`` at all
+(Windows) or no ``F_SETLEASE`` (macOS, the BSDs), no lease is ever held: the
+same read-instead-of-map path is taken, so nothing here needs the module at import.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import signal
+import sys
 import threading
 from pathlib import Path
+from types import ModuleType
 
 from ckpt_gui.core.errors import CheckpointError
 
 # Linux values; Python's fcntl module has them on Linux only.
-F_SETLEASE = getattr(fcntl, "F_SETLEASE", 1024)
-F_GETLEASE = getattr(fcntl, "F_GETLEASE", 1025)
+F_SETLEASE = 1024
+F_GETLEASE = 1025
+
+
+def _lease_module() -> ModuleType | None:
+    """``fcntl`` where the kernel has leases (Linux), else None.
+
+    Imported on first use: the module does not exist on Windows, and the value
+    numbers above mean something else (or nothing) on macOS.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    return fcntl
 
 
 def ignore_lease_breaks() -> bool:
@@ -64,20 +82,21 @@ class ReadLease:
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.held = False
-        if not _lease_breaks_ignored():
+        self._fcntl = _lease_module()
+        if self._fcntl is None or not _lease_breaks_ignored():
             return
         try:
-            fcntl.fcntl(fd, F_SETLEASE, fcntl.F_RDLCK)
+            self._fcntl.fcntl(fd, F_SETLEASE, self._fcntl.F_RDLCK)
         except OSError:
             return  # open for writing elsewhere, not our file, or no lease support
         self.held = True
 
     def intact(self) -> bool:
         """Held, and no other program is waiting to write to or truncate the file."""
-        if not self.held:
+        if not self.held or self._fcntl is None:
             return False
         try:
-            return fcntl.fcntl(self.fd, F_GETLEASE) == fcntl.F_RDLCK
+            return bool(self._fcntl.fcntl(self.fd, F_GETLEASE) == self._fcntl.F_RDLCK)
         except OSError:
             return False
 
@@ -88,8 +107,8 @@ class ReadLease:
 
     def release(self) -> None:
         """Let a waiting writer go on; call only once nothing reads the mapped pages."""
-        if self.held:
+        if self.held and self._fcntl is not None:
             self.held = False
             # OSError: the kernel already broke it (after lease-break-time).
             with contextlib.suppress(OSError):
-                fcntl.fcntl(self.fd, F_SETLEASE, fcntl.F_UNLCK)
+                self._fcntl.fcntl(self.fd, F_SETLEASE, self._fcntl.F_UNLCK)

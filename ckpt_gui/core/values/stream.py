@@ -31,6 +31,7 @@ from ckpt_gui.core.gguf.naming import permutation_heads
 from ckpt_gui.core.gguf.values import PermutedRows, is_quantized
 from ckpt_gui.core.gguf.values import chunk_bytes as quantized_chunk_bytes
 from ckpt_gui.core.model import Checkpoint, TensorInfo
+from ckpt_gui.core.positional_io import O_BINARY, advise_sequential, read_into_at
 
 # 2M elements (8 MB of float32) per chunk, 8 buffers: the reader may run up to 56 MB
 # ahead, which rides out the moments the consumer is slow (measured on a busy 2-core
@@ -192,7 +193,7 @@ class _FileSpan(_Source):
         target = memoryview(view)  # type: ignore[arg-type]
         while done < len(target):
             try:
-                count = os.preadv(self.fd, [target[done:]], position + done)
+                count = read_into_at(self.fd, target[done:], position + done)
             except OSError as exc:
                 raise CheckpointError(self.path, exc.strerror or str(exc)) from None
             if count == 0:
@@ -250,11 +251,10 @@ class _OpenFiles:
             # Files are read one after another: keep only the current one open.
             self._close_fds()
             try:
-                fd = os.open(path, os.O_RDONLY)
+                fd = os.open(path, os.O_RDONLY | O_BINARY)
             except OSError as exc:
                 raise CheckpointError(path, exc.strerror or str(exc)) from None
-            if hasattr(os, "posix_fadvise"):
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+            advise_sequential(fd)
             self.fds[path] = fd
         heads = permutation_heads(self.checkpoint, tensor)
         if heads is not None:

@@ -93,6 +93,7 @@ class TreePanel(QWidget):
         self._copy_action.triggered.connect(self.copy_selection)
         self.view.addAction(self._copy_action)
         self._update_count()
+        self._expanded_once = False
         self.expand_default()
 
     # -- public API ----------------------------------------------------------------------
@@ -123,13 +124,19 @@ class TreePanel(QWidget):
         self.set_grouped(self.group_box.isChecked())
 
     def expand_default(self) -> None:
-        """Top levels open, plus the first repeated block, so the structure is visible."""
-        self.view.collapseAll()
-        self.view.expandToDepth(0)
+        """Top levels open, plus the first repeated block, so the structure is visible.
+
+        Rows are expanded by name, not with ``expandToDepth``/``collapseAll``, which
+        visit every row of the model (200,000 Python calls for a flat checkpoint).
+        """
+        if self._expanded_once:
+            self.view.collapseAll()
+        self._expanded_once = True
         first_block: ModuleNode | None = None
         for top in self.model.root.children:
-            if len(top.children) <= 50:
-                self._expand(top)
+            if not top.children:
+                continue  # a tensor: nothing to expand (a flat checkpoint has 200,000)
+            self._expand(top)
             for child in top.children:
                 if child.children and len(child.children) <= 50:
                     self._expand(child)
@@ -205,7 +212,7 @@ class TreePanel(QWidget):
     def _update_count(self) -> None:
         total = self.model.root.tensor_count
         if self.proxy.is_filtering:
-            shown = sum(1 for n in self.model.root.walk() if n.is_tensor and self.proxy.accepts(n))
+            shown = self.proxy.visible_tensor_count
             self.count_label.setText(f"{shown:,} of {total:,} tensors")
         else:
             self.count_label.setText(f"{total:,} tensors")

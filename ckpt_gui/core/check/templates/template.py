@@ -20,6 +20,7 @@ Templates are tied to the transformers version they were learned with.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -260,6 +261,40 @@ def template_for(
         if expected is not None:
             return expected
     return None
+
+
+def template_size(values: Mapping[str, Any], architecture: str | None) -> tuple[int, int] | None:
+    """(parameters, tensors) of the model a shipped template describes for ``values``,
+    counted from its formulas without expanding a key; None when no template answers."""
+    if architecture is None:
+        return None
+    for template in templates_for(architecture):
+        effective = {**template.base, **values}
+        if not template.accepts(effective):
+            continue
+        counts = {prefix: f.evaluate(effective) for prefix, f in template.counts.items()}
+        if None in counts.values():
+            continue
+        parameters = tensors = 0
+        for pattern, dims, _ in template.tensors:
+            shape = [d.evaluate(effective) for d in dims]
+            if None in shape:
+                break
+            repeats = 1
+            parts = pattern.split(".")
+            for position, part in enumerate(parts):
+                if part == REPEAT:
+                    repeats *= counts.get(".".join(parts[:position])) or 0
+            tensors += repeats
+            parameters += repeats * math.prod(d for d in shape if d is not None)
+        else:
+            return parameters, tensors
+    return None
+
+
+def templates_for(architecture: str) -> tuple[Template, ...]:
+    """The shipped templates of ``architecture`` (also for size estimates, see size_guard)."""
+    return tuple(shipped_templates().get(architecture, ()))
 
 
 def transformers_version() -> str | None:
