@@ -49,7 +49,11 @@ def test_zero2_module_weights_by_key(zero2_dir: Path) -> None:
     assert data["format"] == "deepspeed-zero2"
     assert data["metadata"]["weight_set"] == "module"
     assert {t["dtype"] for t in data["tensors"]} == {"BF16"}
-    assert [s["key"] for s in data["metadata"]["weight_sets"]] == ["fp32", "module"]
+    sets = data["metadata"]["weight_sets"]
+    assert [s["key"] for s in sets] == ["fp32", "module"]
+    # Every set is counted (the tab's weight-set selector shows them all).
+    assert [s["tensors"] for s in sets] == [len(data["tensors"])] * 2
+    assert sets[1]["parameters"] == data["total_parameters"] == sets[0]["parameters"]
 
 
 def test_a_step_folder_opens_its_own_tag(zero3_dir: Path) -> None:

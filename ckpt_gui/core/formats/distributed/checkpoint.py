@@ -38,7 +38,7 @@ def read(folder: Path, kind: str, weight_set: str | None = None) -> Checkpoint:
     metadata: dict[str, Any] = {
         kind: facts,
         "weight_set": chosen,
-        "weight_sets": [_summary(name, kind, chosen, tensors) for name in sets],
+        "weight_sets": [_summary(name, kind, found) for name, found in sets.items()],
         "chunks": {
             name: {"count": len(layout.pieces), "files": list(layout.files)}
             for name, layout in layouts.items()
@@ -56,14 +56,14 @@ def read(folder: Path, kind: str, weight_set: str | None = None) -> Checkpoint:
     )
 
 
-def _summary(name: str, kind: str, chosen: str, tensors: tuple[TensorInfo, ...]) -> dict[str, Any]:
+def _summary(name: str, kind: str, layouts: dict[str, TensorLayout]) -> dict[str, Any]:
     """One weight set as the pickle reader describes its own (``pickles/weights.py``)."""
-    listed = name == chosen
+    weights = name in ("model", TOP_LEVEL, deepspeed.FP32, deepspeed.MODULE)
     return {
         "key": name,
-        "kind": f"{kind} {'weights' if name in ('model', TOP_LEVEL, 'fp32', 'module') else 'state'}",
-        "tensors": len(tensors) if listed else None,
-        "parameters": sum(t.parameters for t in tensors) if listed else None,
+        "kind": f"{kind} {'weights' if weights else 'state'}",
+        "tensors": len(layouts),
+        "parameters": sum(layout.numel for layout in layouts.values()),
         "class": None,
     }
 
@@ -84,23 +84,30 @@ def layouts(checkpoint: Checkpoint) -> tuple[dict[str, TensorLayout], dict[str, 
 
 def _read(
     folder: Path, kind: str, weight_set: str | None
-) -> tuple[dict[str, TensorLayout], dict[str, Any], list[str], str, dict[str, int], list[str]]:
+) -> tuple[
+    dict[str, TensorLayout],
+    dict[str, Any],
+    dict[str, dict[str, TensorLayout]],
+    str,
+    dict[str, int],
+    list[str],
+]:
+    """The chosen set's tensors, the facts, every weight set, the choice, files, warnings."""
     if kind == "dcp":
         meta = dcp.read_metadata(folder)
-        sets = _dcp_sets(meta)
-        chosen = weight_set or ("model" if "model" in sets else sets[0] if sets else "")
-        if weight_set is not None and weight_set not in sets:
-            raise CheckpointError(folder, f"no weight set '{weight_set}' (have {', '.join(sets)})")
-        group = None if chosen == TOP_LEVEL else chosen
-        tensors = meta.model_tensors(group)
-        return tensors, _dcp_facts(meta), sets, chosen, meta.files, meta.warnings
+        names = _dcp_sets(meta)
+        chosen = weight_set or ("model" if "model" in names else names[0] if names else "")
+        if weight_set is not None and weight_set not in names:
+            raise CheckpointError(folder, f"no weight set '{weight_set}' (have {', '.join(names)})")
+        sets = {n: meta.model_tensors(None if n == TOP_LEVEL else n) for n in names}
+        return sets.get(chosen, {}), _dcp_facts(meta), sets, chosen, meta.files, meta.warnings
     found = deepspeed.read(folder)
-    sets = list(found.weight_sets)
     chosen = weight_set or deepspeed.FP32
     if chosen not in found.weight_sets:
-        raise CheckpointError(folder, f"no weight set '{chosen}' (have {', '.join(sets)})")
+        have = ", ".join(found.weight_sets)
+        raise CheckpointError(folder, f"no weight set '{chosen}' (have {have})")
     files = {name: (folder / name).stat().st_size for name in found.files}
-    return found.weight_sets[chosen], found.facts, sets, chosen, files, []
+    return found.weight_sets[chosen], found.facts, found.weight_sets, chosen, files, []
 
 
 def _dcp_sets(meta: dcp.DcpMetadata) -> list[str]:
