@@ -128,7 +128,7 @@ def plan_random_init(
         out = Path(output).expanduser()
         config_path = Path(config).expanduser()
         check_target(out, [config_path], overwrite)
-        _refuse_absurd_config(config_path, str(config))
+        _refuse_absurd_config(config_path, str(config), weights_key)
         cfg = load_config(config_path, weights_key)
         cls = model_class(cfg, str(config))
         with size_guard.build_budget(build_budget, str(config)):
@@ -173,14 +173,23 @@ def plan_random_init(
     )
 
 
-def _refuse_absurd_config(path: Path, source: str) -> None:
+def _refuse_absurd_config(path: Path, source: str, weights_key: str | None = None) -> None:
     """Estimate from the raw JSON: transformers' own parsing of a huge config is slow too."""
     from ckpt_gui.core.check.config_source import read_config_file
 
     file = path / "config.json" if path.is_dir() else path
     if not file.is_file():
         return  # load_config says what is wrong
-    values = read_config_file(file)
+    if _is_pickle(file):
+        from ckpt_gui.core.formats import open_checkpoint
+
+        # The config a whole-model pickle carries (read without running it).
+        embedded = open_checkpoint(file, weights_key).config
+        if embedded is None:
+            return  # load_config says what is wrong
+        values = dict(embedded)
+    else:
+        values = read_config_file(file)
     architectures = values.get("architectures")
     architecture = (
         architectures[0]
