@@ -16,22 +16,12 @@ from typing import Any
 from ckpt_gui.core.dtypes import nbytes_for, torch_dtype_name
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.model import TensorInfo
+from ckpt_gui.core.pickles.weights import PREFERRED_KEYS
 
 # -- torch objects (remote zips are listed through torch.load on the meta device) --
 
-# Where training frameworks keep the model weights, most specific first.
-STATE_DICT_KEYS = (
-    "state_dict",
-    "model_state_dict",
-    "model",
-    "module",
-    "net",
-    "network",
-    "model_ema",
-    "ema",
-    "weights",
-    "params",
-)
+# Where training frameworks keep the model weights: the same order our own reader uses.
+STATE_DICT_KEYS = PREFERRED_KEYS
 
 
 def _is_tensor(value: Any) -> bool:
