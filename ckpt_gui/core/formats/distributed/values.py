@@ -21,20 +21,13 @@ from ckpt_gui.core.formats.distributed import dcp
 from ckpt_gui.core.formats.distributed.layout import Piece, TensorLayout
 from ckpt_gui.core.pickles.archive import read_torch_stream
 from ckpt_gui.core.pickles.reconstruct import TensorRef
+from ckpt_gui.core.values.decode import decode
 
 ZIP_MAGIC = b"PK\x03\x04"
 
 
-def _bf16_to_f32(raw: bytes) -> np.ndarray[Any, Any]:
-    # bfloat16 is the top half of a float32.
-    return (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
-
-
-def _f16_to_f32(raw: bytes) -> np.ndarray[Any, Any]:
-    return np.frombuffer(raw, dtype="<f2").astype(np.float32)
-
-
-_WIDEN = {"BF16": _bf16_to_f32, "F16": _f16_to_f32}
+# DeepSpeed keeps buffers in the module dtype; zero_to_fp32 widens them (``v.float()``).
+_WIDENED = ("BF16", "F16")
 
 
 class _Window(io.RawIOBase):
@@ -160,11 +153,11 @@ class PieceReader:
     def _flat(self, layout: TensorLayout, piece: Piece, item: int) -> np.ndarray[Any, Any]:
         """A fragment stored in another dtype: DeepSpeed's buffers, widened to float32 (``v.float()``)."""
         raw = self._read(piece.file, piece.offset, piece.length)
-        if layout.dtype != "F32" or piece.key not in _WIDEN:
+        if layout.dtype != "F32" or piece.key not in _WIDENED:
             raise CheckpointError(
                 self.folder, f"'{layout.name}': cannot convert {piece.key} to {layout.dtype}"
             )
-        return _WIDEN[piece.key](raw).view(np.dtype("V4"))
+        return decode(raw, piece.key).astype(np.float32).view(np.dtype("V4"))
 
     def _box(
         self,
