@@ -51,6 +51,15 @@ def dcp_safetensors_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _fsdp(tmp_path_factory, "SAFETENSORS")
 
 
+@pytest.fixture(scope="session")
+def dcp_columns_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Matrices sharded by columns (tensor parallel): chunks that are not runs of the output."""
+    out = tmp_path_factory.mktemp("dcp-columns") / "checkpoint"
+    done = _run([sys.executable, "-m", "tests.support.make_distributed", "tp", str(out)])
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
 def _zero(factory: pytest.TempPathFactory, stage: int) -> Path:
     if not (DEEPSPEED_SITE / "deepspeed").is_dir():
         pytest.skip(f"DeepSpeed is not installed in {DEEPSPEED_SITE} (make does it): skipped")

@@ -6,6 +6,9 @@ Run as a program (the fixtures in ``distributed_fixtures.py`` do):
   processes, one AdamW step, ``dcp.save({"model": ..., "optim": ...})``. FORMAT is
   ``TORCH_SAVE`` (DCP's default) or ``SAFETENSORS``. Rank 0 also writes the
   full state dict DCP itself gathers (``reference.pt``) and ``config.json``.
+- ``python -m tests.support.make_distributed tp OUT``: every matrix sharded by columns
+  over two gloo processes (``Shard(1)``, as tensor parallelism's RowwiseParallel does),
+  ``dcp.save({"model": ...})``.
 - ``python -m torch.distributed.run --nproc_per_node 2 -m tests.support.make_distributed
   deepspeed OUT STAGE``: ``deepspeed.initialize`` on the CPU accelerator, one step,
   ``save_checkpoint(OUT)``.
@@ -76,6 +79,31 @@ def fsdp(out: str, fmt: str) -> None:
     mp.spawn(_fsdp_rank, args=(2, out, free_port(), fmt), nprocs=2)
 
 
+def _tp_rank(rank: int, world: int, out: str, port: int) -> None:
+    """Tensor parallel as RowwiseParallel shards a weight: columns (``Shard(1)``) per rank."""
+    import torch.distributed as dist
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Replicate, Shard, distribute_tensor
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    _, model = tiny_llama()
+    mesh = init_device_mesh("cpu", (world,))
+    state = {
+        name: distribute_tensor(value.detach(), mesh, [Shard(1) if value.dim() == 2 else Replicate()])
+        for name, value in model.state_dict().items()
+    }
+    dcp.save({"model": state}, checkpoint_id=out)
+    dist.destroy_process_group()
+
+
+def tensor_parallel(out: str) -> None:
+    import torch.multiprocessing as mp
+
+    mp.spawn(_tp_rank, args=(2, out, free_port()), nprocs=2)
+
+
 def deepspeed_run(out: str, stage: int) -> None:
     os.environ.setdefault("DS_ACCELERATOR", "cpu")
     import deepspeed
@@ -107,8 +135,10 @@ def free_port() -> int:
 
 
 if __name__ == "__main__":
-    kind, target, option = sys.argv[1:4]
+    kind, target, option = (sys.argv[1:4] + [""])[:3]
     if kind == "fsdp":
         fsdp(target, option)
+    elif kind == "tp":
+        tensor_parallel(target)
     else:
         deepspeed_run(target, int(option))

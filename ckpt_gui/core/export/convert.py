@@ -111,7 +111,8 @@ def run_plan(plan: ExportPlan, options: ExportOptions | None = None) -> Job[Expo
     root = Path(plan.extra["source_root"])
     provider: PickledTensors | DistributedTensors
     if "distributed" in plan.extra:
-        provider = DistributedTensors(root, plan.extra["distributed"])
+        order = [t.source.name for t in plan.tensors if t.source is not None]
+        provider = DistributedTensors(root, plan.extra["distributed"], order)
     else:
         provider = PickledTensors(root)
     result = yield from run_export(

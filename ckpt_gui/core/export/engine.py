@@ -17,7 +17,13 @@ from typing import Any
 
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.export.atomic import Staging, check_free_space, check_target, remove_stale
-from ckpt_gui.core.export.plan import INDEX_NAME, ExportPlan, PlannedTensor, TensorProvider
+from ckpt_gui.core.export.plan import (
+    INDEX_NAME,
+    CopiesFileRuns,
+    ExportPlan,
+    PlannedTensor,
+    TensorProvider,
+)
 from ckpt_gui.core.export.writer import ReadAhead, ShardFile, SourceFiles
 from ckpt_gui.core.jobs import Job, Progress
 
@@ -106,6 +112,8 @@ def run_export(
                     pieces: Iterator[int] = shard_file.copy_from(
                         fd, src_path, tensor.source.offset, tensor.nbytes
                     )
+                elif (runs := _file_runs(provider, tensor)) is not None:
+                    pieces = _copy_runs(shard_file, files, runs)
                 else:
                     if converter is None:
                         from ckpt_gui.core.export.convert_kernels import Converter
@@ -164,6 +172,25 @@ def run_export(
         write_worker.shutdown(wait=True, cancel_futures=True)
         if staging is not None and not staging.committed:
             staging.abort()
+
+
+def _file_runs(
+    provider: TensorProvider | None, tensor: PlannedTensor
+) -> list[tuple[Path, int, int]] | None:
+    if tensor.nbytes == 0 or not isinstance(provider, CopiesFileRuns):
+        return None
+    return provider.file_runs(tensor)
+
+
+def _copy_runs(
+    shard_file: ShardFile, files: SourceFiles, runs: list[tuple[Path, int, int]]
+) -> Iterator[int]:
+    """Copy a tensor's runs of source bytes back to back; yields the bytes done so far."""
+    base = 0
+    for path, offset, length in runs:
+        for done in shard_file.copy_from(files.open(path), path, offset, length):
+            yield base + done
+        base += length
 
 
 def _source_range(root: Path, tensor: PlannedTensor) -> tuple[Path, int, int]:

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from ckpt_gui.core.model import TensorInfo
 
@@ -55,6 +55,19 @@ class PlannedTensor:
 # PlannedTensor, so that the engine and the conversion kernels share it without
 # importing each other.
 TensorProvider = Callable[[PlannedTensor], Any]
+
+
+@runtime_checkable
+class CopiesFileRuns(Protocol):
+    """A provider that can name a tensor's bytes as runs of its files' bytes.
+
+    ``file_runs`` gives ``(path, offset, length)`` runs that, back to back, are
+    the tensor's bytes in the planned dtype, or None when the provider must
+    assemble the tensor itself (the engine then calls it). A merge of a
+    distributed checkpoint copies such runs file to file.
+    """
+
+    def file_runs(self, tensor: PlannedTensor) -> list[tuple[Path, int, int]] | None: ...
 
 
 @dataclass(frozen=True)
