@@ -135,7 +135,7 @@ def free_port() -> int:
 
 
 if __name__ == "__main__":
-    kind, target, option = (sys.argv[1:4] + [""])[:3]
+    kind, target, option = [*sys.argv[1:4], ""][:3]
     if kind == "fsdp":
         fsdp(target, option)
     elif kind == "tp":

@@ -15,6 +15,7 @@ from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.formats import adapter, distributed, folder, gguf, index, pytorch, safetensors
 from ckpt_gui.core.formats.distributed import checkpoint as distributed_checkpoint
 from ckpt_gui.core.model import Checkpoint
+from ckpt_gui.core.pickles.polyglot import refuse_if_torch_would_unpickle
 
 READERS = (safetensors, gguf, pytorch, index)
 HEAD_BYTES = 64
@@ -81,7 +82,7 @@ def open_file(path: Path, root: Path | None, weights_key: str | None = None) -> 
     except OSError as exc:
         raise CheckpointError(path, exc.strerror or str(exc)) from None
     if safetensors.sniff(head):
-        _refuse_if_torch_would_unpickle(path, head, info.st_size)
+        refuse_if_torch_would_unpickle(path, head, info.st_size)
     for reader in READERS:
         if reader is pytorch and reader.sniff(head):
             return pytorch.read(path, root, weights_key)
@@ -98,27 +99,6 @@ def open_file(path: Path, root: Path | None, weights_key: str | None = None) -> 
     raise CheckpointError(
         path, f"not a checkpoint: unrecognised content (starts with {_preview(head)})"
     )
-
-
-def _refuse_if_torch_would_unpickle(path: Path, head: bytes, size: int) -> None:
-    """A file torch.load would unpickle is never called safetensors (see pickles/polyglot.py)."""
-    from ckpt_gui.core.errors import UnsafePickleError
-    from ckpt_gui.core.pickles.groups import CODE, classify
-    from ckpt_gui.core.pickles.polyglot import walk_as_torch
-
-    walk = walk_as_torch(path, int.from_bytes(head[:8], "little"), size)
-    names = list(dict.fromkeys(walk.globals))
-    dangers = [n for n in names if classify(n).group == CODE]
-    if dangers:
-        raise UnsafePickleError(path, dangers)
-    if names:
-        raise CheckpointError(
-            path, f"parses as safetensors, but torch.load would unpickle it (names {names[0]})"
-        )
-    if not walk.judged:
-        raise CheckpointError(
-            path, "parses as safetensors, but torch.load would unpickle it: cannot be judged"
-        )
 
 
 def _kind(mode: int) -> str:

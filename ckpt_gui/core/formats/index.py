@@ -15,6 +15,7 @@ from typing import Any
 
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.model import Checkpoint, FileInfo, PickleGlobal, TensorInfo
+from ckpt_gui.core.pickles.polyglot import refuse_if_torch_would_unpickle
 
 NAME = "index"
 MAX_INDEX_BYTES = 64 * 1024 * 1024
@@ -44,6 +45,8 @@ def read(path: Path, root: Path | None = None) -> Checkpoint:
         relative = shard_path.relative_to(base).as_posix()
         head = _head(shard_path)
         if safetensors.sniff(head):
+            # Judged as torch.load would judge it, like a file opened on its own.
+            refuse_if_torch_would_unpickle(shard_path, head, shard_path.stat().st_size)
             shard_tensors, shard_meta, size = safetensors.read_file(shard_path, relative)
             if shard_meta:
                 metadata.setdefault("__metadata__", dict(shard_meta))

@@ -65,3 +65,23 @@ def _walk_prefix(path: Path, limit: int, size: int, result: LegacyWalk) -> bool:
         declared = _DECLARED.search(str(exc))
         return declared is not None and int(declared.group(1)) > size
     return True
+
+
+def refuse_if_torch_would_unpickle(path: Path, head: bytes, size: int) -> None:
+    """A file torch.load would unpickle is never called safetensors, alone or as a shard."""
+    from ckpt_gui.core.errors import CheckpointError, UnsafePickleError
+    from ckpt_gui.core.pickles.groups import CODE, classify
+
+    walk = walk_as_torch(path, int.from_bytes(head[:8], "little"), size)
+    names = list(dict.fromkeys(walk.globals))
+    dangers = [n for n in names if classify(n).group == CODE]
+    if dangers:
+        raise UnsafePickleError(path, dangers)
+    if names:
+        raise CheckpointError(
+            path, f"parses as safetensors, but torch.load would unpickle it (names {names[0]})"
+        )
+    if not walk.judged:
+        raise CheckpointError(
+            path, "parses as safetensors, but torch.load would unpickle it: cannot be judged"
+        )

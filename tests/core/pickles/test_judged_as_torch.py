@@ -185,3 +185,18 @@ def test_safetensors_polyglot_is_judged_as_the_pickle_torch_sees(tmp_path: Path)
     with pytest.raises(UnsafePickleError):
         open_checkpoint(path)
     assert not marker.exists()
+
+
+def test_a_polyglot_shard_behind_an_index_is_judged_too(tmp_path: Path) -> None:
+    import json
+
+    marker = tmp_path / "PWNED"
+    (tmp_path / "model-00001-of-00001.safetensors").write_bytes(polyglot_bytes(marker))
+    (tmp_path / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {}, "weight_map": {"w": "model-00001-of-00001.safetensors"}})
+    )
+    with pytest.raises(UnsafePickleError, match=r"model-00001-of-00001\.safetensors"):
+        open_checkpoint(tmp_path)
+    with pytest.raises(UnsafePickleError):
+        open_checkpoint(tmp_path / "model.safetensors.index.json")
+    assert not marker.exists()
