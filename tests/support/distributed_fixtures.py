@@ -81,6 +81,11 @@ def _zero(factory: pytest.TempPathFactory, stage: int) -> Path:
 
 
 @pytest.fixture(scope="session")
+def zero1_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _zero(tmp_path_factory, 1)
+
+
+@pytest.fixture(scope="session")
 def zero2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _zero(tmp_path_factory, 2)
 

@@ -135,7 +135,7 @@ def test_statistics_of_a_dcp_tensor(dcp_dir: Path, tmp_path: Path) -> None:
     assert stats.mean == pytest.approx(float(value.mean()), rel=1e-6, abs=1e-9)
 
 
-@pytest.mark.parametrize("stage", [2, 3])
+@pytest.mark.parametrize("stage", [1, 2, 3])
 def test_zero_fp32_weights_equal_deepspeeds_own(stage: int, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     folder: Path = request.getfixturevalue(f"zero{stage}_dir")
     oracle = _zero_oracle(folder, tmp_path)
