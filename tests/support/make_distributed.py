@@ -7,8 +7,9 @@ Run as a program (the fixtures in ``distributed_fixtures.py`` do):
   ``TORCH_SAVE`` (DCP's default) or ``SAFETENSORS``. Rank 0 also writes the
   full state dict DCP itself gathers (``reference.pt``) and ``config.json``.
 - ``python -m torch.distributed.run --nproc_per_node 2 -m tests.support.make_distributed
-  deepspeed OUT STAGE``: ``deepspeed.initialize`` on the CPU accelerator, one step,
-  ``save_checkpoint(OUT)``.
+  deepspeed OUT STAGE [SAVES]``: ``deepspeed.initialize`` on the CPU accelerator, then
+  SAVES times (default 1) one step and ``save_checkpoint(OUT)``: tags ``global_step1``,
+  ``global_step2``..., each with other weights; ``latest`` names the last.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def fsdp(out: str, fmt: str) -> None:
     mp.spawn(_fsdp_rank, args=(2, out, free_port(), fmt), nprocs=2)
 
 
-def deepspeed_run(out: str, stage: int) -> None:
+def deepspeed_run(out: str, stage: int, saves: int = 1) -> None:
     os.environ.setdefault("DS_ACCELERATOR", "cpu")
     import deepspeed
     import torch
@@ -93,9 +94,10 @@ def deepspeed_run(out: str, stage: int) -> None:
         },
     )
     tokens = torch.randint(0, config.vocab_size, (1, 8), generator=torch.Generator().manual_seed(1))
-    engine.backward(engine(tokens, labels=tokens).loss)
-    engine.step()
-    engine.save_checkpoint(out)
+    for _ in range(saves):
+        engine.backward(engine(tokens, labels=tokens).loss)
+        engine.step()
+        engine.save_checkpoint(out)
     if int(os.environ.get("RANK", "0")) == 0:
         config.save_pretrained(out)
 
@@ -111,4 +113,4 @@ if __name__ == "__main__":
     if kind == "fsdp":
         fsdp(target, option)
     else:
-        deepspeed_run(target, int(option))
+        deepspeed_run(target, int(option), int(sys.argv[4]) if len(sys.argv) > 4 else 1)
