@@ -94,7 +94,7 @@ def zero_oracle(folder: Path, out: Path, tag: str | None = None) -> Path:
         "from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint\n"
         "tag = sys.argv[3] or None\n"
         "state = get_fp32_state_dict_from_zero_checkpoint(sys.argv[1], tag=tag)\n"
-        "torch.save({k: v.contiguous() for k, v in state.items()}, sys.argv[2])\n"
+        "torch.save({k: v.detach().contiguous() for k, v in state.items()}, sys.argv[2])\n"
     )
     done = _run([sys.executable, "-c", script, str(folder), str(out), tag or ""])
     assert done.returncode == 0, done.stderr[-3000:]
