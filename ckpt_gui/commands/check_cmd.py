@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 
+from ckpt_gui.commands.options import add_tag_option
 from ckpt_gui.core.check.config_source import parse_override, resolve_config
 from ckpt_gui.core.check.gguf_names import with_hf_names
 from ckpt_gui.core.check.key_groups import group_keys
@@ -54,13 +55,14 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=None,
         help="weight set of a PyTorch pickle holding several (e.g. model, ema, optimizer); default: the one training code loads",
     )
+    add_tag_option(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     overrides = dict(parse_override(text) for text in args.overrides)
     # GGUF: compared under transformers names (built from the model if listing could not).
-    checkpoint = with_hf_names(open_target(args.target, args.key))
+    checkpoint = with_hf_names(open_target(args.target, args.key, args.tag))
     from ckpt_gui.core.formats.adapter import looks_like_adapter_weights, missing_config_error
 
     if checkpoint.adapter is None and looks_like_adapter_weights(checkpoint):

@@ -35,6 +35,13 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--key-b", metavar="PATH", default=None, help="weight set of B (default: --key)"
     )
     parser.add_argument(
+        "--tag", metavar="TAG", default=None, help="DeepSpeed folder A: the global_step<N> tag "
+        "to open (default: the one its latest file names)"
+    )
+    parser.add_argument(
+        "--tag-b", metavar="TAG", default=None, help="the tag of DeepSpeed folder B (default: --tag)"
+    )
+    parser.add_argument(
         "--structure-only", action="store_true", help="compare names, shapes and dtypes only"
     )
     parser.add_argument(
@@ -46,8 +53,14 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     # GGUF files are compared under transformers names.
-    a = with_hf_names(open_target(args.a, args.key))
-    b = with_hf_names(open_target(args.b, args.key_b if args.key_b is not None else args.key))
+    a = with_hf_names(open_target(args.a, args.key, args.tag))
+    b = with_hf_names(
+        open_target(
+            args.b,
+            args.key_b if args.key_b is not None else args.key,
+            args.tag_b if args.tag_b is not None else args.tag,
+        )
+    )
     structure = diff_structure(a, b, detect_renames=not args.no_renames)
     if args.structure_only:
         data = structure.to_json()

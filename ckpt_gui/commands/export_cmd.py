@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from ckpt_gui.commands.options import add_tag_option
 from ckpt_gui.commands.progress import drive
 from ckpt_gui.core.dtypes import USER_DTYPE_NAMES
 from ckpt_gui.core.errors import CheckpointError
@@ -135,6 +136,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             help="config.json (or a folder holding one) to write beside the weights, "
             "so from_pretrained loads the result",
         )
+        add_tag_option(sub)
 
     merge = jobs.add_parser(
         "merge-lora", help="merge a LoRA adapter into its base model (as peft's merge_and_unload)"
@@ -187,9 +189,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.job == "convert":
             assert dtype is not None
-            plan = jobs.plan_convert(args.target, args.out, dtype, weights_key=args.key, **common)
+            plan = jobs.plan_convert(
+                args.target, args.out, dtype, weights_key=args.key, tag=args.tag, **common
+            )
         elif args.job == "reshard":
-            plan = jobs.plan_reshard(args.target, args.out, weights_key=args.key, **common)
+            plan = jobs.plan_reshard(
+                args.target, args.out, weights_key=args.key, tag=args.tag, **common
+            )
         elif gguf_source.is_gguf_target(args.target):
             if "config" in common:
                 raise CheckpointError(
@@ -202,7 +208,9 @@ def run(args: argparse.Namespace) -> int:
                 "--dtype applies to GGUF sources; use `export convert` to change dtypes",
             )
         else:
-            plan = jobs.plan_safetensors(args.target, args.out, weights_key=args.key, **common)
+            plan = jobs.plan_safetensors(
+                args.target, args.out, weights_key=args.key, tag=args.tag, **common
+            )
         job = jobs.run_plan(plan, options)
     if args.dry_run:
         job.close()

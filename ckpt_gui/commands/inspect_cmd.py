@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from ckpt_gui.commands.options import add_tag_option
 from ckpt_gui.core.formatting import human_bytes, human_count
 from ckpt_gui.core.model import Checkpoint
 from ckpt_gui.core.targets import open_target, open_target_job
@@ -25,6 +26,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=None,
         help="weight set of a PyTorch pickle holding several (e.g. model, ema, optimizer); default: the one training code loads",
     )
+    add_tag_option(parser)
     parser.add_argument("--depth", type=int, default=None, help="limit the printed tree depth")
     parser.add_argument(
         "--base",
@@ -38,7 +40,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     from ckpt_gui.commands.progress import drive
 
-    checkpoint = drive(open_target_job(args.target, args.key), in_bytes=False)
+    checkpoint = drive(open_target_job(args.target, args.key, args.tag), in_bytes=False)
     base = None
     if checkpoint.adapter is not None:
         from ckpt_gui.core.adapters.tree import base_of
@@ -71,6 +73,7 @@ def render_text(
         + ", ".join(f"{d} {human_count(n)}" for d, n in checkpoint.parameters_by_dtype.items()),
     ]
     lines += _weight_set_lines(checkpoint)
+    lines += _tag_lines(checkpoint)
     hub = checkpoint.metadata.get("hub")
     if isinstance(hub, dict):
         lines += [f"  hub         {key} = {_short(value)}" for key, value in hub.items()]
@@ -140,6 +143,20 @@ def _weight_set_lines(checkpoint: Checkpoint) -> list[str]:
     others = [s.get("key") or "<top level>" for s in sets if s is not current]
     also = f"; also {', '.join(others)} (--key)" if others else ""
     return [f"  weight set  {label} ({what}){also}"]
+
+
+def _tag_lines(checkpoint: Checkpoint) -> list[str]:
+    """``tag  global_step1 (latest names global_step2); also global_step2 (--tag)``."""
+    from ckpt_gui.core.formats.distributed.checkpoint import tag_choice
+
+    choice = tag_choice(checkpoint)
+    if choice is None:
+        return []
+    also = ""
+    if choice.others:
+        how = "open the parent folder with --tag" if choice.step_folder else "--tag"
+        also = f"; also {', '.join(choice.others)} ({how})"
+    return [f"  tag         {choice.describe()}{also}"]
 
 
 def adapter_lines(checkpoint: Checkpoint, base: Checkpoint | None) -> list[str]:

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from ckpt_gui.commands.options import add_tag_option
 from ckpt_gui.commands.progress import drive
 from ckpt_gui.core.dtypes import USER_DTYPE_NAMES
 from ckpt_gui.core.formatting import human_count
@@ -27,6 +28,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=None,
         help="weight set of a PyTorch pickle holding several (e.g. model, ema, optimizer); default: the one training code loads",
     )
+    add_tag_option(parser)
     parser.add_argument(
         "--target-dtype",
         default="fp16",
@@ -49,7 +51,7 @@ def parse_target_dtype(text: str) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     target_dtype = parse_target_dtype(args.target_dtype) if args.target_dtype else DEFAULT_TARGET
-    checkpoint = open_target(args.target, args.key)
+    checkpoint = open_target(args.target, args.key, args.tag)
     report = drive(scan(checkpoint, target_dtype), "scanning")
     if args.json:
         json.dump(report.to_json(), sys.stdout, indent=1)

@@ -24,11 +24,15 @@ def hub_ref_for(target: str | Path) -> HubRef | None:
     return parse_hub_target(str(target))
 
 
-def open_target_job(target: str | Path, weights_key: str | None = None) -> Job[Checkpoint]:
+def open_target_job(
+    target: str | Path, weights_key: str | None = None, tag: str | None = None
+) -> Job[Checkpoint]:
     """Like ``open_target``, as a job: remote repos report progress per shard."""
     ref = hub_ref_for(target)
     if ref is None:
-        return open_checkpoint(target, weights_key)
+        return open_checkpoint(target, weights_key, tag)
+    if tag is not None:
+        raise CheckpointError(target, "--tag chooses the tag of a local DeepSpeed folder only")
     from ckpt_gui.core.hub.inspect import inspect_hub_job
 
     try:
@@ -44,9 +48,12 @@ def open_target_job(target: str | Path, weights_key: str | None = None) -> Job[C
     return checkpoint
 
 
-def open_target(target: str | Path, weights_key: str | None = None) -> Checkpoint:
+def open_target(
+    target: str | Path, weights_key: str | None = None, tag: str | None = None
+) -> Checkpoint:
     """Open a local file or folder, a Hub repo (``org/name[@rev]``) or a Hub URL.
 
-    ``weights_key`` picks one weight set of a PyTorch pickle (``--key`` on the CLI).
+    ``weights_key`` picks one weight set of a PyTorch pickle (``--key`` on the CLI);
+    ``tag`` one ``global_step<N>`` folder of a DeepSpeed checkpoint (``--tag``).
     """
-    return run_to_completion(open_target_job(target, weights_key))
+    return run_to_completion(open_target_job(target, weights_key, tag))

@@ -60,3 +60,46 @@ def test_a_step_folder_opens_its_own_tag(zero3_dir: Path) -> None:
     done = run_cli("inspect", str(zero3_dir / "global_step1"), "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["metadata"]["deepspeed"]["tag"] == "global_step1"
+
+
+def test_tag_option_on_inspect_scan_diff_and_export(zero2_two_tags_dir: Path, tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    from tests.support.distributed_fixtures import zero_oracle
+
+    folder = str(zero2_two_tags_dir)
+    done = run_cli("inspect", folder, "--json")
+    assert done.returncode == 0, done.stderr
+    facts = json.loads(done.stdout)["metadata"]["deepspeed"]
+    assert (facts["tag"], facts["latest"], facts["tags"]) == (
+        "global_step2", "global_step2", ["global_step1", "global_step2"]
+    )
+    done = run_cli("inspect", folder, "--tag", "global_step1", "--depth", "1")
+    assert done.returncode == 0, done.stderr
+    assert "tag         global_step1 (latest names global_step2); also global_step2 (--tag)" in done.stdout
+    done = run_cli("inspect", folder, "--tag", "global_step1", "--json")
+    assert json.loads(done.stdout)["metadata"]["deepspeed"]["tag"] == "global_step1"
+
+    assert run_cli("scan", folder, "--tag", "global_step1").returncode == 0
+    same = run_cli("diff", folder, folder, "--tag", "global_step1", "--json")
+    assert same.returncode == 0, same.stderr
+    other = run_cli("diff", folder, folder, "--tag", "global_step1", "--tag-b", "global_step2", "--json")
+    assert other.returncode == 1, other.stderr
+    assert json.loads(other.stdout)["different"]
+
+    out = tmp_path / "hf"
+    done = run_cli("export", "safetensors", folder, str(out), "--tag", "global_step1")
+    assert done.returncode == 0, done.stderr
+    oracle = torch.load(zero_oracle(zero2_two_tags_dir, tmp_path / "o.pt", "global_step1"), weights_only=True)
+    written = load_file(out / "model.safetensors")
+    assert written.keys() == oracle.keys()
+    assert all(torch.equal(written[k], oracle[k]) for k in oracle)
+
+
+def test_tag_errors_are_one_line(zero2_two_tags_dir: Path, dcp_dir: Path, tmp_path: Path) -> None:
+    done = run_cli("inspect", str(zero2_two_tags_dir), "--tag", "global_step9")
+    assert_one_line_error(done, "checkpoint", "no tag 'global_step9' (have global_step1, global_step2)")
+    done = run_cli("export", "safetensors", str(dcp_dir), str(tmp_path / "o"), "--tag", "global_step1")
+    assert_one_line_error(done, "--tag chooses a DeepSpeed tag")
+    assert not (tmp_path / "o").exists()

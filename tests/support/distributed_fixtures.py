@@ -60,17 +60,17 @@ def dcp_columns_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _zero(factory: pytest.TempPathFactory, stage: int) -> Path:
+def _zero(factory: pytest.TempPathFactory, stage: int, saves: int = 1) -> Path:
     if not (DEEPSPEED_SITE / "deepspeed").is_dir():
         pytest.skip(f"DeepSpeed is not installed in {DEEPSPEED_SITE} (make does it): skipped")
     from tests.support.make_distributed import free_port
 
-    out = factory.mktemp(f"zero{stage}") / "checkpoint"
+    out = factory.mktemp(f"zero{stage}-{saves}") / "checkpoint"
     done = _run(
         [
             sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
             "--master_port", str(free_port()),
-            "-m", "tests.support.make_distributed", "deepspeed", str(out), str(stage),
+            "-m", "tests.support.make_distributed", "deepspeed", str(out), str(stage), str(saves),
         ],
         timeout=900,
     )
@@ -95,14 +95,21 @@ def zero3_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _zero(tmp_path_factory, 3)
 
 
-def zero_oracle(folder: Path, out: Path) -> Path:
-    """DeepSpeed's own ``get_fp32_state_dict_from_zero_checkpoint``, saved to ``out``."""
+@pytest.fixture(scope="session")
+def zero2_two_tags_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ZeRO-2 saved twice, one step apart: ``global_step1`` and ``global_step2`` (``latest``)."""
+    return _zero(tmp_path_factory, 2, saves=2)
+
+
+def zero_oracle(folder: Path, out: Path, tag: str | None = None) -> Path:
+    """DeepSpeed's own ``get_fp32_state_dict_from_zero_checkpoint(folder, tag)``, saved to ``out``."""
     script = (
         "import sys, torch\n"
         "from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint\n"
-        "state = get_fp32_state_dict_from_zero_checkpoint(sys.argv[1])\n"
-        "torch.save({k: v.contiguous() for k, v in state.items()}, sys.argv[2])\n"
+        "tag = sys.argv[3] or None\n"
+        "state = get_fp32_state_dict_from_zero_checkpoint(sys.argv[1], tag=tag)\n"
+        "torch.save({k: v.detach().contiguous() for k, v in state.items()}, sys.argv[2])\n"
     )
-    done = _run([sys.executable, "-c", script, str(folder), str(out)])
+    done = _run([sys.executable, "-c", script, str(folder), str(out), tag or ""])
     assert done.returncode == 0, done.stderr[-3000:]
     return out

@@ -10,8 +10,9 @@ Run as a program (the fixtures in ``distributed_fixtures.py`` do):
   over two gloo processes (``Shard(1)``, as tensor parallelism's RowwiseParallel does),
   ``dcp.save({"model": ...})``.
 - ``python -m torch.distributed.run --nproc_per_node 2 -m tests.support.make_distributed
-  deepspeed OUT STAGE``: ``deepspeed.initialize`` on the CPU accelerator, one step,
-  ``save_checkpoint(OUT)``.
+  deepspeed OUT STAGE [SAVES]``: ``deepspeed.initialize`` on the CPU accelerator, then
+  SAVES times (default 1) one step and ``save_checkpoint(OUT)``: tags ``global_step1``,
+  ``global_step2``..., each with other weights; ``latest`` names the last.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def tensor_parallel(out: str) -> None:
     mp.spawn(_tp_rank, args=(2, out, free_port()), nprocs=2)
 
 
-def deepspeed_run(out: str, stage: int) -> None:
+def deepspeed_run(out: str, stage: int, saves: int = 1) -> None:
     os.environ.setdefault("DS_ACCELERATOR", "cpu")
     import deepspeed
     import torch
@@ -121,9 +122,10 @@ def deepspeed_run(out: str, stage: int) -> None:
         },
     )
     tokens = torch.randint(0, config.vocab_size, (1, 8), generator=torch.Generator().manual_seed(1))
-    engine.backward(engine(tokens, labels=tokens).loss)
-    engine.step()
-    engine.save_checkpoint(out)
+    for _ in range(saves):
+        engine.backward(engine(tokens, labels=tokens).loss)
+        engine.step()
+        engine.save_checkpoint(out)
     if int(os.environ.get("RANK", "0")) == 0:
         config.save_pretrained(out)
 
@@ -141,4 +143,4 @@ if __name__ == "__main__":
     elif kind == "tp":
         tensor_parallel(target)
     else:
-        deepspeed_run(target, int(option))
+        deepspeed_run(target, int(option), int(sys.argv[4]) if len(sys.argv) > 4 else 1)

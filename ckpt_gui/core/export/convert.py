@@ -32,6 +32,7 @@ def plan_convert(
     subtree: str | None = None,
     config: str | Path | None = None,
     weights_key: str | None = None,
+    tag: str | None = None,
 ) -> ExportPlan:
     """Plan a dtype conversion (``dtype``: "F32", "F16" or "BF16")."""
     plan, _ = plan_from_checkpoint(
@@ -45,6 +46,7 @@ def plan_convert(
         subtree=subtree,
         config=config,
         weights_key=weights_key,
+        tag=tag,
     )
     return plan
 
@@ -59,6 +61,7 @@ def plan_reshard(
     subtree: str | None = None,
     config: str | Path | None = None,
     weights_key: str | None = None,
+    tag: str | None = None,
 ) -> ExportPlan:
     plan, _ = plan_from_checkpoint(
         "reshard",
@@ -70,6 +73,7 @@ def plan_reshard(
         subtree=subtree,
         config=config,
         weights_key=weights_key,
+        tag=tag,
     )
     return plan
 
@@ -84,6 +88,7 @@ def plan_safetensors(
     subtree: str | None = None,
     config: str | Path | None = None,
     weights_key: str | None = None,
+    tag: str | None = None,
 ) -> ExportPlan:
     plan, _ = plan_from_checkpoint(
         "safetensors",
@@ -95,6 +100,7 @@ def plan_safetensors(
         subtree=subtree,
         config=config,
         weights_key=weights_key,
+        tag=tag,
     )
     return plan
 

@@ -63,8 +63,9 @@ def plan_from_checkpoint(
     subtree: str | None = None,
     config: str | Path | None = None,
     weights_key: str | None = None,
+    tag: str | None = None,
 ) -> tuple[ExportPlan, Checkpoint]:
-    checkpoint = open_target(target, weights_key)
+    checkpoint = open_target(target, weights_key, tag)
     if config is not None:
         checkpoint = dataclasses.replace(checkpoint, config=read_config_file(config))
     out = Path(output).expanduser()

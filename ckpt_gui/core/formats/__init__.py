@@ -21,11 +21,15 @@ READERS = (safetensors, gguf, pytorch, index)
 HEAD_BYTES = 64
 
 
-def open_checkpoint(target: str | Path, weights_key: str | None = None) -> Checkpoint:
+def open_checkpoint(
+    target: str | Path, weights_key: str | None = None, tag: str | None = None
+) -> Checkpoint:
     """Describe the checkpoint at a local path (file or folder) without reading weights.
 
     ``weights_key`` picks the weight set of a PyTorch pickle that holds several
     (``model``, ``ema``...; see ``core/pickles/weights.py``); None takes the default.
+    ``tag`` picks the ``global_step<N>`` folder of a DeepSpeed checkpoint (None: the
+    one ``latest`` names).
     """
     path = Path(target).expanduser()
     try:
@@ -38,7 +42,7 @@ def open_checkpoint(target: str | Path, weights_key: str | None = None) -> Check
         kind = distributed.detect(path)
         snapshot, _ = folder.resolve_cache_repo(path)
         if kind is not None:
-            checkpoint = distributed_checkpoint.read(path, kind, weights_key)
+            checkpoint = distributed_checkpoint.read(path, kind, weights_key, tag)
             config = folder.read_config(path)
             if config is not None:
                 checkpoint = dataclasses.replace(checkpoint, config=config)
@@ -58,6 +62,8 @@ def open_checkpoint(target: str | Path, weights_key: str | None = None) -> Check
             # A config.json beside the file wins over one embedded in a pickle.
             metadata = {k: v for k, v in checkpoint.metadata.items() if k != "embedded_config"}
             checkpoint = dataclasses.replace(checkpoint, config=config, metadata=metadata)
+    if tag is not None and not checkpoint.format.startswith("deepspeed"):
+        raise CheckpointError(target, "--tag chooses the tag of a DeepSpeed checkpoint folder only")
     if weights_key is not None and not checkpoint.format.startswith(("pytorch", "dcp", "deepspeed")):
         raise CheckpointError(
             target, "--key chooses a weight set in PyTorch pickles and DCP/DeepSpeed folders only"

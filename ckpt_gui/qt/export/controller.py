@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QMenu, QMessageBox, QWidget
 
+from ckpt_gui.core.formats.distributed.checkpoint import tag_choice
 from ckpt_gui.core.tree.build import ModuleNode
 from ckpt_gui.qt.export.bridge import export_rename
 from ckpt_gui.qt.export.export_dialog import KINDS, ExportDialog
@@ -45,6 +46,13 @@ def tab_source(tab: CheckpointTab | None) -> str:
         source = Path(checkpoint.source).expanduser()
         return str(source if source.exists() else checkpoint.root)
     return tab.target if Path(tab.target).expanduser().exists() else ""
+
+
+def tab_tag(tab: CheckpointTab | None) -> str | None:
+    """The DeepSpeed tag a tab shows when it was opened on the folder holding the tags."""
+    checkpoint = tab.checkpoint if tab is not None else None
+    choice = tag_choice(checkpoint) if checkpoint is not None else None
+    return choice.tag if choice is not None and not choice.step_folder else None
 
 
 def config_source(tab: CheckpointTab | None) -> str:
@@ -100,7 +108,8 @@ class ExportController(QObject):
             base = adapter.base_path or ""  # found on this machine (core.adapters.base)
         parent = self.shell.main_widget()
         dialog = ExportDialog(
-            kind, source, subtree=subtree, renames=renames, base=base, parent=parent
+            kind, source, subtree=subtree, renames=renames, base=base, tag=tab_tag(tab),
+            parent=parent,
         )
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.start_requested.connect(self.start)

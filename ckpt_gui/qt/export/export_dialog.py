@@ -57,6 +57,7 @@ KINDS = {
     "merge-lora": "Merge LoRA adapter into its base",
 }
 DTYPE_KINDS = ("convert", "random-init", "gguf-safetensors", "merge-lora")
+TAG_KINDS = ("convert", "reshard", "safetensors")  # the exports that read a DeepSpeed folder
 GGUF_DTYPES = ("F32", "BF16", "F16")  # F32 first: what transformers holds after loading
 SHARD_PRESETS = ("500MB", "1GB", "2GB", "5GB", "10GB")
 DEFAULT_SHARD = {"reshard": "2GB"}  # everything else: 5GB, as save_pretrained
@@ -83,6 +84,7 @@ class ExportDialog(QDialog):
         subtree: str | None = None,
         renames: Iterable[RenameRule | tuple[str, str]] = (),
         base: str = "",
+        tag: str | None = None,
         parent: QWidget | None = None,
         planner: Callable[[ExportRequest], ExportPlan] = make_plan,
     ) -> None:
@@ -106,6 +108,11 @@ class ExportDialog(QDialog):
         self.subtree_edit = QLineEdit(subtree or "")
         self.subtree_edit.setPlaceholderText("whole checkpoint (or a module, e.g. model.layers.0)")
         self.output_edit = QLineEdit()
+        # A DeepSpeed tab's tag: the export reads the global_step folder the tab shows.
+        self._has_tag = tag is not None
+        self.tag_edit = QLineEdit(tag or "")
+        self.tag_edit.setPlaceholderText("the tag the folder's latest file names")
+        self.tag_edit.setToolTip("The global_step folder of the DeepSpeed checkpoint to export")
         self.config_edit = QLineEdit()
         self.config_edit.setPlaceholderText(
             "config.json written beside the weights (default: the source's own, if any)"
@@ -143,6 +150,7 @@ class ExportDialog(QDialog):
         self.form.addRow("Job", self.kind_box)
         self.form.addRow("Source", self._with_browse(self.source_edit, self._browse_source))
         self.form.addRow("Base model", self._with_browse(self.base_edit, self._browse_base))
+        self.form.addRow("DeepSpeed tag", self.tag_edit)
         self.form.addRow("Subtree", self.subtree_edit)
         self.form.addRow("Output folder", self._with_browse(self.output_edit, self._browse_output))
         self.form.addRow("Config", self.config_edit)
@@ -196,6 +204,7 @@ class ExportDialog(QDialog):
             self.add_edit.textChanged,
             self.renames_edit.textChanged,
             self.config_edit.textChanged,
+            self.tag_edit.textChanged,
             self.overwrite_box.toggled,
         ):
             signal.connect(self.schedule_plan)
@@ -249,6 +258,9 @@ class ExportDialog(QDialog):
             if kind not in ("random-init", "merge-lora", "gguf-safetensors")
             else None,
             base=self.base_edit.text().strip() if merge else None,
+            tag=(self.tag_edit.text().strip() or None)
+            if self._has_tag and kind in TAG_KINDS
+            else None,
         )
 
     def renames(self) -> list[RenameRule]:
@@ -348,6 +360,7 @@ class ExportDialog(QDialog):
         if base_holder is not None:
             self.form.setRowVisible(base_holder, merge)
         self.form.setRowVisible(self.subtree_edit, not random_init and not gguf and not merge)
+        self.form.setRowVisible(self.tag_edit, self._has_tag and kind in TAG_KINDS)
         for edit in (self.strip_edit, self.add_edit, self.renames_edit):
             self.form.setRowVisible(edit, not merge)
         self.form.setRowVisible(self.dtype_box, kind in DTYPE_KINDS)

@@ -37,6 +37,7 @@ class ExportRequest:
     renames: list[RenameRule] = field(default_factory=list)
     config: str | None = None  # a config.json (or folder) to write beside the weights
     base: str | None = None  # merge-lora: the base model (``source`` is the adapter)
+    tag: str | None = None  # a DeepSpeed folder's global_step tag (None: what latest names)
 
 
 def make_plan(request: ExportRequest) -> ExportPlan:
@@ -66,6 +67,8 @@ def make_plan(request: ExportRequest) -> ExportPlan:
         )
     common["subtree"] = request.subtree
     common["config"] = request.config
+    if request.tag is not None:
+        common["tag"] = request.tag
     if request.kind == "convert":
         assert request.dtype is not None
         return plan_convert(

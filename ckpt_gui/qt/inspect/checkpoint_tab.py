@@ -12,6 +12,8 @@ Extension points for other features:
   ``tree.set_root(root)`` swaps in a tree with extra (ghost) rows.
 * ``add_panel(widget, title)`` adds a page to a panel area under the tree (e.g. a
   mismatch list); the area stays hidden until something is added.
+* ``choose_weight_set(key)`` / ``choose_tag(tag)`` reopen the target at another weight
+  set (pickles, DCP, DeepSpeed) or DeepSpeed tag, on the worker, in the same tab.
 * ``loaded(Checkpoint)`` / ``failed(str)`` tell when the checkpoint is ready;
   ``progress(Progress)`` relays the loading job's progress.
 """
@@ -35,6 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from ckpt_gui.core.demo import demo_checkpoint
+from ckpt_gui.core.formats.distributed.checkpoint import tag_choice
 from ckpt_gui.core.gguf.naming import gguf_names
 from ckpt_gui.core.hub.ref import parse_hub_target
 from ckpt_gui.core.jobs import Job, Progress
@@ -44,6 +47,7 @@ from ckpt_gui.core.tree.build import ModuleNode, build_tree
 from ckpt_gui.qt.hub.download import DownloadBar, remote_hub_ref
 from ckpt_gui.qt.inspect.details import DetailsPanel
 from ckpt_gui.qt.inspect.summary import SummaryHeader, summary_html
+from ckpt_gui.qt.inspect.tag_picker import TagPicker
 from ckpt_gui.qt.inspect.tree_panel import TreePanel
 from ckpt_gui.qt.pickles.contents_panel import ContentsPanel, WeightSetBar, weight_sets
 from ckpt_gui.qt.runtime.disposable import dispose_of
@@ -136,6 +140,9 @@ class CheckpointTab(QWidget):
         self.download_bar: DownloadBar | None = None
         # The weight set of a PyTorch pickle holding several (None: the default one).
         self.weights_key: str | None = None
+        # The global_step tag of a DeepSpeed folder (None: the one its latest file names).
+        self.tag: str | None = None
+        self.tag_picker: TagPicker | None = None
         self.contents_panel: QWidget | None = None
 
         self._stack = QStackedWidget()
@@ -172,6 +179,7 @@ class CheckpointTab(QWidget):
         self.exception = None
         target = self.target
         weights_key = self.weights_key
+        tag = self.tag
         custom = self._loader or (open_demo if target == DEMO_TARGET else None)
 
         def load() -> Job[LoadResult]:
@@ -179,10 +187,12 @@ class CheckpointTab(QWidget):
             # computed here too: for 100,000 tensors they take seconds the GUI must not spend.
             if custom:
                 checkpoint = custom()
-            elif weights_key is None:
+            elif weights_key is None and tag is None:
                 checkpoint = yield from open_target_job(target)
-            else:
+            elif tag is None:
                 checkpoint = yield from open_target_job(target, weights_key)
+            else:
+                checkpoint = yield from open_target_job(target, weights_key, tag)
             return LoadResult(checkpoint, tree_of(checkpoint), summary_html(checkpoint))
 
         worker = Worker(load)
@@ -218,6 +228,16 @@ class CheckpointTab(QWidget):
         if key == self.weights_key or self._worker is not None:
             return
         self.weights_key = key
+        self.reload()
+
+    def choose_tag(self, tag: str) -> None:
+        """Reopen the DeepSpeed folder at ``tag`` (on the worker, like any load), keeping the tab."""
+        if self._worker is not None:
+            return
+        shown = tag_choice(self.checkpoint) if self.checkpoint is not None else None
+        if shown is not None and tag == shown.tag:
+            return
+        self.tag = tag
         self.reload()
 
     def add_panel(self, widget: QWidget, title: str) -> None:
@@ -364,10 +384,20 @@ class CheckpointTab(QWidget):
             layout.addWidget(self.weight_set_bar)
         else:
             self.weight_set_bar = None
+        self._show_tag_picker(checkpoint)
         layout.addWidget(split, 1)
         self._stack.addWidget(content)
         self._stack.setCurrentWidget(content)
         self.loaded.emit(checkpoint)
+
+    def _show_tag_picker(self, checkpoint: Checkpoint) -> None:
+        # In the weight-set row: DeepSpeed folders always list their weight sets.
+        choice = tag_choice(checkpoint)
+        if choice is None or len(choice.tags) < 2 or self.weight_set_bar is None:
+            self.tag_picker = None
+            return
+        self.tag_picker = TagPicker(choice, self.choose_tag)
+        self.weight_set_bar.prepend(self.tag_picker)
 
     def _show_pickle_contents(self, checkpoint: Checkpoint) -> None:
         if self.contents_panel is not None:  # a reload replaces the page

@@ -38,6 +38,9 @@ def summary_html(checkpoint: Checkpoint) -> str:
         from ckpt_gui.qt.adapters.facts import adapter_html
 
         lines.append(adapter_html(checkpoint.adapter))
+    tag = tag_html(checkpoint)
+    if tag:
+        lines.append(tag)
     facts = checkpoint.metadata.get("hub")
     if isinstance(facts, dict):
         lines.append(hub_facts_html(facts))
@@ -51,6 +54,26 @@ def summary_html(checkpoint: Checkpoint) -> str:
     for warning in checkpoint.all_warnings[:3]:
         lines.append(f"<span style='color:#b26a00'>⚠ {html.escape(warning)}</span>")
     return "<br>".join(lines)
+
+
+def tag_html(checkpoint: Checkpoint) -> str:
+    """DeepSpeed: the tag shown, whether ``latest`` names it, and how many tags there are."""
+    from ckpt_gui.core.formats.distributed.checkpoint import tag_choice
+
+    choice = tag_choice(checkpoint)
+    if choice is None:
+        return ""
+    tag = f"<b>{html.escape(choice.tag)}</b>"
+    if choice.latest == choice.tag:
+        said = f"{tag}, the one <code>latest</code> names"
+    elif choice.latest:
+        said = f"{tag} (<code>latest</code> names {html.escape(choice.latest)})"
+    else:
+        said = f"{tag} (no <code>latest</code> file)"
+    count = len(choice.tags)
+    return (
+        f"<span style='color:#777'>DeepSpeed tag:</span> {said} · {count} tag{'s' * (count != 1)}"
+    )
 
 
 def hub_facts_html(facts: dict[str, Any]) -> str:

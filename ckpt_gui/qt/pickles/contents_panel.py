@@ -88,6 +88,12 @@ class WeightSetBar(QWidget):
         layout.addWidget(self.loads_into)
         layout.addStretch(1)
 
+    def prepend(self, widget: QWidget) -> None:
+        """Put ``widget`` first in the row (the DeepSpeed tag picker: a choice above the set)."""
+        row = self.layout()
+        if isinstance(row, QHBoxLayout):
+            row.insertWidget(0, widget)
+
     def _activated(self, index: int) -> None:
         key = self.selector.itemData(index)
         if isinstance(key, str):

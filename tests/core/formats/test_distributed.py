@@ -265,3 +265,49 @@ def test_dcp_with_the_model_at_top_level(tmp_path: Path) -> None:
     assert checkpoint.metadata["weight_set"] == "(top level)"
     assert {t.name for t in checkpoint.tensors} == set(weights)
     _assert_equal(_merged(tmp_path / "t", tmp_path / "out"), weights)
+
+
+# -- DeepSpeed tags ------------------------------------------------------------------------
+
+
+def test_zero_tags_each_equal_deepspeeds_own_at_that_tag(zero2_two_tags_dir: Path, tmp_path: Path) -> None:
+    import torch
+
+    folder = zero2_two_tags_dir
+    default = open_checkpoint(folder)
+    facts = default.metadata["deepspeed"]
+    assert facts["tags"] == ["global_step1", "global_step2"]
+    assert facts["tag"] == facts["latest"] == "global_step2" == (folder / "latest").read_text().strip()
+    merged = {}
+    for tag in ("global_step1", "global_step2"):
+        oracle = dict(torch.load(zero_oracle(folder, tmp_path / f"{tag}.pt", tag), weights_only=True))
+        checkpoint = open_checkpoint(folder, tag=tag)
+        assert checkpoint.metadata["deepspeed"]["tag"] == tag
+        assert checkpoint.metadata["deepspeed"]["latest"] == "global_step2"
+        merged[tag] = _merged(folder, tmp_path / tag, tag=tag)
+        _assert_equal(merged[tag], oracle)
+    name = "model.layers.1.self_attn.o_proj.weight"
+    assert not torch.equal(merged["global_step1"][name], merged["global_step2"][name])
+
+
+def test_zero_step_folder_reads_its_own_tag_and_refuses_another(zero2_two_tags_dir: Path) -> None:
+    step = zero2_two_tags_dir / "global_step1"
+    checkpoint = open_checkpoint(step)
+    facts = checkpoint.metadata["deepspeed"]
+    assert (facts["tag"], facts["step_folder"], facts["latest"]) == ("global_step1", True, "global_step2")
+    # Its values are read from the step folder itself (this used to look for global_step1/ inside it).
+    name = "model.layers.0.mlp.up_proj.weight"
+    top = open_checkpoint(zero2_two_tags_dir, tag="global_step1")
+    ours = compute_stats(checkpoint, checkpoint.tensor(name))
+    assert ours.count == checkpoint.tensor(name).parameters
+    assert ours == compute_stats(top, top.tensor(name))
+    assert open_checkpoint(step, tag="global_step1").metadata["deepspeed"]["tag"] == "global_step1"
+    with pytest.raises(CheckpointError, match=r"global_step1: is the folder of tag 'global_step1'; open .* to choose tag 'global_step2'"):
+        open_checkpoint(step, tag="global_step2")
+
+
+def test_zero_unknown_tag_and_tag_elsewhere(zero2_two_tags_dir: Path, dcp_dir: Path) -> None:
+    with pytest.raises(CheckpointError, match=r"no tag 'global_step9' \(have global_step1, global_step2\)"):
+        open_checkpoint(zero2_two_tags_dir, tag="global_step9")
+    with pytest.raises(CheckpointError, match=r"--tag chooses a DeepSpeed tag; this is a dcp folder"):
+        open_checkpoint(dcp_dir, tag="global_step1")

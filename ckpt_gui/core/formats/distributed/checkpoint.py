@@ -4,13 +4,16 @@ DCP: the weight sets are the state dict's top-level groups holding tensors
 (``model`` by default; ``optim`` and the others are summarised, not listed).
 DeepSpeed: ``fp32`` (the master weights rebuilt from every rank, what
 ``zero_to_fp32.py`` gives; the default) and, under ZeRO-1/2, ``module`` (the
-bf16/fp16 weights the engine held). ``layouts`` gives the chosen set's pieces
-back to the value readers and exports.
+bf16/fp16 weights the engine held). A DeepSpeed folder holds one checkpoint per
+tag (``global_step<N>/``): ``tag`` picks one (default: what ``latest`` names), and
+the chosen tag is in ``metadata["deepspeed"]["tag"]``. ``layouts`` gives the
+chosen set's pieces, of the chosen tag, back to the value readers and exports.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +30,13 @@ def is_distributed(checkpoint: Checkpoint) -> bool:
     return checkpoint.format.split("-", 1)[0] in FORMATS
 
 
-def read(folder: Path, kind: str, weight_set: str | None = None) -> Checkpoint:
-    layouts, facts, sets, chosen, files, warnings = _read(folder, kind, weight_set)
+def read(
+    folder: Path, kind: str, weight_set: str | None = None, tag: str | None = None
+) -> Checkpoint:
+    """``folder`` as a ``Checkpoint`` of ``weight_set`` (DeepSpeed: of the step folder ``tag``)."""
+    if tag is not None and kind != "deepspeed":
+        raise CheckpointError(folder, f"--tag chooses a DeepSpeed tag; this is a {kind} folder")
+    layouts, facts, sets, chosen, files, warnings = _read(folder, kind, weight_set, tag)
     tensors = tuple(
         TensorInfo(name, layout.dtype, layout.shape, dcp.nbytes(layout), layout.pieces[0].file)
         if layout.pieces
@@ -53,6 +61,48 @@ def read(folder: Path, kind: str, weight_set: str | None = None) -> Checkpoint:
         root=folder,
         metadata=metadata,
         warnings=tuple(warnings),
+    )
+
+
+@dataclass(frozen=True)
+class TagChoice:
+    """The DeepSpeed tag a checkpoint shows, the others beside it, and what ``latest`` names."""
+
+    tag: str
+    tags: tuple[str, ...]
+    latest: str | None
+    step_folder: bool  # opened from the tag's own folder: the others need its parent opened
+
+    @property
+    def others(self) -> tuple[str, ...]:
+        return tuple(t for t in self.tags if t != self.tag)
+
+    @property
+    def choosable(self) -> bool:
+        """More than one tag, and opened from the folder holding them all."""
+        return not self.step_folder and len(self.tags) > 1
+
+    def describe(self) -> str:
+        """``global_step2 (named by latest)`` or ``global_step1 (latest names global_step2)``."""
+        if self.latest == self.tag:
+            return f"{self.tag} (named by latest)"
+        if self.latest:
+            return f"{self.tag} (latest names {self.latest})"
+        return f"{self.tag} (no latest file)"
+
+
+def tag_choice(checkpoint: Checkpoint) -> TagChoice | None:
+    """The tag facts of a DeepSpeed checkpoint (None for anything else)."""
+    facts = checkpoint.metadata.get("deepspeed")
+    if not isinstance(facts, dict) or not isinstance(facts.get("tag"), str):
+        return None
+    tags = facts.get("tags")
+    latest = facts.get("latest")
+    return TagChoice(
+        facts["tag"],
+        tuple(str(t) for t in tags) if isinstance(tags, list) else (facts["tag"],),
+        latest if isinstance(latest, str) else None,
+        bool(facts.get("step_folder")),
     )
 
 
@@ -83,7 +133,7 @@ def layouts(checkpoint: Checkpoint) -> tuple[dict[str, TensorLayout], dict[str, 
 
 
 def _read(
-    folder: Path, kind: str, weight_set: str | None
+    folder: Path, kind: str, weight_set: str | None, tag: str | None = None
 ) -> tuple[
     dict[str, TensorLayout],
     dict[str, Any],
@@ -101,7 +151,7 @@ def _read(
             raise CheckpointError(folder, f"no weight set '{weight_set}' (have {', '.join(names)})")
         sets = {n: meta.model_tensors(None if n == TOP_LEVEL else n) for n in names}
         return sets.get(chosen, {}), _dcp_facts(meta), sets, chosen, meta.files, meta.warnings
-    found = deepspeed.read(folder)
+    found = deepspeed.read(folder, tag)
     chosen = weight_set or deepspeed.FP32
     if chosen not in found.weight_sets:
         have = ", ".join(found.weight_sets)

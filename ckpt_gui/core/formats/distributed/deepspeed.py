@@ -66,17 +66,35 @@ def is_deepspeed_folder(folder: Path) -> bool:
     return bool(_model_files(folder)) and bool(_optim_files(folder))
 
 
+def latest_tag(folder: Path) -> str | None:
+    """The tag the ``latest`` file of ``folder`` names (what DeepSpeed loads), or None."""
+    latest = folder / "latest"
+    if not latest.is_file():
+        return None
+    return latest.read_text(encoding="utf-8", errors="replace").strip() or None
+
+
 def resolve(folder: Path, tag: str | None = None) -> tuple[Path, str, list[str]]:
-    """The step folder to read: ``tag``, else what ``latest`` names, else ``folder`` itself."""
-    if _model_files(folder) and tag is None:
-        return folder, folder.name, find_tags(folder.parent) if folder.parent != folder else []
+    """The step folder to read, its tag, and the tags beside it.
+
+    ``folder`` is the top folder (``tag``, else what ``latest`` names, else the last
+    tag) or one step folder (its own tag; another ``tag`` is refused: its pieces
+    would lie outside the folder the checkpoint was opened from).
+    """
+    if _model_files(folder):
+        tags = find_tags(folder.parent) if folder.parent != folder else []
+        if tag is not None and tag != folder.name:
+            raise CheckpointError(
+                folder,
+                f"is the folder of tag {folder.name!r}; open {folder.parent} to choose tag {tag!r}",
+            )
+        return folder, folder.name, tags
     tags = find_tags(folder)
-    if tag is None:
-        latest = folder / "latest"
-        if latest.is_file():
-            tag = latest.read_text(encoding="utf-8", errors="replace").strip()
-        elif tags:
-            tag = tags[-1]
+    if tag is not None:
+        if tag not in tags:
+            raise CheckpointError(folder, f"no tag {tag!r} (have {', '.join(tags) or 'none'})")
+        return folder / tag, tag, tags
+    tag = latest_tag(folder) or (tags[-1] if tags else None)
     if not tag or not (folder / tag).is_dir():
         raise CheckpointError(
             folder / "latest", f"names tag {tag!r}, but there is no such folder (have {tags})"
@@ -148,6 +166,9 @@ def read(folder: Path, tag: str | None = None) -> DeepSpeedCheckpoint:
         "world_size": world,
         "tag": tag,
         "tags": tags,
+        # What DeepSpeed's load_checkpoint would pick; for a step folder, its parent's.
+        "latest": latest_tag(folder if step != folder else folder.parent),
+        "step_folder": step == folder,  # opened from one tag's folder: no other tag to pick
         "ds_version": states.get("ds_version"),
         "global_steps": states.get("global_steps"),
         "frozen_parameters": len(states.get("frozen_param_shapes") or {}),
