@@ -109,7 +109,7 @@ class ExportController(QObject):
         parent = self.shell.main_widget()
         dialog = ExportDialog(
             kind, source, subtree=subtree, renames=renames, base=base, tag=tab_tag(tab),
-            parent=parent,
+            weights_key=tab.weights_key if tab is not None else None, parent=parent,
         )
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.start_requested.connect(self.start)

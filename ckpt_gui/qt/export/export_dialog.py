@@ -57,7 +57,7 @@ KINDS = {
     "merge-lora": "Merge LoRA adapter into its base",
 }
 DTYPE_KINDS = ("convert", "random-init", "gguf-safetensors", "merge-lora")
-TAG_KINDS = ("convert", "reshard", "safetensors")  # the exports that read a DeepSpeed folder
+TAG_KINDS = ("convert", "reshard", "safetensors")  # the exports that take a tag or a weight set
 GGUF_DTYPES = ("F32", "BF16", "F16")  # F32 first: what transformers holds after loading
 SHARD_PRESETS = ("500MB", "1GB", "2GB", "5GB", "10GB")
 DEFAULT_SHARD = {"reshard": "2GB"}  # everything else: 5GB, as save_pretrained
@@ -85,6 +85,7 @@ class ExportDialog(QDialog):
         renames: Iterable[RenameRule | tuple[str, str]] = (),
         base: str = "",
         tag: str | None = None,
+        weights_key: str | None = None,
         parent: QWidget | None = None,
         planner: Callable[[ExportRequest], ExportPlan] = make_plan,
     ) -> None:
@@ -113,6 +114,9 @@ class ExportDialog(QDialog):
         self.tag_edit = QLineEdit(tag or "")
         self.tag_edit.setPlaceholderText("the tag the folder's latest file names")
         self.tag_edit.setToolTip("The global_step folder of the DeepSpeed checkpoint to export")
+        # The weight set the tab shows (a pickle's EMA, DeepSpeed's module weights): exported as shown.
+        self.weights_key = weights_key
+        self.weight_set_label = QLabel(weights_key or "")
         self.config_edit = QLineEdit()
         self.config_edit.setPlaceholderText(
             "config.json written beside the weights (default: the source's own, if any)"
@@ -151,6 +155,7 @@ class ExportDialog(QDialog):
         self.form.addRow("Source", self._with_browse(self.source_edit, self._browse_source))
         self.form.addRow("Base model", self._with_browse(self.base_edit, self._browse_base))
         self.form.addRow("DeepSpeed tag", self.tag_edit)
+        self.form.addRow("Weight set", self.weight_set_label)
         self.form.addRow("Subtree", self.subtree_edit)
         self.form.addRow("Output folder", self._with_browse(self.output_edit, self._browse_output))
         self.form.addRow("Config", self.config_edit)
@@ -261,6 +266,7 @@ class ExportDialog(QDialog):
             tag=(self.tag_edit.text().strip() or None)
             if self._has_tag and kind in TAG_KINDS
             else None,
+            weights_key=self.weights_key if kind in TAG_KINDS else None,
         )
 
     def renames(self) -> list[RenameRule]:
@@ -361,6 +367,7 @@ class ExportDialog(QDialog):
             self.form.setRowVisible(base_holder, merge)
         self.form.setRowVisible(self.subtree_edit, not random_init and not gguf and not merge)
         self.form.setRowVisible(self.tag_edit, self._has_tag and kind in TAG_KINDS)
+        self.form.setRowVisible(self.weight_set_label, bool(self.weights_key) and kind in TAG_KINDS)
         for edit in (self.strip_edit, self.add_edit, self.renames_edit):
             self.form.setRowVisible(edit, not merge)
         self.form.setRowVisible(self.dtype_box, kind in DTYPE_KINDS)

@@ -38,6 +38,7 @@ class ExportRequest:
     config: str | None = None  # a config.json (or folder) to write beside the weights
     base: str | None = None  # merge-lora: the base model (``source`` is the adapter)
     tag: str | None = None  # a DeepSpeed folder's global_step tag (None: what latest names)
+    weights_key: str | None = None  # the weight set of a pickle or DeepSpeed folder (None: default)
 
 
 def make_plan(request: ExportRequest) -> ExportPlan:
@@ -69,6 +70,8 @@ def make_plan(request: ExportRequest) -> ExportPlan:
     common["config"] = request.config
     if request.tag is not None:
         common["tag"] = request.tag
+    if request.weights_key is not None:
+        common["weights_key"] = request.weights_key
     if request.kind == "convert":
         assert request.dtype is not None
         return plan_convert(

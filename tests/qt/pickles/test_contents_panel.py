@@ -88,3 +88,41 @@ def test_whole_model_tab(qtbot, qtmodeltester, window, tmp_path, monkeypatch) ->
     }
     assert groups == {"classes whose code would be imported", "plain data"}
     assert "classes whose code would be imported" in toggle.toggle.text()
+
+
+def test_export_from_the_tab_writes_the_weight_set_it_shows(
+    qtbot, window, features, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    import torch
+    from safetensors.torch import load_file
+
+    from ckpt_gui.qt.export.job_queue import JobState
+
+    path, _model_sd, ema_sd = training_checkpoint(tmp_path)
+    (tab,) = window.open_targets([str(path)])
+    qtbot.waitUntil(lambda: tab.checkpoint is not None and window.is_idle(), timeout=30_000)
+    bar = tab.findChild(WeightSetBar)
+    bar.selector.activated.emit(1)
+    qtbot.waitUntil(
+        lambda: window.is_idle() and tab.checkpoint.metadata.get("weight_set") == "ema",
+        timeout=30_000,
+    )
+    dialog = features.exports.open_dialog("safetensors", tab=tab)
+    assert dialog.weight_set_label.text() == "ema" and not dialog.weight_set_label.isHidden()
+    out = tmp_path / "ema-out"
+    dialog.output_edit.setText(str(out))
+    dialog.output_edit.textEdited.emit(str(out))
+    dialog.replan()
+    qtbot.waitUntil(
+        lambda: not dialog.is_planning and (dialog.plan is not None or dialog.error is not None),
+        timeout=60_000,
+    )
+    assert dialog.plan is not None, dialog.error
+    dialog.start_button.click()
+    job = features.exports.queue.jobs[-1]
+    qtbot.waitUntil(lambda: job.state.finished, timeout=120_000)
+    assert job.state is JobState.DONE, job.error
+    written = load_file(out / "model.safetensors")
+    assert set(written) == set(ema_sd)
+    for name, value in written.items():
+        assert torch.equal(value, ema_sd[name]), name
