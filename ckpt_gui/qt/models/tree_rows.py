@@ -87,7 +87,7 @@ class RangeNode(ModuleNode):
         return self._sums
 
     # ModuleNode keeps totals in slots; a range computes them from its members.
-    @property  # type: ignore[override]
+    @property
     def parameters(self) -> int:
         return self._totals()[0]
 
@@ -95,7 +95,7 @@ class RangeNode(ModuleNode):
     def parameters(self, _value: int) -> None:
         pass  # ModuleNode.__init__ sets 0
 
-    @property  # type: ignore[override]
+    @property
     def nbytes(self) -> int:
         return self._totals()[1]
 
@@ -103,7 +103,7 @@ class RangeNode(ModuleNode):
     def nbytes(self, _value: int) -> None:
         pass
 
-    @property  # type: ignore[override]
+    @property
     def tensor_count(self) -> int:
         return self._totals()[2]
 
@@ -215,7 +215,8 @@ def index_job(root: ModuleNode) -> Generator[None, None, TreeIndex]:
 
 
 def build_index(root: ModuleNode) -> TreeIndex:
-    return run(index_job(root))
+    index: TreeIndex = run(index_job(root))
+    return index
 
 
 def run(job: Generator[None, None, Any]) -> Any:
@@ -341,7 +342,7 @@ def _argsort_text(texts: list[str]) -> Generator[None, None, Any]:
 def rows_job(shown: list[ModuleNode]) -> Generator[None, None, dict[int, int]]:
     rows: dict[int, int] = {}
     for start in range(0, len(shown), CHUNK):
-        rows.update(zip(map(id, shown[start : start + CHUNK]), range(start, start + CHUNK)))
+        rows.update(zip(map(id, shown[start : start + CHUNK]), range(start, start + CHUNK), strict=False))
         yield
     return rows
 

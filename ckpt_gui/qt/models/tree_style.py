@@ -136,10 +136,11 @@ def tooltip_text(
 ) -> str:
     """The Name column's tooltip: the full path and what is special about the row."""
     if isinstance(node, RangeNode):
+        parent = node.parent
         first = node.start + 1
         last = node.start + len(node.members)
         return (
-            f"Rows {first:,}–{last:,} under {node.parent.path or 'the checkpoint'}: "
+            f"Rows {first:,}–{last:,} under {(parent.path if parent else '') or 'the checkpoint'}: "
             f"a level this long is shown in ranges of {BUCKET_SIZE:,} rows"
         )
     if isinstance(node, GroupNode):
