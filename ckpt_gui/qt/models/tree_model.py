@@ -1,43 +1,29 @@
 """Qt item model over the core's ModuleNode tree (no copy of the data).
 
-Each index's internalPointer is its ModuleNode; ``parent()`` is constant time
-because every node knows its parent and row. Nothing is materialised up front, so
-a 100,000-tensor checkpoint costs only what the view actually shows.
+Each index's internalPointer is its ModuleNode; nothing is materialised up front, so a
+100,000-tensor checkpoint costs only what the view shows. Hooks for other features:
+``set_row_status({path: status})`` colours rows (``STATUS_COLORS``; a module shows the
+worst status below it, ``STATUS_SEVERITY``), ``set_root(root)`` swaps the tree (ghost
+rows); ``settled`` fires once a requested sort or filter is showing.
 
-Extension points for other features (comparison, exports):
-
-* ``set_row_status({path: status})`` colours rows; ``STATUS_COLORS`` maps a status
-  name to a colour (add your own), ``StatusRole`` returns the status of a row. A
-  module row without its own status shows the "worst" status found below it
-  (order in ``STATUS_SEVERITY``), so problems are visible from the top.
-* ``set_root(root)`` swaps the whole tree (e.g. a tree that includes ghost rows for
-  missing tensors); views keep working.
-
-Sorting and filtering happen here, not in a QSortFilterProxyModel (whose Python
-``lessThan``/``filterAcceptsRow`` run per row: a minute frozen for 200,000 siblings).
-What each parent shows is decided in ``tree_rows``: a parent with a few thousand
-children gets its shown list built lazily when a view asks (a set lookup, one
-``sorted``); a longer level is prepared by ``tree_rows.prepare_job``, on a worker
-thread when the tree is big (``ASYNC_TENSORS``), and shown in ranges of
-``BUCKET_SIZE`` rows, so no step on the GUI thread walks it. ``settled`` fires once a
-requested sort or filter is showing. Display texts and colours are in ``tree_style``
-(re-exported here).
+Sorting and filtering happen here, not in a QSortFilterProxyModel (its Python
+``lessThan``/``filterAcceptsRow`` per row froze 200,000 siblings for a minute). A parent
+with a few thousand children gets its shown list built lazily (a set lookup, one
+``sorted``); a longer one is prepared by ``tree_rows.prepare_job`` (on a worker thread
+for big trees, ``tree_prepare``) and shown in range rows of ``BUCKET_SIZE``, so no
+GUI-thread step walks it. Texts and colours are in ``tree_style`` (re-exported here).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import sys
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QBrush, QFont
 
-from ckpt_gui.core.adapters.tree import is_adapter_tensor
-from ckpt_gui.core.check.status import KeyStatus
 from ckpt_gui.core.tree.build import ModuleNode
+from ckpt_gui.qt.models.tree_prepare import Preparations
 from ckpt_gui.qt.models.tree_rows import (
     BUCKET_LIMIT,
     BUCKET_SIZE,
@@ -47,15 +33,11 @@ from ckpt_gui.qt.models.tree_rows import (
     RangeNode,
     TreeIndex,
     ViewSpec,
-    needs_work,
-    prepare_job,
-    run,
 )
 from ckpt_gui.qt.models.tree_style import (
     ADAPTER_COLOR,
     GHOST_COLOR,
     HEADERS,
-    RANGE_COLOR,
     STATUS_COLORS,
     STATUS_ICONS,
     STATUS_SEVERITY,
@@ -64,16 +46,13 @@ from ckpt_gui.qt.models.tree_style import (
     NodeRole,
     SortRole,
     StatusRole,
-    display_text,
     inherit_status,
-    is_ghost_row,
     natural_key,
+    row_data,
     shape_text,
     sort_value,
-    tooltip_text,
     worst_status,
 )
-from ckpt_gui.qt.runtime.workers import Worker
 
 __all__ = [
     "ADAPTER_COLOR",
@@ -92,8 +71,6 @@ __all__ = [
     "shape_text",
 ]
 
-ASYNC_TENSORS = 20_000  # trees with more tensors sort and filter on a worker thread
-PAUSE_S = 0.001  # the worker's pause after each step of a job: the GUI thread's turn
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 _NO_PARENT = QModelIndex()  # default argument (ruff B008: no calls in defaults)
@@ -101,22 +78,6 @@ _ROW_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 _NO_FLAGS = Qt.ItemFlag.NoItemFlags
 _LEAF_FLAGS = _ROW_FLAGS | Qt.ItemFlag.ItemNeverHasChildren
 _COLUMNS = len(HEADERS)
-
-
-def _paced(job: Any) -> Any:
-    """Run ``job``, leaving the GIL free for a moment after each of its steps.
-
-    A Python callback on the GUI thread (a timer, a paint's ``data()``) otherwise waits
-    up to the interpreter's switch interval (5 ms) for the busy worker each time, and a
-    repaint makes hundreds of them.
-    """
-    while True:
-        try:
-            next(job)
-        except StopIteration as stop:
-            return stop.value
-        yield
-        time.sleep(PAUSE_S)
 
 
 class CheckpointTreeModel(QAbstractItemModel):
@@ -133,15 +94,11 @@ class CheckpointTreeModel(QAbstractItemModel):
         self._alias_label = ""
         # Module path -> the class it was pickled as (whole-model pickles only).
         self._classes: dict[str, str] = {}
-        self._bold = QFont()
-        self._bold.setBold(True)
-        self._italic = QFont()
-        self._italic.setItalic(True)
         # The view state shown (_spec) and the one asked for (_wanted, being prepared
         # by _worker when it differs); what the filter shows (ids, None: all).
         self._spec = ViewSpec()
         self._wanted = ViewSpec()
-        self._worker: Worker | None = None
+        self._preparations = Preparations(self._apply, self.settled.emit)
         self._index: TreeIndex | None = None
         self._visible: set[int] | None = None
         self._visible_tensors = 0
@@ -165,7 +122,7 @@ class CheckpointTreeModel(QAbstractItemModel):
         return self._root
 
     def set_root(self, root: ModuleNode) -> None:
-        self._cancel()
+        self._preparations.cancel()
         self.beginResetModel()
         self._root = root
         self._inherited = inherit_status(root, self._status)
@@ -205,7 +162,7 @@ class CheckpointTreeModel(QAbstractItemModel):
     @property
     def busy(self) -> bool:
         """A sort or filter is being prepared on a worker thread (``settled`` follows)."""
-        return self._worker is not None
+        return self._preparations.busy
 
     @property
     def is_filtering(self) -> bool:
@@ -219,7 +176,8 @@ class CheckpointTreeModel(QAbstractItemModel):
         """Rows the filter shows (every node without a filter)."""
         if self._visible is not None:
             return len(self._visible)
-        return len(self._tree_index().nodes)
+        known = self._index is not None and self._index.root is self._root
+        return len(self._index.nodes) if known else sum(1 for _ in self._root.walk()) - 1  # type: ignore[union-attr]
 
     @property
     def visible_tensor_count(self) -> int:
@@ -287,6 +245,10 @@ class CheckpointTreeModel(QAbstractItemModel):
         self._aliases = dict(aliases)
         self._alias_label = label
         self._emit_all_changed()
+
+    @property
+    def alias_label(self) -> str:
+        return self._alias_label
 
     def alias_of(self, node: ModuleNode) -> str | None:
         return self._aliases.get(node.path) if node.tensor is not None else None
@@ -379,52 +341,7 @@ class CheckpointTreeModel(QAbstractItemModel):
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
-        node: ModuleNode = index.internalPointer()
-        column = index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
-            return display_text(node, column, self.module_class(node), self.alias_of(node))
-        if role == SortRole:
-            return sort_value(node, column)
-        if role == NodeRole:
-            return node
-        if role == FractionRole:
-            total = self._root.nbytes
-            return node.nbytes / total if total else 0.0
-        if role == StatusRole:
-            return self.status_of(node)
-        if role == Qt.ItemDataRole.DecorationRole and column == Column.NAME:
-            return STATUS_ICONS.get(self.status_of(node) or "")
-        if is_ghost_row(node):
-            if role == Qt.ItemDataRole.ForegroundRole:
-                return QBrush(GHOST_COLOR)
-            if role == Qt.ItemDataRole.FontRole:
-                return self._italic
-        if role == Qt.ItemDataRole.ForegroundRole:
-            status = self.status_of(node)
-            if status in STATUS_COLORS and status != KeyStatus.OK:
-                return QBrush(STATUS_COLORS[status])
-            if type(node) is RangeNode:
-                return QBrush(RANGE_COLOR)
-            if is_adapter_tensor(node.tensor):
-                return QBrush(ADAPTER_COLOR)  # a LoRA adapter's tensor shown in its base
-            return None
-        if role == Qt.ItemDataRole.TextAlignmentRole and column in (
-            Column.PARAMETERS,
-            Column.SIZE,
-        ):
-            return Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-        if role == Qt.ItemDataRole.FontRole and column == Column.NAME and not node.is_tensor:
-            top = node.parent is self._root and type(node) is not RangeNode
-            return self._bold if top else None
-        if role == Qt.ItemDataRole.ToolTipRole and column == Column.NAME:
-            return tooltip_text(
-                node,
-                self.status_of(node),
-                self.module_class(node),
-                self.alias_of(node),
-                self._alias_label,
-            )
-        return None
+        return row_data(self, index.internalPointer(), index.column(), role)
 
     # -- rows ------------------------------------------------------------------------------
     def _level(self, node: ModuleNode) -> Level | None:
@@ -485,43 +402,11 @@ class CheckpointTreeModel(QAbstractItemModel):
             ordered = self._sorted[key] = [children[i] for i in ranks]
         return ordered
 
-    def _tree_index(self) -> TreeIndex:
-        if self._index is None or self._index.root is not self._root:
-            self._index = run(prepare_job(self._root, None, ViewSpec(), {})).index
-        return self._index
-
     # -- view changes ----------------------------------------------------------------------
     def _request(self, spec: ViewSpec, now: bool = False) -> None:
         """Show ``spec``: at once when it is cheap or the tree small, else from a worker."""
         self._wanted = spec
-        self._cancel()
-        job = prepare_job(self._root, self._index, spec, dict(self._orders))
-        small = self._root.tensor_count <= ASYNC_TENSORS
-        if now or small or not needs_work(self._index, spec, self._orders):
-            self._apply(run(job))
-            return
-        worker = self._worker = Worker(_paced, job)
-        worker.name = "tree view: sort/filter"
-        worker.returned.connect(lambda prepared: self._prepared(worker, prepared))
-        worker.errored.connect(lambda error: self._failed(worker, error))
-        worker.start()
-
-    def _cancel(self) -> None:
-        if self._worker is not None:
-            self._worker.quit()
-            self._worker = None
-
-    def _prepared(self, worker: Worker, prepared: Prepared) -> None:
-        if worker is self._worker:
-            self._worker = None
-            if prepared.index.root is self._root:
-                self._apply(prepared)
-
-    def _failed(self, worker: Worker, error: BaseException) -> None:
-        if worker is self._worker:
-            self._worker = None
-            print(f"ckpt-gui: sorting/filtering the tree failed: {error!r}", file=sys.stderr)
-            self.settled.emit()
+        self._preparations.start(self._root, self._index, spec, self._orders, now)
 
     def _apply(self, prepared: Prepared) -> None:
         def change() -> None:

@@ -342,7 +342,9 @@ def _argsort_text(texts: list[str]) -> Generator[None, None, Any]:
 def rows_job(shown: list[ModuleNode]) -> Generator[None, None, dict[int, int]]:
     rows: dict[int, int] = {}
     for start in range(0, len(shown), CHUNK):
-        rows.update(zip(map(id, shown[start : start + CHUNK]), range(start, start + CHUNK), strict=False))
+        rows.update(
+            zip(map(id, shown[start : start + CHUNK]), range(start, start + CHUNK), strict=False)
+        )
         yield
     return rows
 

@@ -12,7 +12,7 @@ from enum import IntEnum
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QIcon
+from PySide6.QtGui import QBrush, QColor, QFont, QIcon
 
 from ckpt_gui.core.adapters.tree import is_adapter_tensor
 from ckpt_gui.core.check.status import KeyStatus
@@ -198,3 +198,55 @@ def inherit_status(root: ModuleNode, status: Mapping[str, str]) -> dict[int, str
         if best is not None and not node.is_tensor:
             inherited[id(node)] = best
     return inherited
+
+
+_BOLD = QFont()
+_BOLD.setBold(True)
+_ITALIC = QFont()
+_ITALIC.setItalic(True)
+_RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+
+
+def row_data(model: Any, node: ModuleNode, column: int, role: int) -> Any:
+    """``CheckpointTreeModel.data`` for a valid index: every role the tree answers."""
+    if role == Qt.ItemDataRole.DisplayRole:
+        return display_text(node, column, model.module_class(node), model.alias_of(node))
+    if role == SortRole:
+        return sort_value(node, column)
+    if role == NodeRole:
+        return node
+    if role == FractionRole:
+        total = model.root.nbytes
+        return node.nbytes / total if total else 0.0
+    if role == StatusRole:
+        return model.status_of(node)
+    if role == Qt.ItemDataRole.DecorationRole and column == Column.NAME:
+        return STATUS_ICONS.get(model.status_of(node) or "")
+    if is_ghost_row(node):
+        if role == Qt.ItemDataRole.ForegroundRole:
+            return QBrush(GHOST_COLOR)
+        if role == Qt.ItemDataRole.FontRole:
+            return _ITALIC
+    if role == Qt.ItemDataRole.ForegroundRole:
+        status = model.status_of(node)
+        if status in STATUS_COLORS and status != KeyStatus.OK:
+            return QBrush(STATUS_COLORS[status])
+        if type(node) is RangeNode:
+            return QBrush(RANGE_COLOR)
+        if is_adapter_tensor(node.tensor):
+            return QBrush(ADAPTER_COLOR)  # a LoRA adapter's tensor shown in its base
+        return None
+    if role == Qt.ItemDataRole.TextAlignmentRole and column in (Column.PARAMETERS, Column.SIZE):
+        return _RIGHT
+    if role == Qt.ItemDataRole.FontRole and column == Column.NAME and not node.is_tensor:
+        top = node.parent is model.root and type(node) is not RangeNode
+        return _BOLD if top else None
+    if role == Qt.ItemDataRole.ToolTipRole and column == Column.NAME:
+        return tooltip_text(
+            node,
+            model.status_of(node),
+            model.module_class(node),
+            model.alias_of(node),
+            model.alias_label,
+        )
+    return None
