@@ -411,7 +411,7 @@ class CheckpointTreeModel(QAbstractItemModel):
     def _apply(self, prepared: Prepared) -> None:
         def change() -> None:
             self._spec = prepared.spec
-            self._index = prepared.index
+            self._index = prepared.index or self._index
             self._visible = prepared.visible
             self._visible_tensors = prepared.visible_tensors
             self._orders.update(prepared.orders)

@@ -85,7 +85,7 @@ class Preparations:
     def _returned(self, worker: Worker, root: ModuleNode, prepared: Prepared) -> None:
         if worker is self._worker:
             self._worker = None
-            if prepared.index.root is root:
+            if prepared.root is root:
                 self._apply(prepared)
 
     def _errored(self, worker: Worker, error: BaseException) -> None:

@@ -369,7 +369,8 @@ class Prepared:
     """A job's answer: everything the model swaps in for ``spec``, in one layout change."""
 
     spec: ViewSpec
-    index: TreeIndex
+    root: ModuleNode
+    index: TreeIndex | None  # None: not needed (file order, no filter)
     visible: set[int] | None
     visible_tensors: int
     levels: dict[int, Level]  # per long parent id
@@ -383,10 +384,10 @@ OrderCache = dict[tuple[int, int], tuple[list[ModuleNode], dict[int, int]]]
 
 def needs_work(index: TreeIndex | None, spec: ViewSpec, orders: OrderCache) -> bool:
     """Whether ``prepare_job`` for ``spec`` has more to do than dictionary lookups."""
+    if spec.column < 0 and not spec.filtering:
+        return False  # file order, unfiltered: nothing to compute (no index either)
     if index is None or spec.filtering:
         return True
-    if spec.column < 0:
-        return False
     return any((id(p), spec.column) not in orders for p in index.long_parents)
 
 
@@ -394,6 +395,8 @@ def prepare_job(
     root: ModuleNode, index: TreeIndex | None, spec: ViewSpec, orders: OrderCache
 ) -> Generator[None, None, Prepared]:
     """Compute what ``spec`` shows of ``root``; ``orders`` is read, not changed."""
+    if spec.column < 0 and not spec.filtering and (index is None or index.root is not root):
+        return Prepared(spec, root, None, None, 0, {}, {})  # the model shows file order
     if index is None or index.root is not root:
         index = yield from index_job(root)
     visible = yield from visible_job(index, spec.matches, spec.predicate)
@@ -428,4 +431,4 @@ def prepare_job(
             shown, reverse = kept, False
             rows = yield from rows_job(kept)
         levels[id(parent)] = Level(shown, rows, reverse)
-    return Prepared(spec, index, visible, visible_tensors, levels, new_orders)
+    return Prepared(spec, root, index, visible, visible_tensors, levels, new_orders)
