@@ -13,7 +13,7 @@ import os
 import struct
 from pathlib import Path
 
-from common import Result, measure, python
+from common import Measurement, Result, measure, python
 
 TENSORS = int(os.environ.get("CKPT_GUI_BENCH_TENSORS", "100000"))
 
@@ -95,40 +95,51 @@ def run(workdir: Path) -> list[Result]:
 # -- a flat 200,000-tensor file: open time vs a tiny one, and the longest GUI-thread freeze ---
 FLAT_TENSORS = int(os.environ.get("CKPT_GUI_BENCH_FLAT_TENSORS", "200000"))
 REPEAT = int(os.environ.get("CKPT_GUI_BENCH_REPEAT", "3"))
+FREEZE_TARGET_S = 0.2  # the issue: no GUI-thread freeze over 200 ms when sorting or filtering
 
 FREEZE = """
 import sys, time
 import ckpt_gui.qt
-from PySide6.QtCore import QTimer, Qt
+from PySide6.QtCore import QEventLoop, QTimer, Qt
 from PySide6.QtWidgets import QApplication
 from ckpt_gui.core.formats import open_checkpoint
 from ckpt_gui.core.tree.build import build_tree
 from ckpt_gui.qt.inspect.tree_panel import TreePanel
+from ckpt_gui.qt.runtime.gui_gc import collect_garbage_on_gui_thread
 app = QApplication([])
+collect_garbage_on_gui_thread()  # as the app does: the collector runs on the GUI thread
 panel = TreePanel(build_tree(open_checkpoint(sys.argv[1]).tensors))
 panel.resize(1000, 700)
 panel.show()
-app.processEvents()
-# A 5 ms timer on the GUI thread: the longest gap between its ticks is the longest freeze.
+# A 10 ms heartbeat on the GUI thread: the longest gap between its beats is the longest
+# freeze. The GUI thread sits in a real event loop meanwhile, as in the app.
 last = [time.perf_counter()]
 gaps = []
-def tick():
+def beat():
     now = time.perf_counter()
     gaps.append(now - last[0])
     last[0] = now
-timer = QTimer(); timer.setInterval(5); timer.timeout.connect(tick); timer.start()
-def settle(seconds=0.3):
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        app.processEvents()
+timer = QTimer()
+timer.setTimerType(Qt.TimerType.PreciseTimer)
+timer.setInterval(10)
+timer.timeout.connect(beat)
+timer.start()
+def run_loop(ms):
+    loop = QEventLoop()
+    QTimer.singleShot(ms, loop.quit)
+    loop.exec()
+run_loop(500)
 def step(name, action):
-    settle()
-    gaps.clear(); last[0] = time.perf_counter()
+    run_loop(300)
+    gaps.clear()
+    last[0] = started = time.perf_counter()
     QTimer.singleShot(0, action)
-    settle(0.2)
-    while len(gaps) < 20:  # until the timer ticks freely again after the action
-        app.processEvents()
-    print(f"{name}: longest GUI-thread freeze {max(gaps) * 1000:.0f} ms", flush=True)
+    run_loop(50)
+    while panel.busy:  # until the sort or filter shows...
+        run_loop(20)
+    settled = time.perf_counter() - started
+    run_loop(200)  # ...and the view has laid it out and painted
+    print(f"FREEZE {name}\t{max(gaps):.4f}\t{settled:.3f}", flush=True)
 step("sort by name", lambda: panel.view.sortByColumn(0, Qt.SortOrder.AscendingOrder))
 step("sort by parameters", lambda: panel.view.sortByColumn(3, Qt.SortOrder.DescendingOrder))
 def set_filter(text):
@@ -175,15 +186,32 @@ def run_flat(workdir: Path) -> list[Result]:
         env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
         check=False,
     )
-    print(freeze.stdout.strip())
     if freeze.returncode:
         print(freeze.stderr[-2000:])
+    freezes = []
+    for line in freeze.stdout.splitlines():
+        if line.startswith("FREEZE "):
+            name, gap, settled = line.removeprefix("FREEZE ").split("\t")
+            print(
+                f"{name}: longest GUI-thread freeze {float(gap) * 1000:.0f} ms, shown after {settled} s"
+            )
+            # "ours" is the longest freeze, "baseline" the 200 ms target: a ratio >= 1 meets it.
+            freezes.append(
+                Result(
+                    f"gui freeze: {name}",
+                    Measurement(float(gap), 0),
+                    Measurement(FREEZE_TARGET_S, 0),
+                    target_speedup=1.0,
+                    note=f"base = the {FREEZE_TARGET_S * 1000:.0f} ms target; rows shown after {settled} s",
+                )
+            )
     return [
+        *freezes,
         Result(
             f"gui: open {FLAT_TENSORS:,} flat tensors vs 10",
             ours,
             baseline,
             target_speedup=1 / 6,  # within 6x of the tiny file's time
-            note="baseline: the same window on a 10-tensor file; freezes printed above",
-        )
+            note="baseline: the same window on a 10-tensor file",
+        ),
     ]

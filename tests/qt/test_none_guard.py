@@ -1,5 +1,6 @@
-"""PySide6 6.12 on Python 3.11 leaks decrefs of None from data() overrides; the guard in
-ckpt_gui.qt keeps the process alive (without it, this subprocess aborts)."""
+"""PySide6 6.12 on Python 3.11 leaks decrefs of None from data() overrides, and of the bool
+``Signal.emit`` returns; the guard in ckpt_gui.qt keeps the process alive (without it, these
+subprocesses abort)."""
 
 from __future__ import annotations
 
@@ -27,10 +28,24 @@ print("alive")
 """
 
 
-def run(guard: str) -> subprocess.CompletedProcess[str]:
+EMITS = """
+import sys
+{guard}
+from PySide6.QtCore import QCoreApplication, QObject, Signal
+app = QCoreApplication([])
+class Sender(QObject):
+    fired = Signal(object)
+sender = Sender()
+for _ in range(20_000):  # far more than True's normal reference count
+    sender.fired.emit(None)  # returns a bool whose reference PySide drops
+print("alive")
+"""
+
+
+def run(guard: str, script: str = SCRIPT) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "QT_QPA_PLATFORM": "offscreen"}
     return subprocess.run(
-        [sys.executable, "-c", SCRIPT.format(guard=guard)],
+        [sys.executable, "-c", script.format(guard=guard)],
         capture_output=True,
         text=True,
         env=env,
@@ -42,3 +57,16 @@ def test_many_none_returns_do_not_crash_the_process() -> None:
     result = run("import ckpt_gui.qt")
     assert result.returncode == 0, result.stderr[-500:]
     assert result.stdout.strip() == "alive"
+
+
+def test_many_signal_emits_do_not_crash_the_process() -> None:
+    result = run("import ckpt_gui.qt", EMITS)
+    assert result.returncode == 0, result.stderr[-500:]
+    assert result.stdout.strip() == "alive"
+
+
+def test_without_the_guard_signal_emits_crash_the_process() -> None:
+    """The bug the guard covers is real (if PySide fixes it, this fails: drop the guard)."""
+    result = run("import PySide6", EMITS)
+    assert result.returncode != 0
+    assert "bool_dealloc" in result.stderr

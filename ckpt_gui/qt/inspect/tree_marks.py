@@ -42,6 +42,13 @@ def reveal_rows(tab: CheckpointTab, names: list[str], limit: int = REVEAL_LIMIT)
     tree = tab.tree
     for node in tree.model.root.walk():
         if node.path in wanted:
+            # Up the rows the view shows, so the range row of a long level opens too.
+            index = tree.proxy.mapFromSource(tree.model.index_of(node)).parent()
+            if tree.model.index_of(node).isValid():
+                while index.isValid():
+                    tree.view.expand(index)
+                    index = index.parent()
+                continue
             parent = node.parent
             while parent is not None and parent is not tree.model.root:
                 tree.view.expand(tree.proxy.mapFromSource(tree.model.index_of(parent)))

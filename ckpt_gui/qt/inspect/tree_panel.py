@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from PySide6.QtCore import QModelIndex, QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
@@ -92,22 +94,30 @@ class TreePanel(QWidget):
         self._copy_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
         self._copy_action.triggered.connect(self.copy_selection)
         self.view.addAction(self._copy_action)
+        self._filter_pending = False
+        self._pending_select: ModuleNode | None = None
+        self.model.settled.connect(self._settled)
         self._update_count()
         self._expanded_once = False
         self.expand_default()
 
     # -- public API ----------------------------------------------------------------------
     def apply_filter(self) -> None:
-        """Filter now (typing waits FILTER_DELAY_MS first)."""
+        """Filter now (typing waits FILTER_DELAY_MS first).
+
+        A big tree is filtered on a worker thread: the rows open up when the model has
+        ``settled`` (at once for a small tree).
+        """
         self._filter_timer.stop()
+        self._filter_pending = True
         self.proxy.set_filter(self.filter_edit.text(), MODES[self.mode_box.currentIndex()])
         self.filter_edit.setToolTip(self.proxy.error)
         self.filter_edit.setStyleSheet("border: 1px solid #c62828;" if self.proxy.error else "")
-        if self.proxy.is_filtering and self.proxy.visible_count <= EXPAND_ALL_LIMIT:
-            self.view.expandAll()
-        elif not self.proxy.is_filtering:
-            self.expand_default()
-        self._update_count()
+
+    @property
+    def busy(self) -> bool:
+        """A sort or filter is still being prepared (big trees)."""
+        return self.model.busy
 
     def set_grouped(self, grouped: bool) -> None:
         """Show runs of identical numbered blocks once (``layers.{0..31} ×32``)."""
@@ -133,12 +143,11 @@ class TreePanel(QWidget):
             self.view.collapseAll()
         self._expanded_once = True
         first_block: ModuleNode | None = None
-        for top in self.model.root.children:
-            if not top.children:
-                continue  # a tensor: nothing to expand (a flat checkpoint has 200,000)
+        # Only modules (a flat checkpoint has 200,000 tensors here: filtered in C).
+        for top in filter(attrgetter("children"), self.model.root.children):
             self._expand(top)
-            for child in top.children:
-                if child.children and len(child.children) <= 50:
+            for child in filter(attrgetter("children"), top.children):
+                if len(child.children) <= 50:
                     self._expand(child)
                     if first_block is None and child.children[0].children:
                         first_block = child.children[0]
@@ -153,6 +162,10 @@ class TreePanel(QWidget):
         return self.proxy.mapToSource(index).internalPointer() if index.isValid() else None
 
     def select_node(self, node: ModuleNode) -> None:
+        """Make ``node`` current (once a pending sort or filter shows, if one runs)."""
+        if self.model.busy:
+            self._pending_select = node
+            return
         index = self.proxy.mapFromSource(self.model.index_of(node))
         if index.isValid():
             self.view.scrollTo(index)
@@ -208,6 +221,18 @@ class TreePanel(QWidget):
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         node = self.proxy.mapToSource(current).internalPointer() if current.isValid() else None
         self.node_selected.emit(node)
+
+    def _settled(self) -> None:
+        if self._filter_pending:
+            self._filter_pending = False
+            if self.proxy.is_filtering and self.proxy.visible_count <= EXPAND_ALL_LIMIT:
+                self.view.expandAll()
+            elif not self.proxy.is_filtering:
+                self.expand_default()
+        self._update_count()
+        if self._pending_select is not None and not self.model.busy:
+            node, self._pending_select = self._pending_select, None
+            self.select_node(node)
 
     def _update_count(self) -> None:
         total = self.model.root.tensor_count

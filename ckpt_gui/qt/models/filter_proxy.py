@@ -4,19 +4,20 @@ Filtering is recursive in effect: a row is shown when its path matches, when a
 descendant matches (so the path to a match stays visible) or when an ancestor
 module matches (so a matched module shows its contents). Instead of letting Qt
 probe children row by row through Python (slow for 100,000 rows), the visible
-set is computed once per pattern in one pass over the tree and handed to the
-model, which filters and sorts each parent's children itself (see tree_model).
-This proxy is an identity proxy: it maps indexes in C++ and calls no Python per
-row, so a view over 200,000 siblings costs only the rows it paints.
+set is computed once per pattern in one pass over the tree (``tree_rows``, on a
+worker thread for big trees) and handed to the model, which filters and sorts
+each parent's children itself (see tree_model). This proxy is an identity proxy:
+it maps indexes in C++ and calls no Python per row, so a view over 200,000
+siblings costs only the rows it paints. The model's ``settled`` signal says when a
+filter is showing (at once for small trees).
 
 Hook for other features: ``set_node_predicate(fn)`` adds a second condition
 (e.g. "show only problems": ``lambda node: model.status_of(node) not in (None, KeyStatus.OK)``).
+It may run on a worker thread, so it must only read.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,7 @@ from PySide6.QtCore import QIdentityProxyModel, QModelIndex, QPersistentModelInd
 
 from ckpt_gui.core.tree.build import ModuleNode
 from ckpt_gui.qt.models.tree_model import CheckpointTreeModel
+from ckpt_gui.qt.models.tree_rows import Matcher, build_index, run, visible_job
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 MODES = ("contains", "glob", "regex")
@@ -36,53 +38,18 @@ def make_matcher(pattern: str, mode: str) -> Callable[[str], bool]:
     path or any dotted tail of it (``layers.*.mlp`` finds ``model.layers.3.mlp``).
     ``regex``: ``re.search``.
     """
-    if mode == "contains":
-        needle = pattern.lower()
-        return lambda path: needle in path.lower()
-    if mode == "glob":
-        # translate() ends in \Z; searching from any dot keeps the match on a name boundary.
-        regex = re.compile(r"(?:^|\.)(?:" + fnmatch.translate(pattern) + ")", re.I | re.S)
-        return lambda path: regex.search(path) is not None
-    if mode == "regex":
-        try:
-            compiled = re.compile(pattern, re.I)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression: {exc}") from None
-        return lambda path: compiled.search(path) is not None
-    raise ValueError(f"unknown filter mode {mode!r}")
+    return Matcher(pattern, mode)
 
 
 def visible_nodes(
     root: ModuleNode,
     matches: Callable[[str], bool] | None,
     predicate: Callable[[ModuleNode], bool] | None = None,
-    nodes: list[ModuleNode] | None = None,
 ) -> set[int] | None:
     """ids of the nodes to show (None: show all): matches, their ancestors, and the
-    contents of matched modules. ``nodes`` (``root.walk()`` without the root) may be
-    passed in to save a traversal per keystroke."""
-    if matches is None and predicate is None:
-        return None
-    if nodes is None:
-        nodes = list(root.walk())[1:]
-    hits = nodes
-    if matches is not None:
-        hits = [n for n in hits if matches(n.path)]
-    if predicate is not None:
-        hits = [n for n in hits if predicate(n)]
-    visible: set[int] = set()
-    for node in hits:
-        if id(node) in visible:
-            continue  # already inside a matched module
-        if node.children and matches is not None:
-            visible.update(id(n) for n in node.walk())
-        else:
-            visible.add(id(node))
-        parent = node.parent
-        while parent is not None and id(parent) not in visible:
-            visible.add(id(parent))
-            parent = parent.parent
-    return visible
+    contents of matched modules."""
+    result: set[int] | None = run(visible_job(build_index(root), matches, predicate))
+    return result
 
 
 class TreeFilterProxy(QIdentityProxyModel):
@@ -93,9 +60,6 @@ class TreeFilterProxy(QIdentityProxyModel):
         self._pattern = ""
         self._mode = "contains"
         self._predicate: Callable[[ModuleNode], bool] | None = None
-        self._visible: set[int] | None = None
-        self._nodes: list[ModuleNode] | None = None  # flattened tree, built on first filter
-        self._visible_tensors = 0
         self.error = ""  # set when the pattern is invalid (shown by the view)
 
     # -- public API ------------------------------------------------------------------
@@ -111,24 +75,24 @@ class TreeFilterProxy(QIdentityProxyModel):
 
     @property
     def is_filtering(self) -> bool:
-        return self._visible is not None
+        model = self._tree_model()
+        return model is not None and model.is_filtering
 
     @property
     def visible_count(self) -> int:
         """Rows that pass the filter (all nodes when not filtering)."""
-        if self._visible is not None:
-            return len(self._visible)
-        return sum(1 for _ in self._tree_root().walk()) - 1
+        model = self._tree_model()
+        return model.visible_count if model is not None else 0
 
     @property
     def visible_tensor_count(self) -> int:
         """Tensors that pass the filter (all tensors when not filtering)."""
-        if self._visible is None:
-            return self._tree_root().tensor_count
-        return self._visible_tensors
+        model = self._tree_model()
+        return model.visible_tensor_count if model is not None else 0
 
     def accepts(self, node: ModuleNode) -> bool:
-        return self._visible is None or id(node) in self._visible
+        model = self._tree_model()
+        return model is None or model.accepts(node)
 
     def refilter(self) -> None:
         self.error = ""
@@ -138,28 +102,14 @@ class TreeFilterProxy(QIdentityProxyModel):
                 matcher = make_matcher(self._pattern, self._mode)
             except ValueError as exc:
                 self.error = str(exc)
-        root = self._tree_root()
-        if self._nodes is None and (matcher is not None or self._predicate is not None):
-            self._nodes = list(root.walk())[1:]
-        self._visible = visible_nodes(root, matcher, self._predicate, self._nodes)
-        if self._visible is not None and self._nodes is not None:
-            visible = self._visible
-            self._visible_tensors = sum(
-                1 for n in self._nodes if n.tensor is not None and id(n) in visible
-            )
-        model = self.sourceModel()
-        if isinstance(model, CheckpointTreeModel):
-            model.set_visible(self._visible)
-
-    def _source_reset(self) -> None:
-        self._nodes = None
-        self.refilter()
+        model = self._tree_model()
+        if model is not None:
+            model.set_filter(matcher, self._predicate)
 
     # -- QAbstractProxyModel ----------------------------------------------------------
     def setSourceModel(self, model: Any) -> None:
         super().setSourceModel(model)
-        model.modelReset.connect(self._source_reset)
-        self._source_reset()
+        self.refilter()
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         """Sorting is the model's (keys computed once per sibling list, see tree_model)."""
@@ -168,6 +118,6 @@ class TreeFilterProxy(QIdentityProxyModel):
             model.sort(column, order)
 
     # -- helpers ------------------------------------------------------------------------
-    def _tree_root(self) -> ModuleNode:
+    def _tree_model(self) -> CheckpointTreeModel | None:
         model = self.sourceModel()
-        return model.root if isinstance(model, CheckpointTreeModel) else ModuleNode("", "", None)
+        return model if isinstance(model, CheckpointTreeModel) else None

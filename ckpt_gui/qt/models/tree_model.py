@@ -1,110 +1,89 @@
 """Qt item model over the core's ModuleNode tree (no copy of the data).
 
-Each index's internalPointer is its ModuleNode; ``parent()`` is constant time
-because every node knows its parent and row. Nothing is materialised up front, so
-a 100,000-tensor checkpoint costs only what the view actually shows.
+Each index's internalPointer is its ModuleNode; nothing is materialised up front, so a
+100,000-tensor checkpoint costs only what the view shows. Hooks for other features:
+``set_row_status({path: status})`` colours rows (``STATUS_COLORS``; a module shows the
+worst status below it, ``STATUS_SEVERITY``), ``set_root(root)`` swaps the tree (ghost
+rows); ``settled`` fires once a requested sort or filter is showing.
 
-Extension points for other features (comparison, exports):
-
-* ``set_row_status({path: status})`` colours rows; ``STATUS_COLORS`` maps a status
-  name to a colour (add your own), ``StatusRole`` returns the status of a row. A
-  module row without its own status shows the "worst" status found below it
-  (order in ``STATUS_SEVERITY``), so problems are visible from the top.
-* ``set_root(root)`` swaps the whole tree (e.g. a tree that includes ghost rows for
-  missing tensors); views keep working.
-
-Sorting and filtering happen here, not in a QSortFilterProxyModel: that proxy calls
-Python (``lessThan``, ``filterAcceptsRow``) for every row, 3.5 million calls to sort
-200,000 siblings (a minute frozen). Here a parent's shown children are one list,
-built lazily the first time a view asks for that parent: the filter is a set lookup
-in a list comprehension, and each sibling list is sorted once per column with its
-keys computed once (``sorted(key=...)``); the other direction and later filters
-reuse that order. ``filter_proxy.TreeFilterProxy`` only forwards (an identity proxy).
+Sorting and filtering happen here, not in a QSortFilterProxyModel (its Python
+``lessThan``/``filterAcceptsRow`` per row froze 200,000 siblings for a minute). A parent
+with a few thousand children gets its shown list built lazily (a set lookup, one
+``sorted``); a longer one is prepared by ``tree_rows.prepare_job`` (on a worker thread
+for big trees, ``tree_prepare``) and shown in range rows of ``BUCKET_SIZE``, so no
+GUI-thread step walks it. Texts and colours are in ``tree_style`` (re-exported here).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
-from enum import IntEnum
 from typing import Any
 
-from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QIcon
+from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 
-from ckpt_gui.core.adapters.tree import is_adapter_tensor
-from ckpt_gui.core.check.status import KeyStatus
-from ckpt_gui.core.formatting import human_bytes, human_count
 from ckpt_gui.core.tree.build import ModuleNode
-from ckpt_gui.core.tree.ghosts import is_ghost
-from ckpt_gui.core.tree.grouping import GroupNode
+from ckpt_gui.qt.models.tree_prepare import Preparations
+from ckpt_gui.qt.models.tree_rows import (
+    BUCKET_LIMIT,
+    BUCKET_SIZE,
+    Level,
+    OrderCache,
+    Prepared,
+    RangeNode,
+    TreeIndex,
+    ViewSpec,
+)
+from ckpt_gui.qt.models.tree_style import (
+    ADAPTER_COLOR,
+    GHOST_COLOR,
+    HEADERS,
+    STATUS_COLORS,
+    STATUS_ICONS,
+    STATUS_SEVERITY,
+    Column,
+    FractionRole,
+    NodeRole,
+    SortRole,
+    StatusRole,
+    inherit_status,
+    natural_key,
+    row_data,
+    shape_text,
+    sort_value,
+    worst_status,
+)
+
+__all__ = [
+    "ADAPTER_COLOR",
+    "GHOST_COLOR",
+    "HEADERS",
+    "STATUS_COLORS",
+    "STATUS_ICONS",
+    "STATUS_SEVERITY",
+    "CheckpointTreeModel",
+    "Column",
+    "FractionRole",
+    "NodeRole",
+    "SortRole",
+    "StatusRole",
+    "natural_key",
+    "shape_text",
+]
+
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 _NO_PARENT = QModelIndex()  # default argument (ruff B008: no calls in defaults)
 _ROW_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 _NO_FLAGS = Qt.ItemFlag.NoItemFlags
 _LEAF_FLAGS = _ROW_FLAGS | Qt.ItemFlag.ItemNeverHasChildren
-
-
-class Column(IntEnum):
-    NAME = 0
-    SHAPE = 1
-    DTYPE = 2
-    PARAMETERS = 3
-    SIZE = 4
-    FILE = 5
-
-
-HEADERS = ("Name", "Shape", "DType", "Parameters", "Size", "File")
 _COLUMNS = len(HEADERS)
-
-NodeRole = Qt.ItemDataRole.UserRole + 1  # the ModuleNode
-SortRole = Qt.ItemDataRole.UserRole + 2  # a value that sorts naturally
-FractionRole = Qt.ItemDataRole.UserRole + 3  # node bytes / checkpoint bytes (size bar)
-StatusRole = Qt.ItemDataRole.UserRole + 4  # status name or None
-
-# Row colours by status name; any other name may be added here. The comparison's
-# statuses are core's KeyStatus (strings, so they key this dict like any name).
-STATUS_COLORS: dict[str, QColor] = {
-    KeyStatus.OK: QColor(46, 125, 50),
-    KeyStatus.MISSING: QColor(198, 40, 40),
-    KeyStatus.UNEXPECTED: QColor(230, 120, 0),
-    KeyStatus.MISMATCHED: QColor(142, 36, 170),
-    KeyStatus.IGNORED: QColor(120, 120, 120),
-    # Scan findings (qt/scan) and diff results (qt/diff).
-    "nan": QColor(198, 40, 40),
-    "inf": QColor(173, 20, 87),
-    "extreme": QColor(230, 81, 0),
-    "all_zero": QColor(0, 121, 107),
-    "changed": QColor(216, 67, 21),
-    "only_in_a": QColor(198, 40, 40),
-}
-# Worst first: a module row shows the first of these found below it.
-STATUS_SEVERITY: tuple[str, ...] = (
-    "nan",
-    "inf",
-    "extreme",
-    "all_zero",
-    "only_in_a",
-    "changed",
-    *KeyStatus.by_severity(),
-)
-# Optional icon per status, shown before the name (the comparison registers them).
-STATUS_ICONS: dict[str, QIcon] = {}
-# Tensors of a LoRA adapter in its base's tree (teal: purple already means mismatch).
-ADAPTER_COLOR = QColor(0, 121, 107)
-GHOST_COLOR = QColor(140, 140, 140)  # rows for tensors the checkpoint lacks (ghost rows)
-
-
-def shape_text(shape: tuple[int, ...]) -> str:
-    return " × ".join(str(d) for d in shape) if shape else "scalar"
-
-
-def natural_key(name: str) -> tuple[int, int | str]:
-    return (0, int(name)) if name.isdigit() else (1, name.lower())
 
 
 class CheckpointTreeModel(QAbstractItemModel):
     """Name, Shape, DType, Parameters, Size, File for every module and tensor."""
+
+    settled = Signal()  # a requested sort or filter is showing (also when done at once)
 
     def __init__(self, root: ModuleNode | None = None, parent: Any = None) -> None:
         super().__init__(parent)
@@ -115,17 +94,24 @@ class CheckpointTreeModel(QAbstractItemModel):
         self._alias_label = ""
         # Module path -> the class it was pickled as (whole-model pickles only).
         self._classes: dict[str, str] = {}
-        self._bold = QFont()
-        self._bold.setBold(True)
-        self._italic = QFont()
-        self._italic.setItalic(True)
-        # What the views show: ids of the nodes that pass the filter (None: all), and
-        # the sort column (-1: file order) and direction.
+        # The view state shown (_spec) and the one asked for (_wanted, being prepared
+        # by _worker when it differs); what the filter shows (ids, None: all).
+        self._spec = ViewSpec()
+        self._wanted = ViewSpec()
+        self._preparations = Preparations(self._apply, self.settled.emit)
+        self._index: TreeIndex | None = None
         self._visible: set[int] | None = None
-        self._sort_column = -1
-        self._descending = False
-        # Per parent id: its shown children (only when they differ from node.children)
-        # and their rows; per (parent id, column): the children sorted ascending.
+        self._visible_tensors = 0
+        # Long parents (> BUCKET_LIMIT children): their Level under _spec, their range
+        # rows (kept for the model's life: indexes point at them), the generation the
+        # ranges were filled for, and the ascending orders computed so far.
+        self._levels: dict[int, Level] = {}
+        self._ranges: dict[int, list[RangeNode]] = {}
+        self._filled: dict[int, int] = {}
+        self._generation = 0
+        self._orders: OrderCache = {}
+        # Other parents: shown children (only when they differ from node.children) and
+        # their rows; per (parent id, column): the children sorted ascending.
         self._shown: dict[int, list[ModuleNode]] = {}
         self._rows: dict[int, dict[int, int]] = {}
         self._sorted: dict[tuple[int, int], list[ModuleNode]] = {}
@@ -136,39 +122,86 @@ class CheckpointTreeModel(QAbstractItemModel):
         return self._root
 
     def set_root(self, root: ModuleNode) -> None:
+        self._preparations.cancel()
         self.beginResetModel()
         self._root = root
-        self._inherited = _inherit_status(root, self._status)
+        self._inherited = inherit_status(root, self._status)
+        self._spec = ViewSpec()
         self._visible = None
+        self._index = None
+        self._levels.clear()
+        self._ranges.clear()
+        self._filled.clear()
+        self._orders.clear()
         self._sorted.clear()
+        self._generation += 1
         self._forget_views()
         self.endResetModel()
+        self._request(self._wanted)
+
+    def set_filter(self, matches: Any, predicate: Any = None) -> None:
+        """Show paths ``matches`` accepts and nodes ``predicate`` accepts (None: all).
+
+        Both may run on a worker thread (big trees): they must only read.
+        """
+        self._request(dataclasses.replace(self._wanted, matches=matches, predicate=predicate))
 
     def set_visible(self, visible: set[int] | None) -> None:
-        """Show only nodes whose id is in ``visible`` (None: every node)."""
-        self._change_views(lambda: setattr(self, "_visible", visible))
+        """Show only nodes whose id is in ``visible`` (None: every node), at once."""
+        predicate = None if visible is None else (lambda node: id(node) in visible)
+        self._request(
+            dataclasses.replace(self._wanted, matches=None, predicate=predicate), now=True
+        )
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         """Order every sibling list by ``column`` (-1: file order), natural keys."""
+        column = column if 0 <= column < _COLUMNS else -1
         descending = order == Qt.SortOrder.DescendingOrder
+        self._request(dataclasses.replace(self._wanted, column=column, descending=descending))
 
-        def apply() -> None:
-            self._sort_column = column if 0 <= column < len(HEADERS) else -1
-            self._descending = descending
+    @property
+    def busy(self) -> bool:
+        """A sort or filter is being prepared on a worker thread (``settled`` follows)."""
+        return self._preparations.busy
 
-        self._change_views(apply)
+    @property
+    def is_filtering(self) -> bool:
+        return self._visible is not None
+
+    def accepts(self, node: ModuleNode) -> bool:
+        return self._visible is None or id(node) in self._visible
+
+    @property
+    def visible_count(self) -> int:
+        """Rows the filter shows (every node without a filter)."""
+        if self._visible is not None:
+            return len(self._visible)
+        known = self._index is not None and self._index.root is self._root
+        return len(self._index.nodes) if known else sum(1 for _ in self._root.walk()) - 1  # type: ignore[union-attr]
+
+    @property
+    def visible_tensor_count(self) -> int:
+        return self._root.tensor_count if self._visible is None else self._visible_tensors
 
     def shown_children(self, node: ModuleNode) -> list[ModuleNode]:
-        """``node``'s children as the views show them (filtered, sorted)."""
+        """``node``'s rows as the views show them (filtered, sorted, long levels in ranges)."""
         shown = self._shown.get(id(node))
         if shown is not None:
             return shown
-        if self._visible is None and self._sort_column < 0:
+        if type(node) is RangeNode:
+            return node.children
+        level = self._level(node)
+        if level is not None:
+            shown = self._range_rows(node, level) if level.bucketed else level.shown
+            self._shown[id(node)] = shown
+            return shown
+        spec = self._spec
+        if self._visible is None and spec.column < 0:
             return node.children
         children = node.children
-        if self._sort_column >= 0 and len(children) > 1:
-            children = self._sorted_children(node, self._sort_column)
-            if self._descending:
+        if spec.column >= 0 and len(children) > 1:
+            children = self._sorted_children(node, spec.column)
+            if spec.descending:
                 children = children[::-1]
         if self._visible is not None:
             visible = self._visible
@@ -201,7 +234,10 @@ class CheckpointTreeModel(QAbstractItemModel):
     def set_row_status(self, status: Mapping[str, str]) -> None:
         """Colour rows by status, keyed by node path (tensor name or module prefix)."""
         self._status = dict(status)
-        self._inherited = _inherit_status(self._root, self._status)
+        self._inherited = inherit_status(self._root, self._status)
+        for ranges in self._ranges.values():
+            for node in ranges:
+                node.status_cache = None
         self._emit_all_changed()
 
     def set_aliases(self, aliases: Mapping[str, str], label: str) -> None:
@@ -210,16 +246,29 @@ class CheckpointTreeModel(QAbstractItemModel):
         self._alias_label = label
         self._emit_all_changed()
 
+    @property
+    def alias_label(self) -> str:
+        return self._alias_label
+
     def alias_of(self, node: ModuleNode) -> str | None:
         return self._aliases.get(node.path) if node.tensor is not None else None
 
     def status_of(self, node: ModuleNode) -> str | None:
+        if type(node) is RangeNode:
+            if not self._status:
+                return None
+            if node.status_cache is None:
+                node.status_cache = (worst_status([self.status_of(m) for m in node.members]),)
+            return node.status_cache[0]
         return self._status.get(node.path) or self._inherited.get(id(node))
+
+    def sort_value(self, node: ModuleNode, column: int) -> Any:
+        """A key that orders ``column`` naturally (numbers as numbers)."""
+        return sort_value(node, column)
 
     # -- QAbstractItemModel --------------------------------------------------------------
     def index(self, row: int, column: int, parent: AnyIndex = _NO_PARENT) -> QModelIndex:
-        # Called for every row at each layout of a view (200,000 for a flat checkpoint):
-        # kept to the fewest Python steps.
+        # Called for every row at each layout of a view: kept to the fewest Python steps.
         if parent.isValid():
             if parent.column() != 0:
                 return QModelIndex()
@@ -234,8 +283,20 @@ class CheckpointTreeModel(QAbstractItemModel):
     def parent(self, index: AnyIndex = _NO_PARENT) -> QModelIndex:  # type: ignore[override]
         if not index.isValid():
             return QModelIndex()
-        parent = self.node(index).parent
-        if parent is None or parent is self._root:
+        node: ModuleNode = index.internalPointer()
+        parent = node.parent
+        if parent is None:
+            return QModelIndex()
+        if type(node) is not RangeNode and len(parent.children) > BUCKET_LIMIT:
+            level = self._level(parent)
+            if level is not None and level.bucketed:
+                position = level.position(node)
+                if position is None:
+                    return QModelIndex()
+                ranges = self._shown.get(id(parent)) or self.shown_children(parent)
+                holder = ranges[position // BUCKET_SIZE]
+                return self.createIndex(holder.number, 0, holder)  # type: ignore[attr-defined]
+        if parent is self._root:
             return QModelIndex()
         row = self._row_of(parent)
         return QModelIndex() if row is None else self.createIndex(row, 0, parent)
@@ -280,121 +341,44 @@ class CheckpointTreeModel(QAbstractItemModel):
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
-        node: ModuleNode = index.internalPointer()
-        column = index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self._display(node, column)
-        if role == SortRole:
-            return self.sort_value(node, column)
-        if role == NodeRole:
-            return node
-        if role == FractionRole:
-            total = self._root.nbytes
-            return node.nbytes / total if total else 0.0
-        if role == StatusRole:
-            return self.status_of(node)
-        if role == Qt.ItemDataRole.DecorationRole and column == Column.NAME:
-            return STATUS_ICONS.get(self.status_of(node) or "")
-        if _is_ghost_row(node):
-            if role == Qt.ItemDataRole.ForegroundRole:
-                return QBrush(GHOST_COLOR)
-            if role == Qt.ItemDataRole.FontRole:
-                return self._italic
-        if role == Qt.ItemDataRole.ForegroundRole:
-            status = self.status_of(node)
-            if status in STATUS_COLORS and status != KeyStatus.OK:
-                return QBrush(STATUS_COLORS[status])
-            if is_adapter_tensor(node.tensor):
-                return QBrush(ADAPTER_COLOR)  # a LoRA adapter's tensor shown in its base
+        return row_data(self, index.internalPointer(), index.column(), role)
+
+    # -- rows ------------------------------------------------------------------------------
+    def _level(self, node: ModuleNode) -> Level | None:
+        """A long parent's Level (None for other parents)."""
+        if len(node.children) <= BUCKET_LIMIT or type(node) is RangeNode:
             return None
-        if role == Qt.ItemDataRole.TextAlignmentRole and column in (
-            Column.PARAMETERS,
-            Column.SIZE,
-        ):
-            return Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-        if role == Qt.ItemDataRole.FontRole and column == Column.NAME and not node.is_tensor:
-            return self._bold if node.parent is self._root else None
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return self._tooltip(node, column)
-        return None
+        level = self._levels.get(id(node))
+        if level is None:  # not prepared: the view state shows it in file order, unfiltered
+            level = self._levels[id(node)] = Level(node.children)
+        return level
 
-    # -- helpers ---------------------------------------------------------------------------
-    def _display(self, node: ModuleNode, column: int) -> str:
-        tensor = node.tensor
-        if column == Column.NAME:
-            if isinstance(node, GroupNode):
-                return f"{node.name}  ×{len(node.members)}"
-            pickled_as = self.module_class(node)
-            if pickled_as:
-                return f"{node.name}  ({pickled_as.rsplit('.', 1)[-1]})"
-            return node.name
-        if column == Column.SHAPE:
-            return shape_text(tensor.shape) if tensor else ""
-        if column == Column.DTYPE:
-            if tensor is None:
-                return node.quant.short() if node.quant is not None else ""
-            return f"{tensor.dtype} · aux" if node.bookkeeping else tensor.dtype
-        if _is_ghost_row(node) and column in (Column.PARAMETERS, Column.SIZE):
-            return "—"  # the model expects it; the checkpoint has no bytes for it
-        if column == Column.PARAMETERS:
-            return human_count(node.parameters)
-        if column == Column.SIZE:
-            return human_bytes(node.nbytes)
-        if column == Column.FILE:
-            alias = self.alias_of(node)
-            if alias is not None:
-                return f"{alias}  ({tensor.file})" if tensor else alias
-            return tensor.file if tensor else ""
-        return ""
-
-    def sort_value(self, node: ModuleNode, column: int) -> Any:
-        """A key that orders ``column`` naturally (numbers as numbers)."""
-        tensor = node.tensor
-        if column == Column.NAME:
-            return natural_key(node.name)
-        if column == Column.SHAPE:
-            return tensor.shape if tensor else ()
-        if column == Column.DTYPE:
-            return tensor.dtype if tensor else ""
-        if column == Column.PARAMETERS:
-            return node.parameters
-        if column == Column.SIZE:
-            return node.nbytes
-        return tensor.file if tensor else ""
-
-    def _tooltip(self, node: ModuleNode, column: int) -> str | None:
-        if column != Column.NAME:
-            return None
-        if isinstance(node, GroupNode):
-            return (
-                f"{len(node.members)} identical blocks; the rows below show block "
-                f"{node.members[0].name} ({node.members[0].path})"
-            )
-        status = self.status_of(node)
-        alias = self.alias_of(node)
-        if alias is not None:
-            return f"{node.path}\n{self._alias_label} name: {alias}"
-        if node.quant is not None:
-            quant = node.quant
-            return (
-                f"{node.path}  [{quant.describe()}: {len(quant.bookkeeping)} bookkeeping "
-                f"tensors, {quant.bookkeeping_bytes:,} bytes, not counted as parameters]"
-            )
-        if node.bookkeeping:
-            return f"{node.path}  [quantization bookkeeping: stored bytes, no parameters]"
-        if is_ghost(node.tensor):
-            return f"{node.path}  [missing: the model expects it, the checkpoint lacks it]"
-        if is_adapter_tensor(node.tensor):
-            return f"{node.path}  [from the adapter]" + (f"  [{status}]" if status else "")
-        pickled_as = self.module_class(node)
-        if pickled_as:
-            return f"{node.path}  (pickled as {pickled_as})"
-        return f"{node.path}  [{status}]" if status else node.path
+    def _range_rows(self, node: ModuleNode, level: Level) -> list[ModuleNode]:
+        ranges = self._ranges.setdefault(id(node), [])
+        count = -(-len(level.shown) // BUCKET_SIZE)
+        while len(ranges) < count:
+            ranges.append(RangeNode(node, len(ranges)))
+        if self._filled.get(id(node)) != self._generation:
+            self._filled[id(node)] = self._generation
+            for holder in ranges[:count]:
+                holder.fill(level.shown)
+        return list(ranges[:count])
 
     def _row_of(self, node: ModuleNode) -> int | None:
         parent = node.parent
         if node is self._root or parent is None:
             return None
+        if type(node) is RangeNode:
+            ranges = self.shown_children(parent)
+            return (
+                node.number if node.number < len(ranges) and ranges[node.number] is node else None
+            )
+        level = self._level(parent)
+        if level is not None:
+            position = level.position(node)
+            if position is None or not level.bucketed:
+                return position
+            return position % BUCKET_SIZE
         shown = self.shown_children(parent)
         if shown is parent.children:
             return node.row
@@ -409,7 +393,6 @@ class CheckpointTreeModel(QAbstractItemModel):
         key = (id(node), column)
         ordered = self._sorted.get(key)
         if ordered is None:
-            sort_value = self.sort_value
             keyed = [(sort_value(c, column), c.row) for c in node.children]
             try:
                 ranks = sorted(range(len(keyed)), key=keyed.__getitem__)
@@ -418,6 +401,25 @@ class CheckpointTreeModel(QAbstractItemModel):
             children = node.children
             ordered = self._sorted[key] = [children[i] for i in ranks]
         return ordered
+
+    # -- view changes ----------------------------------------------------------------------
+    def _request(self, spec: ViewSpec, now: bool = False) -> None:
+        """Show ``spec``: at once when it is cheap or the tree small, else from a worker."""
+        self._wanted = spec
+        self._preparations.start(self._root, self._index, spec, self._orders, now)
+
+    def _apply(self, prepared: Prepared) -> None:
+        def change() -> None:
+            self._spec = prepared.spec
+            self._index = prepared.index or self._index
+            self._visible = prepared.visible
+            self._visible_tensors = prepared.visible_tensors
+            self._orders.update(prepared.orders)
+            self._levels = prepared.levels
+            self._generation += 1
+
+        self._change_views(change)
+        self.settled.emit()
 
     def _forget_views(self) -> None:
         self._shown.clear()
@@ -442,29 +444,3 @@ class CheckpointTreeModel(QAbstractItemModel):
         # re-sort and re-filter without a reset (expanded state and selection stay).
         self.layoutAboutToBeChanged.emit()
         self.layoutChanged.emit()
-
-
-def _is_ghost_row(node: ModuleNode) -> bool:
-    """A tensor the checkpoint lacks (comparison ghost), or a module made only of them."""
-    if node.tensor is not None:
-        return is_ghost(node.tensor)
-    return bool(node.children) and node.tensor_count == 0 and node.parent is not None
-
-
-def _inherit_status(root: ModuleNode, status: Mapping[str, str]) -> dict[int, str]:
-    """For module rows without their own status: the most severe status below them."""
-    if not status:
-        return {}
-    rank = {name: i for i, name in enumerate(STATUS_SEVERITY)}
-    inherited: dict[int, str] = {}
-    for node in reversed(list(root.walk())):
-        best = status.get(node.path)
-        for child in node.children:
-            candidate = status.get(child.path) or inherited.get(id(child))
-            if candidate is not None and (
-                best is None or rank.get(candidate, 99) < rank.get(best, 99)
-            ):
-                best = candidate
-        if best is not None and not node.is_tensor:
-            inherited[id(node)] = best
-    return inherited

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 
 from ckpt_gui.core.formats import open_checkpoint
 from ckpt_gui.core.formatting import human_bytes
@@ -70,10 +71,14 @@ def test_tree_shows_quantized_modules_and_bookkeeping(qtmodeltester, gptq_dir: P
     q_proj = root.find("model.layers.0.self_attn.q_proj")
     scales = root.find("model.layers.0.self_attn.q_proj.scales")
     assert q_proj is not None and scales is not None
-    assert model._display(q_proj, Column.DTYPE) == "gptq 4b g32"
-    assert model._display(scales, Column.DTYPE) == "F16 · aux"
-    assert model._display(scales, Column.PARAMETERS) == "0"
-    assert "bookkeeping" in (model._tooltip(scales, Column.NAME) or "")
+
+    def text(node, column, role=Qt.ItemDataRole.DisplayRole):
+        return model.data(model.index_of(node, column), role)
+
+    assert text(q_proj, Column.DTYPE) == "gptq 4b g32"
+    assert text(scales, Column.DTYPE) == "F16 · aux"
+    assert text(scales, Column.PARAMETERS) == "0"
+    assert "bookkeeping" in (text(scales, Column.NAME, Qt.ItemDataRole.ToolTipRole) or "")
 
 
 def test_window_tab_gets_a_memory_page(qtbot, window, gptq_dir: Path) -> None:
