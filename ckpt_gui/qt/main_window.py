@@ -32,7 +32,11 @@ from ckpt_gui.qt.inspect.checkpoint_tab import DEMO_TARGET, CheckpointTab
 from ckpt_gui.qt.inspect.tree_panel import TreePanel
 from ckpt_gui.qt.inspect.welcome import WelcomeView
 from ckpt_gui.qt.runtime.disposable import dispose_of
-from ckpt_gui.qt.runtime.gui_gc import collect_garbage_on_gui_thread
+from ckpt_gui.qt.runtime.gui_gc import (
+    collect_garbage_on_gui_thread,
+    release_long_lived,
+    settle_long_lived,
+)
 from ckpt_gui.qt.runtime.workers import active_workers, shutdown_workers
 from ckpt_gui.qt.shell import BusyCheck, CloseGuard, DropHandler, ShutdownHook, TabMenuEntries
 
@@ -185,6 +189,7 @@ class MainWindow(QMainWindow):
         widget = self.tab_widget.widget(index)
         self.tab_widget.removeTab(index)
         dispose_of(widget)  # CheckpointTab, DiffView: stop their background work
+        release_long_lived()
         if widget is not None:
             widget.deleteLater()
         self._update_stack()
@@ -345,6 +350,7 @@ class MainWindow(QMainWindow):
         if tab.tree is not None:
             tab.tree.group_box.toggled.connect(lambda on, tab=tab: self._group_toggled(tab, on))
         self.statusBar().showMessage(f"Opened {tab.target}", 5000)
+        settle_long_lived()  # the tab's tree lives as long as the tab
 
     def _group_toggled(self, tab: CheckpointTab, grouped: bool) -> None:
         if tab is self.current_tab():

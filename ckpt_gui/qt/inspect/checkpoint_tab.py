@@ -51,6 +51,7 @@ from ckpt_gui.qt.inspect.tag_picker import TagPicker
 from ckpt_gui.qt.inspect.tree_panel import TreePanel
 from ckpt_gui.qt.pickles.contents_panel import ContentsPanel, WeightSetBar, weight_sets
 from ckpt_gui.qt.runtime.disposable import dispose_of
+from ckpt_gui.qt.runtime.gui_gc import release_long_lived
 from ckpt_gui.qt.runtime.workers import Worker, describe_error
 from ckpt_gui.qt.widgets.busy_page import busy_page
 
@@ -168,6 +169,7 @@ class CheckpointTab(QWidget):
         """(Re)open the target in the background."""
         if self._worker is not None:
             return
+        release_long_lived()  # the tree shown so far becomes garbage once the new one shows
         self._loading_label.setText(
             "Preparing the demo checkpoint (built with torch on first use)…"
             if self.target == DEMO_TARGET
