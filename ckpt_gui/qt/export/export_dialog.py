@@ -33,6 +33,8 @@ from PySide6.QtWidgets import (
 
 from ckpt_gui.core.export import ExportOptions, ExportPlan, RenameRule
 from ckpt_gui.core.formatting import parse_size
+from ckpt_gui.qt.export import choices
+from ckpt_gui.qt.export.choices import KINDS
 from ckpt_gui.qt.export.export_plan_view import PLANNING, PlanPreview
 from ckpt_gui.qt.export.request import (
     ExportRequest,
@@ -48,25 +50,6 @@ from ckpt_gui.qt.widgets.elided_label import ElidedLabel
 __all__ = ["KINDS", "ExportDialog", "ExportRequest", "make_plan", "prefix_fields"]
 
 PLAN_DELAY_MS = 250
-KINDS = {
-    "convert": "Convert dtype",
-    "reshard": "Re-shard",
-    "safetensors": "Convert to safetensors",
-    "gguf-safetensors": "Safetensors from GGUF (dequantized)",
-    "random-init": "Random-init model from config",
-    "merge-lora": "Merge LoRA adapter into its base",
-}
-DTYPE_KINDS = ("convert", "random-init", "gguf-safetensors", "merge-lora")
-TAG_KINDS = ("convert", "reshard", "safetensors")  # the exports that take a tag or a weight set
-GGUF_DTYPES = ("F32", "BF16", "F16")  # F32 first: what transformers holds after loading
-SHARD_PRESETS = ("500MB", "1GB", "2GB", "5GB", "10GB")
-DEFAULT_SHARD = {"reshard": "2GB"}  # everything else: 5GB, as save_pretrained
-CONVERT_DTYPES = ("BF16", "F16", "F32")
-OVERFLOW_CHOICES = (
-    ("inf", "Write Inf (as torch does)"),
-    ("clamp", "Clamp to the largest finite value"),
-    ("error", "Stop with an error"),
-)
 ERROR_STYLE = "color: #c62828;"
 
 
@@ -128,12 +111,12 @@ class ExportDialog(QDialog):
         self.dtype_box = QComboBox()
         self.shard_box = QComboBox()
         self.shard_box.setEditable(True)
-        self.shard_box.addItems(SHARD_PRESETS)
+        self.shard_box.addItems(choices.SHARD_PRESETS)
         self.shard_box.setToolTip("KB/MB/GB are powers of 1000, KiB/MiB/GiB of 1024")
         self.seed_box = QSpinBox()
         self.seed_box.setRange(0, 2**31 - 1)
         self.overflow_box = QComboBox()
-        for key, label in OVERFLOW_CHOICES:
+        for key, label in choices.OVERFLOW_CHOICES:
             self.overflow_box.addItem(label, key)
         self.strip_edit = QLineEdit()
         self.strip_edit.setPlaceholderText("e.g. module (removes 'module.')")
@@ -251,7 +234,7 @@ class ExportDialog(QDialog):
             kind=kind,
             source=source,
             output=output,
-            dtype=str(dtype) if dtype and kind in DTYPE_KINDS else None,
+            dtype=str(dtype) if dtype and kind in choices.DTYPE_KINDS else None,
             max_shard_size=max_shard_size,
             seed=self.seed_box.value(),
             overwrite=self.overwrite_box.isChecked(),
@@ -264,9 +247,9 @@ class ExportDialog(QDialog):
             else None,
             base=self.base_edit.text().strip() if merge else None,
             tag=(self.tag_edit.text().strip() or None)
-            if self._has_tag and kind in TAG_KINDS
+            if self._has_tag and kind in choices.TAG_KINDS
             else None,
-            weights_key=self.weights_key if kind in TAG_KINDS else None,
+            weights_key=self.weights_key if kind in choices.TAG_KINDS else None,
         )
 
     def renames(self) -> list[RenameRule]:
@@ -366,11 +349,11 @@ class ExportDialog(QDialog):
         if base_holder is not None:
             self.form.setRowVisible(base_holder, merge)
         self.form.setRowVisible(self.subtree_edit, not random_init and not gguf and not merge)
-        self.form.setRowVisible(self.tag_edit, self._has_tag and kind in TAG_KINDS)
-        self.form.setRowVisible(self.weight_set_label, bool(self.weights_key) and kind in TAG_KINDS)
+        self.form.setRowVisible(self.tag_edit, self._has_tag and kind in choices.TAG_KINDS)
+        self.form.setRowVisible(self.weight_set_label, bool(self.weights_key) and kind in choices.TAG_KINDS)
         for edit in (self.strip_edit, self.add_edit, self.renames_edit):
             self.form.setRowVisible(edit, not merge)
-        self.form.setRowVisible(self.dtype_box, kind in DTYPE_KINDS)
+        self.form.setRowVisible(self.dtype_box, kind in choices.DTYPE_KINDS)
         self.form.setRowVisible(self.config_edit, not random_init and not gguf and not merge)
         self.form.setRowVisible(self.seed_box, random_init)
         self.form.setRowVisible(self.overflow_box, kind == "convert")
@@ -392,11 +375,11 @@ class ExportDialog(QDialog):
                 self.dtype_box.addItem("As in the config", None)
             if merge:
                 self.dtype_box.addItem("As in the base", None)
-            for dtype in GGUF_DTYPES if gguf else CONVERT_DTYPES:
+            for dtype in choices.GGUF_DTYPES if gguf else choices.CONVERT_DTYPES:
                 self.dtype_box.addItem(dtype, dtype)
             index = self.dtype_box.findData(current)
             self.dtype_box.setCurrentIndex(max(0, index))
-        self.shard_box.setCurrentText(DEFAULT_SHARD.get(kind, "5GB"))
+        self.shard_box.setCurrentText(choices.DEFAULT_SHARD.get(kind, "5GB"))
         self.setWindowTitle(f"Export: {KINDS[kind]}")
         self._output_inputs_changed()
 
