@@ -83,7 +83,9 @@ class WeightSetBar(QWidget):
         self.selector.activated.connect(self._activated)
         layout.addWidget(self.selector)
         target = loads_into(checkpoint)
-        self.loads_into = QLabel(f"loads into <b>{target}</b> (embedded config)" if target else "")
+        # A pickle's config is the one pickled with the model; a folder's is its config.json.
+        where = "embedded config" if checkpoint.format.startswith("pytorch") else "config.json"
+        self.loads_into = QLabel(f"loads into <b>{target}</b> ({where})" if target else "")
         self.loads_into.setVisible(bool(target))
         layout.addWidget(self.loads_into)
         layout.addStretch(1)

@@ -66,6 +66,7 @@ def test_the_picker_reopens_the_folder_at_the_chosen_tag(
     picker = tab.findChild(TagPicker)
     assert picker is not None and picker is tab.tag_picker
     assert picker.parentWidget() is tab.findChild(WeightSetBar)
+    assert "(config.json)" in tab.findChild(WeightSetBar).loads_into.text()
     items = [picker.selector.itemData(i) for i in range(picker.selector.count())]
     assert items == ["global_step1", "global_step2"]
     assert picker.selector.currentData() == "global_step2"

@@ -55,6 +55,7 @@ def test_whole_model_tab(qtbot, qtmodeltester, window, tmp_path, monkeypatch) ->
     assert bar is not None and bar.selector.count() == 2
     assert [bar.selector.itemData(i) for i in range(2)] == ["model", "ema"]
     assert "BertForSequenceClassification" in bar.loads_into.text()
+    assert "(embedded config)" in bar.loads_into.text()
 
     # The contents tree holds the non-weight entries.
     panel = tab.findChild(ContentsPanel)
