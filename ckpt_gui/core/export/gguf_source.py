@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -33,9 +32,10 @@ from ckpt_gui.core.export.plan import (
     PlannedTensor,
     split_into_shards,
 )
-from ckpt_gui.core.gguf.hf_names import VALUE_PROCESSED_ARCHS
-from ckpt_gui.core.gguf.naming import NAMED_KEY, TENSORS_KEY, permutation_heads
-from ckpt_gui.core.gguf.values import PermutedRows, StoredSpan, is_quantized, read_values_into
+from ckpt_gui.core.gguf.hf_values import hf_values_into
+from ckpt_gui.core.gguf.naming import NAMED_KEY, TENSORS_KEY, permutation_heads, values_computed
+from ckpt_gui.core.gguf.processors import REFUSED
+from ckpt_gui.core.gguf.values import is_quantized
 from ckpt_gui.core.jobs import Job
 from ckpt_gui.core.model import Checkpoint
 from ckpt_gui.core.targets import open_target
@@ -85,7 +85,11 @@ def plan_gguf_safetensors(
         new_name = names[info.name]
         tensor_dtype = "F32" if keep is not None and keep.search(new_name) else out_dtype
         source = info
-        if is_quantized(info.dtype) or permutation_heads(checkpoint, info) is not None:
+        if (
+            is_quantized(info.dtype)
+            or permutation_heads(checkpoint, info) is not None
+            or values_computed(checkpoint, info)
+        ):
             source = dataclasses.replace(info, offset=None)  # decoded by GGUFTensors
         planned.append(
             PlannedTensor(
@@ -121,11 +125,9 @@ def _check_convertible(checkpoint: Checkpoint, target: str) -> None:
     arch = str(checkpoint.metadata.get("gguf", {}).get("architecture") or "")
     if checkpoint.config is None:
         raise CheckpointError(target, f"transformers has no config for GGUF architecture {arch!r}")
-    if arch in VALUE_PROCESSED_ARCHS:
+    if arch in REFUSED:
         raise CheckpointError(
-            target,
-            f"converting {arch} GGUF files is not supported (transformers reshapes their tensors "
-            "on load in ways ckpt-gui does not repeat)",
+            target, f"converting {arch} GGUF files is not supported: {REFUSED[arch]}"
         )
     if not checkpoint.metadata.get(NAMED_KEY):
         raise CheckpointError(target, "no tensor of this file has a transformers name")
@@ -148,10 +150,11 @@ def config_json(config: dict[str, Any], dtype: str) -> bytes:
 
 
 class GGUFTensors:
-    """The engine's provider: one tensor's float32 values (dequantized, rows reordered).
+    """The engine's provider: one tensor's float32 values as transformers holds them.
 
     Each tensor gets a fresh float32 tensor (the engine may still be writing the
-    previous one from its memory), filled piece by piece (``read_values_into``).
+    previous one from its memory), filled by ``hf_values_into`` (dequantized piece by
+    piece, then processed as the architecture's TensorProcessor does).
     """
 
     def __init__(self, checkpoint: Checkpoint) -> None:
@@ -165,21 +168,7 @@ class GGUFTensors:
         assert source is not None
         info = self.by_name[source.name]
         out = torch.empty(info.parameters, dtype=torch.float32)
-        path = self.checkpoint.path_of(info)
-        try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-        except OSError as exc:
-            raise CheckpointError(path, exc.strerror or str(exc)) from None
-        try:
-            heads = permutation_heads(self.checkpoint, info)
-            reader = (
-                PermutedRows(fd, path, info, heads)
-                if heads is not None
-                else StoredSpan(fd, path, info)
-            )
-            read_values_into(reader, info, out.numpy())
-        finally:
-            os.close(fd)
+        hf_values_into(self.checkpoint, info, out.numpy())
         return out.reshape(info.shape)
 
 
