@@ -73,7 +73,7 @@ def plan_gguf_safetensors(
     root = checkpoint.root
     assert root is not None and checkpoint.config is not None
     out = Path(output).expanduser()
-    check_target(out, [Path(target).expanduser()], overwrite)
+    check_target(out, _source_files(checkpoint), overwrite)
     table = checkpoint.metadata.get(TENSORS_KEY, {})
     named = [t for t in checkpoint.tensors if table.get(t.name, {}).get("gguf_name") != t.name]
     skipped = len(checkpoint.tensors) - len(named)
@@ -133,6 +133,12 @@ def _check_convertible(checkpoint: Checkpoint, target: str) -> None:
         raise CheckpointError(target, "no tensor of this file has a transformers name")
 
 
+def _source_files(checkpoint: Checkpoint) -> list[Path]:
+    """Every file of the model (all parts of a split set): none may be touched."""
+    assert checkpoint.root is not None
+    return [checkpoint.root / f.path for f in checkpoint.files]
+
+
 def config_json(config: dict[str, Any], dtype: str) -> bytes:
     """config.json holding what transformers derives from the file, and the dtype.
 
@@ -178,7 +184,7 @@ def run_gguf_plan(plan: ExportPlan, options: ExportOptions | None = None) -> Job
     if not isinstance(checkpoint, Checkpoint):
         checkpoint = with_hf_names(open_target(plan.source))
     result = yield from run_export(
-        plan, [Path(plan.source).expanduser()], options, provider=GGUFTensors(checkpoint)
+        plan, _source_files(checkpoint), options, provider=GGUFTensors(checkpoint)
     )
     return result
 

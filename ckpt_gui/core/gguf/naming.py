@@ -32,7 +32,9 @@ def describe(
     relative: str,
     root: Path | None,
     hf_keys: Iterable[str] | None = None,
+    files: tuple[tuple[str, int], ...] | None = None,
 ) -> Checkpoint:
+    """``files``: (relative name, size) of every part of a split set (``gguf.splits``)."""
     warnings: list[str] = []
     arch = gguf_metadata.architecture(header) or ""
     config: dict[str, Any] | None
@@ -71,7 +73,7 @@ def describe(
         source=source,
         format="gguf",
         tensors=tuple(tensors),
-        files=(FileInfo(relative, header.file_size),),
+        files=tuple(FileInfo(n, size) for n, size in files or ((relative, header.file_size),)),
         root=root,
         metadata=meta,
         warnings=tuple(warnings),
