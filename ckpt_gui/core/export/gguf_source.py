@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import json
 from collections.abc import Iterable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -158,24 +159,67 @@ def config_json(config: dict[str, Any], dtype: str) -> bytes:
 class GGUFTensors:
     """The engine's provider: one tensor's float32 values as transformers holds them.
 
-    Each tensor gets a fresh float32 tensor (the engine may still be writing the
-    previous one from its memory), filled by ``hf_values_into`` (dequantized piece by
-    piece, then processed as the architecture's TensorProcessor does).
+    Filled by ``hf_values_into`` (dequantized piece by piece, then processed as the
+    architecture's TensorProcessor does). The float32 buffers are reused
+    (``BufferPool``): the engine hands each tensor back (``recycle``) with the futures
+    of its queued writes, and a buffer is lent again only once they are done. Fresh
+    memory for every tensor costs a page fault per 4 kB: measured on this 2-core VM,
+    filling 4.4 GB of fresh 46 MB tensors took 8.0 s (4 s of it system time), the same
+    writes into one reused buffer 0.8 s.
     """
 
     def __init__(self, checkpoint: Checkpoint) -> None:
         self.checkpoint = checkpoint
         self.by_name = {t.name: t for t in checkpoint.tensors}
+        self.pool = BufferPool()
+        self.lent: dict[int, Any] = {}  # id(returned tensor) -> its pool buffer
 
     def __call__(self, tensor: PlannedTensor) -> Any:
-        import torch
-
         source = tensor.source
         assert source is not None
         info = self.by_name[source.name]
-        out = torch.empty(info.parameters, dtype=torch.float32)
+        buffer = self.pool.take(info.parameters)
+        out = buffer[: info.parameters]
         hf_values_into(self.checkpoint, info, out.numpy())
-        return out.reshape(info.shape)
+        value = out.reshape(info.shape)
+        self.lent[id(value)] = (buffer, value)
+        return value
+
+    def recycle(self, value: Any, futures: list[Future[None]]) -> None:
+        lent = self.lent.pop(id(value), None)
+        if lent is not None and lent[1] is value:
+            self.pool.give(lent[0], futures)
+
+
+class BufferPool:
+    """Float32 buffers lent for one tensor each, kept for the next once written.
+
+    At most ``keep`` idle buffers (the smallest is let go first), so memory stays a
+    few of the largest tensors whatever the model's size.
+    """
+
+    def __init__(self, keep: int = 3) -> None:
+        self.keep = keep
+        self.idle: list[tuple[Any, list[Future[None]]]] = []
+
+    def take(self, count: int) -> Any:
+        import torch
+
+        fitting = [i for i, (b, _f) in enumerate(self.idle) if b.numel() >= count]
+        ready = [i for i in fitting if all(f.done() for f in self.idle[i][1])]
+        if not ready and (not fitting or len(self.idle) < self.keep):
+            return torch.empty(count, dtype=torch.float32)
+        pick = min(ready or fitting, key=lambda i: self.idle[i][0].numel())
+        buffer, futures = self.idle.pop(pick)
+        for future in futures:
+            future.result()
+        return buffer
+
+    def give(self, buffer: Any, futures: list[Future[None]]) -> None:
+        self.idle.append((buffer, futures))
+        if len(self.idle) > self.keep:
+            smallest = min(range(len(self.idle)), key=lambda i: self.idle[i][0].numel())
+            del self.idle[smallest]  # freed once its writes let go of it
 
 
 def run_gguf_plan(plan: ExportPlan, options: ExportOptions | None = None) -> Job[ExportResult]:
