@@ -65,13 +65,18 @@ def write_llama_gguf(
     name: str = "tiny llama",
     with_tokenizer: bool = True,
     padding_strings: int = 0,
+    split_max_tensors: int = 0,
 ) -> Path:
-    """Write ``model`` (a LlamaForCausalLM) as a GGUF file of tensor type ``qtype``."""
+    """Write ``model`` (a LlamaForCausalLM) as a GGUF file of tensor type ``qtype``.
+
+    ``split_max_tensors``: split as ``convert_hf_to_gguf.py --split-max-tensors`` does
+    (gguf's own writer: ``NAME-00001-of-0000N.gguf`` ...; the first part is returned).
+    """
     import gguf
     from gguf import GGMLQuantizationType as T
 
     config = model.config
-    writer = gguf.GGUFWriter(str(path), "llama")
+    writer = gguf.GGUFWriter(str(path), "llama", split_max_tensors=split_max_tensors)
     writer.add_name(name)
     writer.add_context_length(config.max_position_embeddings)
     writer.add_embedding_length(config.hidden_size)
@@ -123,7 +128,8 @@ def write_llama_gguf(
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    return path
+    names = writer.format_shard_names(path)
+    return names[0]
 
 
 def random_q4_k(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:

@@ -11,8 +11,8 @@ import dataclasses
 
 from ckpt_gui.core.check.expected_cache import load_expected
 from ckpt_gui.core.check.resolved import ResolvedConfig
-from ckpt_gui.core.gguf.header import read_header
 from ckpt_gui.core.gguf.naming import NAMED_KEY, describe
+from ckpt_gui.core.gguf.splits import read_gguf_set
 from ckpt_gui.core.model import Checkpoint
 
 
@@ -27,8 +27,13 @@ def with_hf_names(checkpoint: Checkpoint) -> Checkpoint:
     expected = load_expected(ResolvedConfig(checkpoint.source, checkpoint.config, architectures[0]))
     keys = list(expected.tensors) + [k for k in expected.tied if k not in expected.tensors]
     file = checkpoint.files[0].path
-    header = read_header(checkpoint.root / file, checkpoint.source)
+    header, files = read_gguf_set(checkpoint.root / file, checkpoint.root, checkpoint.source)
     named = describe(
-        header, source=checkpoint.source, relative=file, root=checkpoint.root, hf_keys=keys
+        header,
+        source=checkpoint.source,
+        relative=file,
+        root=checkpoint.root,
+        hf_keys=keys,
+        files=files,
     )
     return dataclasses.replace(named, source=checkpoint.source)

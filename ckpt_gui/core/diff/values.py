@@ -191,19 +191,20 @@ class _PairAccumulator:
         work: np.ndarray[Any, Any],
     ) -> None:
         raw_a, raw_b = chunk_a.raw, chunk_b.raw
-        if pair.same_dtype and _bytes_equal(raw_a, raw_b):
-            if _decodable(pair.a.dtype):
-                values = decode_into(raw_a, pair.a.dtype, scratch_a)
+        dtype_a, dtype_b = chunk_a.dtype, chunk_b.dtype  # float32 for computed GGUF values
+        if dtype_a == dtype_b and _bytes_equal(raw_a, raw_b):
+            if _decodable(dtype_a):
+                values = decode_into(raw_a, dtype_a, scratch_a)
                 norm = _sum_squares(values)
                 self.sq_a += norm
                 self.sq_b += norm
             return
         self.bytes_equal = False
-        if not _decodable(pair.a.dtype):
+        if not _decodable(dtype_a):
             self.max_abs = math.nan  # packed dtypes: only "bytes differ" is known
             return
-        va = decode_into(raw_a, pair.a.dtype, scratch_a)
-        vb = decode_into(raw_b, pair.b.dtype, scratch_b)
+        va = decode_into(raw_a, dtype_a, scratch_a)
+        vb = decode_into(raw_b, dtype_b, scratch_b)
         if va.dtype == np.float32 and vb.dtype == np.float32:
             self._add_float32(va, vb, work)
         else:

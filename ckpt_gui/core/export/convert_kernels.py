@@ -107,6 +107,9 @@ class Converter:
         if provider is None:
             raise CheckpointError(plan.source, f"no data for tensor '{tensor.name}'")
         value = provider(tensor)
+        # A provider that reuses its tensors' memory is told when the writes are queued
+        # (with their futures: the memory is free once they are done).
+        recycle = getattr(provider, "recycle", None)
         flat = value.detach().contiguous().reshape(-1)
         out_dtype = torch_dtype(tensor.dtype)
         if flat.dtype == out_dtype:
@@ -114,9 +117,14 @@ class Converter:
             # The tensor keeps its memory alive until the queued write is done.
             raw = flat.view(self.torch.uint8) if flat.element_size() > 0 else flat
             step = CHUNK_BYTES
+            futures: list[Future[None]] = []
             for start in range(0, tensor.nbytes, step):
-                shard_file.write_async(memoryview(raw[start : start + step].numpy()))
+                future = shard_file.write_async(memoryview(raw[start : start + step].numpy()))
+                if future is not None:
+                    futures.append(future)
                 yield min(start + step, tensor.nbytes)
+            if recycle is not None:
+                recycle(value, futures)
             return
         source_dtype = _name_of(flat.dtype)
         per_chunk = CHUNK_BYTES // flat.element_size()
@@ -128,6 +136,8 @@ class Converter:
             self.worker.submit(self._convert, chunk, out, source_dtype, tensor, overflow).result()
             self._write(shard_file, out, tensor.dtype, self.turn)
             yield (start + chunk.numel()) * out_item
+        if recycle is not None:
+            recycle(value, [])  # converted into the output slots: no write reads it
 
     def _from_file(
         self,

@@ -15,8 +15,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
 from collections.abc import Iterable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +33,10 @@ from ckpt_gui.core.export.plan import (
     PlannedTensor,
     split_into_shards,
 )
-from ckpt_gui.core.gguf.hf_names import VALUE_PROCESSED_ARCHS
-from ckpt_gui.core.gguf.naming import NAMED_KEY, TENSORS_KEY, permutation_heads
-from ckpt_gui.core.gguf.values import PermutedRows, StoredSpan, is_quantized, read_values_into
+from ckpt_gui.core.gguf.hf_values import hf_values_into
+from ckpt_gui.core.gguf.naming import NAMED_KEY, TENSORS_KEY, permutation_heads, values_computed
+from ckpt_gui.core.gguf.processors import REFUSED
+from ckpt_gui.core.gguf.values import is_quantized
 from ckpt_gui.core.jobs import Job
 from ckpt_gui.core.model import Checkpoint
 from ckpt_gui.core.targets import open_target
@@ -73,7 +74,7 @@ def plan_gguf_safetensors(
     root = checkpoint.root
     assert root is not None and checkpoint.config is not None
     out = Path(output).expanduser()
-    check_target(out, [Path(target).expanduser()], overwrite)
+    check_target(out, _source_files(checkpoint), overwrite)
     table = checkpoint.metadata.get(TENSORS_KEY, {})
     named = [t for t in checkpoint.tensors if table.get(t.name, {}).get("gguf_name") != t.name]
     skipped = len(checkpoint.tensors) - len(named)
@@ -85,7 +86,11 @@ def plan_gguf_safetensors(
         new_name = names[info.name]
         tensor_dtype = "F32" if keep is not None and keep.search(new_name) else out_dtype
         source = info
-        if is_quantized(info.dtype) or permutation_heads(checkpoint, info) is not None:
+        if (
+            is_quantized(info.dtype)
+            or permutation_heads(checkpoint, info) is not None
+            or values_computed(checkpoint, info)
+        ):
             source = dataclasses.replace(info, offset=None)  # decoded by GGUFTensors
         planned.append(
             PlannedTensor(
@@ -121,14 +126,18 @@ def _check_convertible(checkpoint: Checkpoint, target: str) -> None:
     arch = str(checkpoint.metadata.get("gguf", {}).get("architecture") or "")
     if checkpoint.config is None:
         raise CheckpointError(target, f"transformers has no config for GGUF architecture {arch!r}")
-    if arch in VALUE_PROCESSED_ARCHS:
+    if arch in REFUSED:
         raise CheckpointError(
-            target,
-            f"converting {arch} GGUF files is not supported (transformers reshapes their tensors "
-            "on load in ways ckpt-gui does not repeat)",
+            target, f"converting {arch} GGUF files is not supported: {REFUSED[arch]}"
         )
     if not checkpoint.metadata.get(NAMED_KEY):
         raise CheckpointError(target, "no tensor of this file has a transformers name")
+
+
+def _source_files(checkpoint: Checkpoint) -> list[Path]:
+    """Every file of the model (all parts of a split set): none may be touched."""
+    assert checkpoint.root is not None
+    return [checkpoint.root / f.path for f in checkpoint.files]
 
 
 def config_json(config: dict[str, Any], dtype: str) -> bytes:
@@ -148,39 +157,69 @@ def config_json(config: dict[str, Any], dtype: str) -> bytes:
 
 
 class GGUFTensors:
-    """The engine's provider: one tensor's float32 values (dequantized, rows reordered).
+    """The engine's provider: one tensor's float32 values as transformers holds them.
 
-    Each tensor gets a fresh float32 tensor (the engine may still be writing the
-    previous one from its memory), filled piece by piece (``read_values_into``).
+    Filled by ``hf_values_into`` (dequantized piece by piece, then processed as the
+    architecture's TensorProcessor does). The float32 buffers are reused
+    (``BufferPool``): the engine hands each tensor back (``recycle``) with the futures
+    of its queued writes, and a buffer is lent again only once they are done. Fresh
+    memory for every tensor costs a page fault per 4 kB: measured on this 2-core VM,
+    filling 4.4 GB of fresh 46 MB tensors took 8.0 s (4 s of it system time), the same
+    writes into one reused buffer 0.8 s.
     """
 
     def __init__(self, checkpoint: Checkpoint) -> None:
         self.checkpoint = checkpoint
         self.by_name = {t.name: t for t in checkpoint.tensors}
+        self.pool = BufferPool()
+        self.lent: dict[int, Any] = {}  # id(returned tensor) -> its pool buffer
 
     def __call__(self, tensor: PlannedTensor) -> Any:
-        import torch
-
         source = tensor.source
         assert source is not None
         info = self.by_name[source.name]
-        out = torch.empty(info.parameters, dtype=torch.float32)
-        path = self.checkpoint.path_of(info)
-        try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-        except OSError as exc:
-            raise CheckpointError(path, exc.strerror or str(exc)) from None
-        try:
-            heads = permutation_heads(self.checkpoint, info)
-            reader = (
-                PermutedRows(fd, path, info, heads)
-                if heads is not None
-                else StoredSpan(fd, path, info)
-            )
-            read_values_into(reader, info, out.numpy())
-        finally:
-            os.close(fd)
-        return out.reshape(info.shape)
+        buffer = self.pool.take(info.parameters)
+        out = buffer[: info.parameters]
+        hf_values_into(self.checkpoint, info, out.numpy())
+        value = out.reshape(info.shape)
+        self.lent[id(value)] = (buffer, value)
+        return value
+
+    def recycle(self, value: Any, futures: list[Future[None]]) -> None:
+        lent = self.lent.pop(id(value), None)
+        if lent is not None and lent[1] is value:
+            self.pool.give(lent[0], futures)
+
+
+class BufferPool:
+    """Float32 buffers lent for one tensor each, kept for the next once written.
+
+    At most ``keep`` idle buffers (the smallest is let go first), so memory stays a
+    few of the largest tensors whatever the model's size.
+    """
+
+    def __init__(self, keep: int = 3) -> None:
+        self.keep = keep
+        self.idle: list[tuple[Any, list[Future[None]]]] = []
+
+    def take(self, count: int) -> Any:
+        import torch
+
+        fitting = [i for i, (b, _f) in enumerate(self.idle) if b.numel() >= count]
+        ready = [i for i in fitting if all(f.done() for f in self.idle[i][1])]
+        if not ready and (not fitting or len(self.idle) < self.keep):
+            return torch.empty(count, dtype=torch.float32)
+        pick = min(ready or fitting, key=lambda i: self.idle[i][0].numel())
+        buffer, futures = self.idle.pop(pick)
+        for future in futures:
+            future.result()
+        return buffer
+
+    def give(self, buffer: Any, futures: list[Future[None]]) -> None:
+        self.idle.append((buffer, futures))
+        if len(self.idle) > self.keep:
+            smallest = min(range(len(self.idle)), key=lambda i: self.idle[i][0].numel())
+            del self.idle[smallest]  # freed once its writes let go of it
 
 
 def run_gguf_plan(plan: ExportPlan, options: ExportOptions | None = None) -> Job[ExportResult]:
@@ -189,7 +228,7 @@ def run_gguf_plan(plan: ExportPlan, options: ExportOptions | None = None) -> Job
     if not isinstance(checkpoint, Checkpoint):
         checkpoint = with_hf_names(open_target(plan.source))
     result = yield from run_export(
-        plan, [Path(plan.source).expanduser()], options, provider=GGUFTensors(checkpoint)
+        plan, _source_files(checkpoint), options, provider=GGUFTensors(checkpoint)
     )
     return result
 

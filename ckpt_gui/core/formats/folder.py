@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from ckpt_gui.core.errors import CheckpointError
+from ckpt_gui.core.gguf.splits import later_split_part
 from ckpt_gui.core.model import Checkpoint, FileInfo
 from ckpt_gui.core.weight_files import PREFERRED, WEIGHT_SUFFIXES
 
 NAME = "folder"
 __all__ = ["PREFERRED", "WEIGHT_SUFFIXES", "read", "read_config"]
-
 
 
 def resolve_cache_repo(folder: Path) -> tuple[Path, list[str]]:
@@ -60,12 +60,18 @@ def pick_weights(folder: Path) -> tuple[list[Path], list[str]]:
         found = sorted(folder / n for n in names if n.endswith(suffix) and (folder / n).is_file())
         if found:
             return found, warnings
-    ggufs = sorted(folder / n for n in names if n.endswith(".gguf") and (folder / n).is_file())
+    ggufs = sorted(
+        folder / n
+        for n in names
+        if n.endswith(".gguf") and not later_split_part(n) and (folder / n).is_file()
+    )
     if ggufs:
-        # One file per quantization, each a whole model (as GGUF repos hold them).
+        # One file per quantization, each a whole model (as GGUF repos hold them); a
+        # split set counts as its first part, which opens the others.
         if len(ggufs) > 1:
             warnings.append(
-                f"folder has {len(ggufs)} GGUF files; showing {ggufs[0].name} (open a file for another)"
+                f"folder has {len(ggufs)} GGUF files; showing {ggufs[0].name} "
+                "(open a file for another)"
             )
         return ggufs[:1], warnings
     raise CheckpointError(

@@ -35,6 +35,7 @@ class GGUFTensor:
     elements: int
     nbytes: int
     offset: int  # absolute, in the file
+    file: str = ""  # the split file holding it, relative to the root ("" : the one opened)
 
 
 @dataclass(frozen=True)

@@ -5,14 +5,17 @@ gguf's own ``TensorNameMap`` for each key's GGUF name; the map is the reverse of
 ``gguf_to_hf`` does the same over the model's key list, which comes from a shipped
 template (no torch: what listing uses) or from the model built on the meta device
 (``check``, ``export`` and ``diff``, which import torch anyway). Its ``model_type`` ->
-gguf architecture renames and the llama q/k un-permutation follow
-``modeling_gguf_pytorch_utils`` (that module imports torch, so they are repeated here).
+gguf architecture renames and the processors' extra names (``processors.extra_names``)
+follow ``modeling_gguf_pytorch_utils`` (that module imports torch, so they are repeated
+here).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
+
+from ckpt_gui.core.gguf.processors import extra_names
 
 # get_gguf_hf_weights_map's "hack: ggufs have a different name" renames.
 _GGUF_ARCH_OF_MODEL_TYPE = {
@@ -25,31 +28,6 @@ _GGUF_ARCH_OF_MODEL_TYPE = {
     "minimax_m2": "minimax-m2",
     "gpt_oss": "gpt-oss",
 }
-# GGUF architectures whose transformers TensorProcessor changes values beyond llama's q/k
-# row permutation (transposes, norm offsets, expert merges): their values are shown as
-# stored, and converting them is refused rather than done wrong.
-VALUE_PROCESSED_ARCHS = frozenset(
-    {
-        "qwen2moe",
-        "qwen3moe",
-        "gpt-oss",
-        "gpt_oss",
-        "bloom",
-        "t5",
-        "t5encoder",
-        "gpt2",
-        "mamba",
-        "nemotron",
-        "gemma2",
-        "gemma3",
-        "lfm2",
-        "minimax-m2",
-        "qwen35",
-        "qwen35moe",
-    }
-)
-
-
 def gguf_to_hf(model_type: str, num_layers: int, hf_keys: Iterable[str]) -> dict[str, str]:
     """{GGUF name: transformers name} for a model with these state-dict keys."""
     import gguf
@@ -71,6 +49,7 @@ def gguf_to_hf(model_type: str, num_layers: int, hf_keys: Iterable[str]) -> dict
             children.setdefault(head, []).append(rest)
     for head, child_keys in children.items():
         _add(mapping, name_map, child_keys, head + ".")
+    mapping.update(extra_names(arch_name, keys, name_map))
     return mapping
 
 
@@ -86,15 +65,3 @@ def _add(mapping: dict[str, str], name_map: Any, keys: Iterable[str], qual_name:
             found[gguf_name + suffix] = qual_name + hf_name
     for key, value in found.items():
         mapping.setdefault(key, value)
-
-
-def permuted_heads(gguf_arch: str, gguf_name: str, config: Mapping[str, Any]) -> int | None:
-    """Head count whose q/k row permutation llama.cpp applied (LlamaTensorProcessor), or None."""
-    if gguf_arch != "llama" or not (".attn_q." in gguf_name or ".attn_k." in gguf_name):
-        return None
-    heads, kv_heads = config.get("num_attention_heads"), config.get("num_key_value_heads")
-    if not isinstance(heads, int) or not isinstance(kv_heads, int):
-        return None
-    if ".attn_q." in gguf_name:
-        return heads
-    return kv_heads

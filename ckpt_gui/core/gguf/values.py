@@ -138,10 +138,13 @@ def read_values_into(
     """All values of ``tensor`` (float32, rows in transformers' order) into flat ``out``."""
     layout = block_layout(tensor.dtype)
     if layout is None:
-        from ckpt_gui.core.values.decode import decode  # plain dtypes (BF16 widened)
-
         raw = np.empty(tensor.nbytes, dtype=np.uint8)
         source.read_into(0, raw)
+        if tensor.dtype in ("F32", "F16"):
+            np.copyto(out, raw.view(np.float32 if tensor.dtype == "F32" else np.float16))
+            return
+        from ckpt_gui.core.values.decode import decode  # other plain dtypes (BF16 widened)
+
         np.copyto(out, decode(raw.tobytes(), tensor.dtype), casting="unsafe")
         return
     block, size = layout
@@ -151,9 +154,24 @@ def read_values_into(
     for start in range(0, tensor.nbytes, piece_bytes):
         raw = buffer[: min(piece_bytes, tensor.nbytes - start)]
         source.read_into(start, raw)
-        values = dequantize_into(raw, tensor.dtype)
-        out[position : position + values.size] = values
-        position += values.size
+        count = raw.size // size * block
+        target = out[position : position + count]
+        if tensor.dtype == "Q8_0":
+            q8_0_into(raw, target)
+        else:
+            target[:] = dequantize_into(raw, tensor.dtype)
+        position += count
+
+
+def q8_0_into(raw: np.ndarray[Any, Any], out: np.ndarray[Any, Any]) -> None:
+    """gguf's Q8_0 dequantization (``x * d`` in float32), written straight into ``out``.
+
+    The same float32 products as ``gguf.quants.Q8_0.dequantize_blocks`` (tests compare
+    with transformers, which uses it), without its temporaries and final copy.
+    """
+    blocks = raw.reshape(-1, 34)
+    scales = blocks[:, :2].view(np.float16).astype(np.float32)
+    np.multiply(blocks[:, 2:].view(np.int8), scales, out=out.reshape(-1, 32))
 
 
 def pread_exact(fd: int, path: Path, tensor: TensorInfo, target: memoryview, offset: int) -> None:

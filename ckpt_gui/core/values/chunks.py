@@ -98,7 +98,7 @@ def _gguf_chunks(
     with TensorStream(checkpoint, [tensor], step, prefetch=False) as stream:
         for chunk in stream:
             # The chunk's buffer is reused: decode into independent arrays.
-            yield decode(chunk.raw.tobytes(), tensor.dtype).copy()
+            yield decode(chunk.raw.tobytes(), chunk.dtype).copy()
 
 
 def _strided_chunks(

@@ -170,7 +170,7 @@ def scan(
     acc = _ScanAccumulator(limit, quick=True)
     with TensorStream(checkpoint, readable, chunk_elements) as stream:
         for chunk in stream:
-            acc.add(decode_into(chunk.raw, chunk.tensor.dtype, scratch))
+            acc.add(decode_into(chunk.raw, chunk.dtype, scratch))
             done += chunk.raw.size
             if chunk.last:
                 result = acc.result(chunk.tensor)
@@ -187,7 +187,7 @@ def scan(
     acc = _ScanAccumulator(limit, quick=False)
     with TensorStream(checkpoint, recheck, chunk_elements) as stream:
         for chunk in stream:
-            acc.add(decode_into(chunk.raw, chunk.tensor.dtype, scratch))
+            acc.add(decode_into(chunk.raw, chunk.dtype, scratch))
             done += chunk.raw.size
             if chunk.last:
                 result = acc.result(chunk.tensor)

@@ -13,6 +13,7 @@ once (``strided.py``) and handed out chunk by chunk. No torch, no memory map.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue
 import threading
@@ -27,7 +28,7 @@ from ckpt_gui.core.dtypes import BITS_PER_ELEMENT
 from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.formats.distributed.checkpoint import is_distributed
 from ckpt_gui.core.formats.distributed.values import CheckpointPieces
-from ckpt_gui.core.gguf.naming import permutation_heads
+from ckpt_gui.core.gguf.naming import permutation_heads, values_computed
 from ckpt_gui.core.gguf.values import PermutedRows, is_quantized
 from ckpt_gui.core.gguf.values import chunk_bytes as quantized_chunk_bytes
 from ckpt_gui.core.model import Checkpoint, TensorInfo
@@ -49,10 +50,19 @@ class RawChunk:
     tensor: TensorInfo
     start_byte: int
     raw: np.ndarray[Any, np.dtype[np.uint8]]
+    # The dtype and total size of the bytes handed out: the tensor's own, except for
+    # GGUF tensors whose transformers values are computed (float32, ``gguf.hf_values``).
+    raw_dtype: str = ""
+    raw_total: int = -1
+
+    @property
+    def dtype(self) -> str:
+        return self.raw_dtype or self.tensor.dtype
 
     @property
     def last(self) -> bool:
-        return self.start_byte + self.raw.size >= self.tensor.nbytes
+        total = self.raw_total if self.raw_total >= 0 else self.tensor.nbytes
+        return self.start_byte + self.raw.size >= total
 
 
 def chunk_bytes_for(tensor: TensorInfo, chunk_elements: int) -> int:
@@ -61,6 +71,13 @@ def chunk_bytes_for(tensor: TensorInfo, chunk_elements: int) -> int:
         return quantized_chunk_bytes(tensor.dtype, chunk_elements)  # whole GGUF blocks
     bits = BITS_PER_ELEMENT.get(tensor.dtype, 8)
     return max(1, chunk_elements * bits // 8)
+
+
+def computed_view(checkpoint: Checkpoint, tensor: TensorInfo) -> TensorInfo:
+    """The tensor as its bytes are streamed: float32 when its values are computed."""
+    if not values_computed(checkpoint, tensor):
+        return tensor
+    return dataclasses.replace(tensor, dtype="F32", nbytes=4 * tensor.parameters, offset=None)
 
 
 class TensorStream:
@@ -84,8 +101,9 @@ class TensorStream:
         self.checkpoint = checkpoint
         self.tensors = list(tensors)
         self.chunk_elements = chunk_elements
-        largest = max((chunk_bytes_for(t, chunk_elements) for t in self.tensors), default=1)
-        largest = min(largest, max((t.nbytes for t in self.tensors), default=1))
+        views = [computed_view(checkpoint, t) for t in self.tensors]
+        largest = max((chunk_bytes_for(t, chunk_elements) for t in views), default=1)
+        largest = min(largest, max((t.nbytes for t in views), default=1))
         self._buffer_bytes = max(largest, 1)
         self._prefetch = prefetch
         self._stop = threading.Event()
@@ -142,18 +160,19 @@ class TensorStream:
         files = _OpenFiles(self.checkpoint)
         try:
             for index, tensor in enumerate(self.tensors):
-                step = chunk_bytes_for(tensor, self.chunk_elements)
+                read_as = computed_view(self.checkpoint, tensor)
+                step = chunk_bytes_for(read_as, self.chunk_elements)
                 source = files.source_of(tensor)
-                for start in range(0, tensor.nbytes, step):
+                for start in range(0, read_as.nbytes, step):
                     if self._stop.is_set():
                         return
                     buffer = pool.take() if isinstance(pool, _PoolView) else pool[0]
                     if buffer is None:
                         return
-                    length = min(step, tensor.nbytes - start)
+                    length = min(step, read_as.nbytes - start)
                     view = np.frombuffer(buffer, dtype=np.uint8, count=length)
                     source.read_into(start, view)
-                    yield RawChunk(index, tensor, start, view)
+                    yield RawChunk(index, tensor, start, view, read_as.dtype, read_as.nbytes)
         finally:
             files.close()
 
@@ -239,6 +258,12 @@ class _OpenFiles:
             )
         if self.distributed is not None:
             return _InMemory(self.distributed.tensor_bytes(tensor.name))
+        if values_computed(self.checkpoint, tensor):
+            from ckpt_gui.core.gguf.hf_values import hf_values_into
+
+            values = np.empty(tensor.parameters, dtype=np.float32)
+            hf_values_into(self.checkpoint, tensor, values)
+            return _InMemory(values.view(np.uint8))
         path = self.checkpoint.path_of(tensor)
         if tensor.offset is None:
             if not tensor.strided:
