@@ -335,7 +335,7 @@ def _read_one(
 
 
 # Problems of reading remotely that a downloaded copy does not have.
-_REMOTE_ONLY_PROBLEMS = ("would need a", "legacy storages add up")
+_REMOTE_ONLY_PROBLEMS = ("would need a", "legacy storages add up", "storages are not laid out")
 
 
 def download_command(ref: HubRef) -> str:

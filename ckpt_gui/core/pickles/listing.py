@@ -14,8 +14,12 @@ per storage:
   The records that are read (``data.pkl``, ``byteorder``, ``constants.pkl``) are
   read through their real local headers, one prefetch each, and ``data.pkl``'s
   derived start is checked against its header; a record whose start cannot be
-  derived (or a file whose ``data.pkl`` disagrees) falls back to its local header.
-  The starts are only shown: a remote listing never reads tensor bytes.
+  derived (or a file whose ``data.pkl`` disagrees) falls back to its local header,
+  for at most ``MAX_HEADER_READS`` records (then the file is refused, with the
+  advice to download it). The starts are only shown: a remote listing never reads
+  tensor bytes. A file with bytes hidden between records (neither torch nor zipfile
+  writes one) may show other offsets than the same file opened locally; names,
+  dtypes, shapes and sizes never depend on them.
 - legacy: the pickles are read from a prefix of the file, grown (one request each
   time, four times larger) until they parse; the storages' element counts past
   that prefix are the pickle's, checked to end exactly at the end of the file.
@@ -45,6 +49,8 @@ _UTF8_FLAG = 0x800
 # The records read to list an archive (the rest are storages, and code/ never read).
 _READ_RECORDS = ("/data.pkl", "/byteorder", "/constants.pkl")
 _RUN_GAP = 4096
+# Storages whose start cannot be derived are located by their header, this many at most.
+MAX_HEADER_READS = 16
 # The legacy pickles' prefix: first try, and the largest tried (a 70B model's is a few MB).
 LEGACY_FIRST_PREFIX = 65_536
 LEGACY_MAX_PREFIX = 256 * 1024 * 1024
@@ -66,6 +72,7 @@ class DirectoryLocator(LocalHeaders):
             [(r.header_offset, self._next[r.header_offset]) for r in records if _is_read(r)]
         )
         self._trusted = True
+        self._header_reads = 0
 
     def member(self, record: zipfile.ZipInfo) -> int:
         prefetch = getattr(self.stream, "prefetch", None)
@@ -81,6 +88,13 @@ class DirectoryLocator(LocalHeaders):
     def storage(self, record: zipfile.ZipInfo) -> int:
         derived = self._derived(record) if self._trusted else None
         if derived is None:
+            self._header_reads += 1
+            if self._header_reads > MAX_HEADER_READS:
+                raise CheckpointError(
+                    self.path,
+                    "storages are not laid out as torch writes them: locating them would "
+                    "take a read of each record's header",
+                )
             return super().storage(record)
         if derived + record.file_size > self.size:
             raise CheckpointError(
