@@ -3,9 +3,10 @@
 ``inspect_hub_job(ref)`` is a generator job (see ``core.jobs``): it yields one
 Progress per weight file and returns a ``Checkpoint``. Requests: one for the repo
 facts, one per small JSON file (index, config.json), one per shard (two when a
-safetensors header outgrows the read-ahead, two for a ``.bin`` zip). Tensor data is
-never requested. Without network (or with ``HF_HUB_OFFLINE=1``) a cached snapshot
-is opened instead; a snapshot of the exact commit already on disk is opened from disk.
+safetensors header outgrows the read-ahead, two or three for a ``.bin``, read by the
+same pickle reader as local files). Tensor data is never requested. Without network
+(or with ``HF_HUB_OFFLINE=1``) a cached snapshot is opened instead; a snapshot of the
+exact commit already on disk is opened from disk.
 """
 
 from __future__ import annotations

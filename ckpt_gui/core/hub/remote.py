@@ -2,12 +2,12 @@
 
 - safetensors: the 8-byte length and the JSON header (one request when the header
   fits the read-ahead, else two).
-- PyTorch zip (``.bin``): the zip's central directory at the end of the file, then
-  the ``data.pkl`` member alone. Its globals are checked against the weights-only
-  allow list without unpickling; only then is it loaded, by ``torch.load(...,
-  weights_only=True, map_location="meta")``, from a small in-memory zip holding
-  that pickle and empty storage records: shapes and dtypes, no weights, and no
-  unpickler but torch's weights-only one ever sees the bytes.
+- PyTorch pickles (``.bin``, zip, TorchScript or legacy): read by the same
+  non-executing reader as a local file (``core/pickles/``, then
+  ``formats/pytorch.py``), so a repo shows what the downloaded file shows, with no
+  torch import. A zip costs its first bytes (often the whole ``data.pkl``), its
+  central directory, and at most one more request for the pickle: storages are
+  located from the directory, not one request each (``pickles/listing.py``).
 """
 
 from __future__ import annotations
