@@ -5,9 +5,10 @@
 - PyTorch pickles (``.bin``, zip, TorchScript or legacy): read by the same
   non-executing reader as a local file (``core/pickles/``, then
   ``formats/pytorch.py``), so a repo shows what the downloaded file shows, with no
-  torch import. A zip costs its first bytes (often the whole ``data.pkl``), its
-  central directory, and at most one more request for the pickle: storages are
-  located from the directory, not one request each (``pickles/listing.py``).
+  torch import. A zip costs its end (the central directory; one more request if
+  that outgrows the read-ahead), then one read from its first byte through
+  ``data.pkl``: storages are located from the directory, not one request each
+  (``pickles/listing.py``).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class RangedFile(io.RawIOBase):
     file stays available after the directory at its end was read.
     """
 
-    WINDOWS = 4
+    WINDOWS = 8
 
     def __init__(
         self,

@@ -12,7 +12,8 @@ per storage:
   four descriptor sizes the zip format allows (12, 16, 20, 24) at most one gives
   an aligned start. A record without a descriptor ends exactly at the next header.
   The records that are read (``data.pkl``, ``byteorder``, ``constants.pkl``) are
-  read through their real local headers, one prefetch each, and ``data.pkl``'s
+  read through their real local headers, one prefetch per run of records side by
+  side, and ``data.pkl``'s
   derived start is checked against its header; a record whose start cannot be
   derived (or a file whose ``data.pkl`` disagrees) falls back to its local header,
   for at most ``MAX_HEADER_READS`` records (then the file is refused, with the
@@ -20,6 +21,10 @@ per storage:
   tensor bytes. A file with bytes hidden between records (neither torch nor zipfile
   writes one) may show other offsets than the same file opened locally; names,
   dtypes, shapes and sizes never depend on them.
+- first read: the end of the file. A zip's end record there (torch writes no
+  comment) gives the directory, and then one read from byte 0 through ``data.pkl``
+  and the records beside it, so the first bytes that decide zip or legacy (as
+  torch decides) come with the pickle.
 - legacy: the pickles are read from a prefix of the file, grown (one request each
   time, four times larger) until they parse; the storages' element counts past
   that prefix are the pickle's, checked to end exactly at the end of the file.
@@ -42,6 +47,7 @@ from ckpt_gui.core.pickles.archive import (
 from ckpt_gui.core.pickles.unpickler import DEFAULT_LIMITS, PickleLimits
 
 _LOCAL_HEADER_SIZE = 30
+_END_RECORD_SIZE = 22
 _DESCRIPTOR_SIZES = (12, 16, 20, 24)
 _ALIGNMENT = 64  # torch's kFieldAlignment
 _DESCRIPTOR_FLAG = 0x08
@@ -49,6 +55,8 @@ _UTF8_FLAG = 0x800
 # The records read to list an archive (the rest are storages, and code/ never read).
 _READ_RECORDS = ("/data.pkl", "/byteorder", "/constants.pkl")
 _RUN_GAP = 4096
+# The first read of a listing fetches at most this much ahead of knowing the format.
+_HINT_LIMIT = 64 * 1024 * 1024
 # Storages whose start cannot be derived are located by their header, this many at most.
 MAX_HEADER_READS = 16
 # The legacy pickles' prefix: first try, and the largest tried (a 70B model's is a few MB).
@@ -74,11 +82,17 @@ class DirectoryLocator(LocalHeaders):
         self._trusted = True
         self._header_reads = 0
 
-    def member(self, record: zipfile.ZipInfo) -> int:
+    def prefetch_run(self, record: zipfile.ZipInfo, include_start: bool = False) -> None:
+        """One read for ``record`` and the records read beside it (from byte 0 if asked)."""
         prefetch = getattr(self.stream, "prefetch", None)
         for start, end in self._runs:
             if prefetch is not None and start <= record.header_offset < end:
-                prefetch(start, end - start)  # with the records read beside it
+                first = 0 if include_start and start <= _RUN_GAP else start
+                if end - first <= _HINT_LIMIT or not include_start:
+                    prefetch(first, end - first)
+
+    def member(self, record: zipfile.ZipInfo) -> int:
+        self.prefetch_run(record)
         start = super().member(record)
         if self._derived(record) != start:
             # Not laid out as torch and zipfile write archives: trust headers only.
@@ -145,7 +159,14 @@ def _name_length(record: zipfile.ZipInfo) -> int:
 def read_torch_listing(
     path: Path, stream: Any, size: int, limits: PickleLimits = DEFAULT_LIMITS
 ) -> TorchArchive:
-    """A torch file (zip, TorchScript or legacy) in ``stream``, located for listing."""
+    """A torch file (zip, TorchScript or legacy) in ``stream``, located for listing.
+
+    The end of the file is read first: for a zip (nearly every ``.bin``) its directory
+    says where ``data.pkl`` is, and one read then gets the first bytes (zip or legacy
+    is decided by them, as torch decides) together with the pickle.
+    """
+    _prefetch_pickle_run(path, stream, size)
+    stream.seek(0)
     head = stream.read(4)
     stream.seek(0)
     if is_zip(head):
@@ -153,6 +174,28 @@ def read_torch_listing(
     if not head:
         raise CheckpointError(path, "file is empty")
     return _read_legacy(path, stream, size, limits)
+
+
+def _prefetch_pickle_run(path: Path, stream: Any, size: int) -> None:
+    """If ``stream`` ends with a zip directory, fetch the run of records holding data.pkl."""
+    if getattr(stream, "prefetch", None) is None or size < _END_RECORD_SIZE:
+        return
+    stream.seek(size - _END_RECORD_SIZE)
+    if stream.read(4) != b"PK\x05\x06":
+        # No end record where torch puts it (a legacy file, or a zip with a comment):
+        # no hint; zipfile's search for the record would cost another request.
+        return
+    try:
+        archive = zipfile.ZipFile(stream)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError):
+        return  # not a zip (a legacy file), or a broken one: the reader says which
+    records = archive.infolist()
+    if records:
+        pickle_name = records[0].filename.split("/", 1)[0] + "/data.pkl"
+        locator = DirectoryLocator(path, stream, size, archive)
+        for record in records:
+            if record.filename == pickle_name:
+                locator.prefetch_run(record, include_start=True)
 
 
 def _read_legacy(path: Path, stream: Any, size: int, limits: PickleLimits) -> TorchArchive:

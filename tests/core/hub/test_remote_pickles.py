@@ -223,7 +223,9 @@ def test_requests_do_not_grow_with_tensors(hub: FakeHub, pickle_repos: dict[str,
 
 def test_a_legacy_file_costs_a_request_or_two(hub: FakeHub) -> None:
     open_target("org/legacy-bin")
-    assert len(hub.requests_for("pytorch_model.bin")) <= 2
+    assert len(hub.requests_for("pytorch_model.bin")) <= 2, [
+        r.range for r in hub.requests_for("pytorch_model.bin")
+    ]
 
 
 def test_legacy_pickles_longer_than_the_prefix_are_read_in_growing_steps(
@@ -303,12 +305,19 @@ print(json.dumps({"tensors": tensors, "events": events,
         "org/legacy-bin",
         "org/torchscript",
     ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_TOKEN")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
+    env.update(
+        PYTHONPATH=str(ROOT),
+        HF_ENDPOINT=hub.endpoint,
+        HF_HOME=str(tmp_path / "hf-home"),  # no stored login
+        HF_HUB_CACHE=str(tmp_path / "hf-cache"),
+        HF_HUB_DISABLE_TELEMETRY="1",
+    )
     done = subprocess.run(
         [sys.executable, "-c", script, *repos],
         capture_output=True,
         text=True,
-        env={**env, "PYTHONPATH": str(ROOT)},
+        env=env,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
