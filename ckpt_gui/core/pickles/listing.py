@@ -13,11 +13,10 @@ per storage:
   an aligned start. A record without a descriptor ends exactly at the next header.
   The records that are read (``data.pkl``, ``byteorder``, ``constants.pkl``) are
   read through their real local headers, one prefetch per run of records side by
-  side, and ``data.pkl``'s
-  derived start is checked against its header; a record whose start cannot be
-  derived (or a file whose ``data.pkl`` disagrees) falls back to its local header,
-  for at most ``MAX_HEADER_READS`` records (then the file is refused, with the
-  advice to download it). The starts are only shown: a remote listing never reads
+  side, and ``data.pkl``'s derived start is checked against its header; a record
+  whose start cannot be derived (or a file whose ``data.pkl`` disagrees) falls
+  back to its local header, for at most ``MAX_HEADER_READS`` records (then the
+  file is refused, with the advice to download it). The starts are only shown: a remote listing never reads
   tensor bytes. A file with bytes hidden between records (neither torch nor zipfile
   writes one) may show other offsets than the same file opened locally; names,
   dtypes, shapes and sizes never depend on them.
