@@ -20,25 +20,14 @@ from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.formats import open_checkpoint
 from ckpt_gui.core.hub import cache as hub_cache
 from ckpt_gui.core.hub import remote as hub_remote
+from ckpt_gui.core.hub.assemble import FileResult, assemble
 from ckpt_gui.core.hub.http import READ_AHEAD, HubClient, HubUnreachable, offline_mode
 from ckpt_gui.core.hub.ref import HubRef, hub_endpoint, parse_hub_target
 from ckpt_gui.core.hub.select import WeightPlan, plan_weights
 from ckpt_gui.core.jobs import Job, Progress, run_to_completion
-from ckpt_gui.core.model import Checkpoint, FileInfo, PickleGlobal, TensorInfo
+from ckpt_gui.core.model import Checkpoint
 
 PARALLEL_REQUESTS = 8
-
-
-@dataclasses.dataclass
-class FileResult:
-    """One remote weight file as the local reader of its format describes it."""
-
-    tensors: list[TensorInfo]
-    metadata: dict[str, Any]
-    pickle_globals: list[PickleGlobal]
-    format: str  # "safetensors", "pytorch-zip", "pytorch-legacy", "pytorch-torchscript"
-    config: dict[str, Any] | None = None
-    warnings: list[str] = dataclasses.field(default_factory=list)
 
 
 def open_hub(
@@ -281,7 +270,7 @@ def _read_remote(
         # On cancel (GeneratorExit) or error: drop what has not started; requests in
         # flight end on their own within the timeout.
         executor.shutdown(wait=False, cancel_futures=True)
-    return _assemble(ref, plan, sizes, results, weight_map, index_metadata)
+    return assemble(ref, plan, sizes, results, weight_map, index_metadata)
 
 
 def _read_ahead_after(results: dict[str, FileResult], read_ahead: int) -> int:
@@ -361,85 +350,6 @@ def _remote_index(
         raise CheckpointError(name, "weight_map values must be file names")
     metadata = data.get("metadata")
     return weight_map, metadata if isinstance(metadata, dict) else {}
-
-
-def _assemble(
-    ref: HubRef,
-    plan: WeightPlan,
-    sizes: dict[str, int | None],
-    results: dict[str, FileResult],
-    weight_map: dict[str, str] | None,
-    index_metadata: dict[str, Any],
-) -> Checkpoint:
-    """One Checkpoint from the per-file results, as the local readers assemble them.
-
-    One file is what ``formats/pytorch.py`` or ``safetensors.py`` shows of it (its
-    config and warnings included); an index is checked against its shards as
-    ``formats/index.py`` does (of a pickle shard only its tensors and globals count);
-    several files without an index are merged as ``folder.merge`` merges them.
-    """
-    where = f"{ref.repo_id}/{plan.index}" if plan.index else str(ref)
-    seen: dict[str, str] = {}
-    tensors: list[TensorInfo] = []
-    metadata: dict[str, Any] = {"index": index_metadata} if index_metadata else {}
-    pickle_globals: dict[str, PickleGlobal] = {}
-    prefix = plan.index.rpartition("/")[0] + "/" if plan.index and "/" in plan.index else ""
-    for filename in plan.shards:
-        result = results[filename]
-        if result.metadata:
-            if not plan.index:
-                metadata.update(result.metadata)
-            elif result.format == "safetensors":
-                metadata.setdefault("__metadata__", result.metadata)
-        pickle_globals.update({g.name: g for g in result.pickle_globals})
-        for tensor in result.tensors:
-            if tensor.name in seen:
-                raise CheckpointError(
-                    where, f"tensor '{tensor.name}' is in both {seen[tensor.name]} and {filename}"
-                )
-            seen[tensor.name] = filename
-            if weight_map is not None:
-                listed = weight_map.get(tensor.name)
-                if listed is None:
-                    raise CheckpointError(
-                        where,
-                        f"shard {filename} holds '{tensor.name}', which the index does not list",
-                    )
-                if prefix + listed != filename:
-                    raise CheckpointError(
-                        where, f"index puts '{tensor.name}' in {listed} but it is in {filename}"
-                    )
-            tensors.append(tensor)
-    if weight_map is not None:
-        absent = [key for key in weight_map if key not in seen]
-        if absent:
-            raise CheckpointError(
-                where,
-                f"index lists '{absent[0]}' in {weight_map[absent[0]]} but the shard lacks it",
-            )
-        order = {name: i for i, name in enumerate(weight_map)}
-        tensors.sort(key=lambda t: order[t.name])
-    formats = "+".join(sorted({results[f].format for f in plan.shards})) or "empty"
-    config: dict[str, Any] | None = None
-    warnings: tuple[str, ...] = ()
-    if plan.index:
-        formats += "-sharded"
-    elif len(plan.shards) > 1:
-        formats += "-multi"
-    else:
-        only = results[plan.shards[0]]
-        config, warnings = only.config, tuple(only.warnings)
-    return Checkpoint(
-        source=str(ref),
-        format=formats,
-        tensors=tuple(tensors),
-        files=tuple(FileInfo(f, sizes.get(f) or 0) for f in plan.files),
-        root=None,
-        metadata=metadata,
-        warnings=warnings,
-        config=config,
-        pickle_globals=tuple(pickle_globals.values()),
-    )
 
 
 def _remote_adapter(
