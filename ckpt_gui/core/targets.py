@@ -36,7 +36,7 @@ def open_target_job(
     from ckpt_gui.core.hub.inspect import inspect_hub_job
 
     try:
-        checkpoint: Checkpoint = yield from inspect_hub_job(ref)
+        checkpoint: Checkpoint = yield from inspect_hub_job(ref, weights_key=weights_key)
     except CheckpointError as exc:
         maybe_a_path = not str(target).startswith(("http://", "https://"))
         if not maybe_a_path or not any(p in exc.problem for p in _NOT_FOUND_PROBLEMS):

@@ -14,6 +14,7 @@ refused: there is no legitimate reason for a checkpoint to hold them, and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,8 +74,18 @@ def read_contents(path: Path, relative: str, weights_key: str | None) -> TorchFi
     try:
         archive = read_torch_file(path)
     except CheckpointError:
-        _refuse_if_dangerous(path)  # a file we cannot read may still be one torch would run
+        # A file we cannot read may still be one torch would run.
+        refuse_if_dangerous(path, lambda: _scan_globals(path))
         raise
+    return archive_contents(archive, relative, weights_key)
+
+
+def archive_contents(
+    archive: TorchArchive, relative: str, weights_key: str | None
+) -> TorchFileContents:
+    """What ``read_contents`` shows of an archive, however it was read (a local file or
+    ``pickles/listing.py`` over a remote one): one place decides, so both show the same."""
+    path = archive.path
     pickle_globals = [classify(name) for name in dict.fromkeys(archive.globals)]
     dangers = [g.name for g in pickle_globals if g.group == CODE]
     if dangers:
@@ -94,11 +105,16 @@ def read_contents(path: Path, relative: str, weights_key: str | None) -> TorchFi
     return TorchFileContents(tensors, metadata, pickle_globals, archive.kind, config, warnings)
 
 
-def _refuse_if_dangerous(path: Path) -> None:
+def _scan_globals(path: Path) -> list[str]:
     from ckpt_gui.core.pickles.opcodes import scan_pickle_file
 
+    return scan_pickle_file(path).globals
+
+
+def refuse_if_dangerous(path: Path, scan: Callable[[], list[str]]) -> None:
+    """Raise UnsafePickleError if ``scan()`` (the opcode walk's globals) names code that runs."""
     try:
-        names = scan_pickle_file(path).globals
+        names = scan()
     except CheckpointError:
         return
     dangers = [name for name in names if classify(name).group == CODE]

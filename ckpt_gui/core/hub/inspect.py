@@ -3,9 +3,10 @@
 ``inspect_hub_job(ref)`` is a generator job (see ``core.jobs``): it yields one
 Progress per weight file and returns a ``Checkpoint``. Requests: one for the repo
 facts, one per small JSON file (index, config.json), one per shard (two when a
-safetensors header outgrows the read-ahead, two for a ``.bin`` zip). Tensor data is
-never requested. Without network (or with ``HF_HUB_OFFLINE=1``) a cached snapshot
-is opened instead; a snapshot of the exact commit already on disk is opened from disk.
+safetensors header outgrows the read-ahead, two or three for a ``.bin``, read by the
+same pickle reader as local files). Tensor data is never requested. Without network
+(or with ``HF_HUB_OFFLINE=1``) a cached snapshot is opened instead; a snapshot of the
+exact commit already on disk is opened from disk.
 """
 
 from __future__ import annotations
@@ -15,18 +16,18 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from ckpt_gui.core.errors import CheckpointError, UnsafePickleError
+from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.formats import open_checkpoint
 from ckpt_gui.core.hub import cache as hub_cache
 from ckpt_gui.core.hub import remote as hub_remote
+from ckpt_gui.core.hub.assemble import FileResult, assemble
 from ckpt_gui.core.hub.http import READ_AHEAD, HubClient, HubUnreachable, offline_mode
 from ckpt_gui.core.hub.ref import HubRef, hub_endpoint, parse_hub_target
 from ckpt_gui.core.hub.select import WeightPlan, plan_weights
 from ckpt_gui.core.jobs import Job, Progress, run_to_completion
-from ckpt_gui.core.model import Checkpoint, FileInfo, PickleGlobal, TensorInfo
+from ckpt_gui.core.model import Checkpoint
 
 PARALLEL_REQUESTS = 8
-FileResult = tuple[list[TensorInfo], dict[str, Any], list[PickleGlobal]]
 
 
 def open_hub(
@@ -35,10 +36,17 @@ def open_hub(
     endpoint: str | None = None,
     cache_dir: Path | None = None,
     read_ahead: int = READ_AHEAD,
+    weights_key: str | None = None,
 ) -> Checkpoint:
     """``inspect_hub_job`` driven to completion, for callers without a progress display."""
     return run_to_completion(
-        inspect_hub_job(ref, endpoint=endpoint, cache_dir=cache_dir, read_ahead=read_ahead)
+        inspect_hub_job(
+            ref,
+            endpoint=endpoint,
+            cache_dir=cache_dir,
+            read_ahead=read_ahead,
+            weights_key=weights_key,
+        )
     )
 
 
@@ -48,31 +56,39 @@ def inspect_hub_job(
     endpoint: str | None = None,
     cache_dir: Path | None = None,
     read_ahead: int = READ_AHEAD,
+    weights_key: str | None = None,
 ) -> Job[Checkpoint]:
-    """Describe a Hub repo (or one file in it) without downloading its weights."""
+    """Describe a Hub repo (or one file in it) without downloading its weights.
+
+    ``weights_key`` picks the weight set of a PyTorch pickle, as ``--key`` does locally.
+    """
     client = HubClient(endpoint or hub_endpoint())
     if offline_mode():
-        return open_cached(ref, cache_dir, "HF_HUB_OFFLINE is set")
+        return open_cached(ref, cache_dir, "HF_HUB_OFFLINE is set", weights_key)
     yield Progress(0, 1, f"asking {client.endpoint} about {ref.repo_id}")
     try:
         info = client.model_info(ref)
     except HubUnreachable as exc:
-        return open_cached(ref, cache_dir, exc.problem)
+        return open_cached(ref, cache_dir, exc.problem, weights_key)
     facts = repo_facts(info, ref, client.endpoint)
     sizes: dict[str, int | None] = {s.rfilename: s.size for s in info.siblings or ()}
     plan = plan_weights(ref, sizes)
     commit: str = facts["commit"]
-    local = _open_cached_commit(ref, commit, plan, cache_dir)
+    local = _open_cached_commit(ref, commit, plan, cache_dir, weights_key)
     if local is not None:
         return _with_hub_facts(local, ref, {**facts, "opened_from": "cache"}, plan.warnings)
-    checkpoint = yield from _read_remote(client, ref, commit, plan, sizes, read_ahead)
+    checkpoint = yield from _read_remote(client, ref, commit, plan, sizes, read_ahead, weights_key)
+    if weights_key is not None and not checkpoint.format.startswith("pytorch"):
+        raise CheckpointError(
+            str(ref), "--key chooses a weight set in PyTorch pickles and DCP/DeepSpeed folders only"
+        )
     config, config_warnings = _remote_config(client, ref, commit, plan, sizes)
     facts["requests"] = client.traffic.requests
     facts["bytes_received"] = client.traffic.bytes_received
     warnings = plan.warnings + config_warnings
-    if checkpoint.format.startswith("pytorch"):
+    if "pytorch" in checkpoint.format:
         warnings += (
-            "PyTorch pickle weights: shapes read from the zip's data.pkl alone (weights-only); "
+            "PyTorch pickle weights: read from the pickle alone, without running it; "
             f"to read tensor values, download them: {download_command(ref)}",
         )
     # A GGUF file carries its own config (its metadata) when the repo has no config.json.
@@ -84,19 +100,22 @@ def inspect_hub_job(
 
 
 def _open_cached_commit(
-    ref: HubRef, commit: str, plan: WeightPlan, cache_dir: Path | None
+    ref: HubRef, commit: str, plan: WeightPlan, cache_dir: Path | None, weights_key: str | None
 ) -> Checkpoint | None:
     """The exact commit, already downloaded: open it from disk (tensor data readable too)."""
     snapshot = hub_cache.cached_snapshot(ref.repo_id, commit, cache_dir)
     if snapshot is None or not all((snapshot / f).is_file() for f in plan.files):
         return None
     try:
-        return open_checkpoint(snapshot / plan.open_path if plan.open_path else snapshot)
+        target = snapshot / plan.open_path if plan.open_path else snapshot
+        return open_checkpoint(target, weights_key)
     except CheckpointError:
         return None  # shards missing or damaged on disk: the Hub copy is the truth
 
 
-def open_cached(ref: HubRef, cache_dir: Path | None, why: str) -> Checkpoint:
+def open_cached(
+    ref: HubRef, cache_dir: Path | None, why: str, weights_key: str | None = None
+) -> Checkpoint:
     """Open the cached snapshot for ``ref``; ``why`` says why the Hub was not asked."""
     snapshot = hub_cache.cached_snapshot(ref.repo_id, ref.revision, cache_dir)
     if snapshot is None:
@@ -105,7 +124,7 @@ def open_cached(ref: HubRef, cache_dir: Path | None, why: str) -> Checkpoint:
         )
     target = snapshot / ref.path_in_repo if ref.path_in_repo else snapshot
     try:
-        local = open_checkpoint(target)
+        local = open_checkpoint(target, weights_key)
     except CheckpointError as exc:
         raise CheckpointError(
             str(ref),
@@ -209,6 +228,7 @@ def _read_remote(
     plan: WeightPlan,
     sizes: dict[str, int | None],
     read_ahead: int,
+    weights_key: str | None = None,
 ) -> Job[Checkpoint]:
     weight_map: dict[str, str] | None = None
     index_metadata: dict[str, Any] = {}
@@ -227,6 +247,7 @@ def _read_remote(
         yield Progress(0, 1, f"reading {plan.index}")
         weight_map, index_metadata = _remote_index(client, ref, commit, plan, sizes)
         plan = plan.with_shards(set(weight_map.values()), sizes)
+        weights_key = None  # as locally: an index's shards are read with their default set
     results: dict[str, FileResult] = {}
     executor = ThreadPoolExecutor(max_workers=PARALLEL_REQUESTS)
     try:
@@ -236,7 +257,8 @@ def _read_remote(
             if ahead is None:
                 ahead = _read_ahead_after(results, read_ahead)
             futures: dict[Future[FileResult], str] = {
-                executor.submit(_read_one, client, ref, commit, f, sizes, ahead): f for f in batch
+                executor.submit(_read_one, client, ref, commit, f, sizes, ahead, weights_key): f
+                for f in batch
             }
             pending = set(futures)
             while pending:
@@ -248,12 +270,12 @@ def _read_remote(
         # On cancel (GeneratorExit) or error: drop what has not started; requests in
         # flight end on their own within the timeout.
         executor.shutdown(wait=False, cancel_futures=True)
-    return _assemble(ref, plan, sizes, results, weight_map, index_metadata)
+    return assemble(ref, plan, sizes, results, weight_map, index_metadata)
 
 
 def _read_ahead_after(results: dict[str, FileResult], read_ahead: int) -> int:
     """Twice the first header plus 4 kB, never more than ``read_ahead``."""
-    offsets = [t.offset for r in results.values() for t in r[0] if t.offset is not None]
+    offsets = [t.offset for r in results.values() for t in r.tensors if t.offset is not None]
     if not offsets:
         return read_ahead
     return min(read_ahead, 2 * min(offsets) + 4096)
@@ -266,6 +288,7 @@ def _read_one(
     filename: str,
     sizes: dict[str, int | None],
     read_ahead: int,
+    weights_key: str | None = None,
 ) -> FileResult:
     size = sizes.get(filename)
     if size is None:
@@ -274,21 +297,35 @@ def _read_one(
         tensors, metadata = hub_remote.read_safetensors_header(
             client, ref, filename, commit, size, read_ahead
         )
-        return tensors, dict(metadata), []
+        return FileResult(tensors, dict(metadata), [], "safetensors")
     try:
-        return hub_remote.read_torch_zip(
-            client, ref, filename, commit, size, min(read_ahead, hub_remote.ZIP_READ_AHEAD)
+        found = hub_remote.read_torch_pickle(
+            client,
+            ref,
+            filename,
+            commit,
+            size,
+            min(read_ahead, hub_remote.ZIP_READ_AHEAD),
+            weights_key,
         )
-    except UnsafePickleError:
-        raise
     except CheckpointError as exc:
-        if isinstance(exc, HubUnreachable) or not exc.problem.startswith(
-            ("not a readable", "zip has")
-        ):
+        if not exc.problem.startswith(_REMOTE_ONLY_PROBLEMS):
             raise
         raise CheckpointError(
             exc.file, f"{exc.problem}; to inspect it locally: {download_command(ref)}"
         ) from None
+    return FileResult(
+        found.tensors,
+        found.metadata,
+        found.pickle_globals,
+        f"pytorch-{found.kind}",
+        found.config,
+        found.warnings,
+    )
+
+
+# Problems of reading remotely that a downloaded copy does not have.
+_REMOTE_ONLY_PROBLEMS = ("would need a", "legacy storages add up", "storages are not laid out")
 
 
 def download_command(ref: HubRef) -> str:
@@ -313,67 +350,6 @@ def _remote_index(
         raise CheckpointError(name, "weight_map values must be file names")
     metadata = data.get("metadata")
     return weight_map, metadata if isinstance(metadata, dict) else {}
-
-
-def _assemble(
-    ref: HubRef,
-    plan: WeightPlan,
-    sizes: dict[str, int | None],
-    results: dict[str, FileResult],
-    weight_map: dict[str, str] | None,
-    index_metadata: dict[str, Any],
-) -> Checkpoint:
-    """One Checkpoint from the per-file results, checked against the index like a local one."""
-    where = f"{ref.repo_id}/{plan.index}" if plan.index else str(ref)
-    seen: dict[str, str] = {}
-    tensors: list[TensorInfo] = []
-    metadata: dict[str, Any] = {"index": index_metadata} if index_metadata else {}
-    pickle_globals: dict[str, PickleGlobal] = {}
-    prefix = plan.index.rpartition("/")[0] + "/" if plan.index and "/" in plan.index else ""
-    for filename in plan.shards:
-        shard_tensors, shard_meta, shard_globals = results[filename]
-        if shard_meta:
-            if plan.index:
-                metadata.setdefault("__metadata__", shard_meta)
-            else:
-                metadata.update(shard_meta)
-        pickle_globals.update({g.name: g for g in shard_globals})
-        for tensor in shard_tensors:
-            if tensor.name in seen:
-                raise CheckpointError(
-                    where, f"tensor '{tensor.name}' is in both {seen[tensor.name]} and {filename}"
-                )
-            seen[tensor.name] = filename
-            if weight_map is not None:
-                listed = weight_map.get(tensor.name)
-                if listed is None:
-                    raise CheckpointError(
-                        where,
-                        f"shard {filename} holds '{tensor.name}', which the index does not list",
-                    )
-                if prefix + listed != filename:
-                    raise CheckpointError(
-                        where, f"index puts '{tensor.name}' in {listed} but it is in {filename}"
-                    )
-            tensors.append(tensor)
-    if weight_map is not None:
-        absent = [key for key in weight_map if key not in seen]
-        if absent:
-            raise CheckpointError(
-                where,
-                f"index lists '{absent[0]}' in {weight_map[absent[0]]} but the shard lacks it",
-            )
-        order = {name: i for i, name in enumerate(weight_map)}
-        tensors.sort(key=lambda t: order[t.name])
-    return Checkpoint(
-        source=str(ref),
-        format=plan.format,
-        tensors=tuple(tensors),
-        files=tuple(FileInfo(f, sizes.get(f) or 0) for f in plan.files),
-        root=None,
-        metadata=metadata,
-        pickle_globals=tuple(pickle_globals.values()),
-    )
 
 
 def _remote_adapter(

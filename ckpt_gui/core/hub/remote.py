@@ -2,30 +2,33 @@
 
 - safetensors: the 8-byte length and the JSON header (one request when the header
   fits the read-ahead, else two).
-- PyTorch zip (``.bin``): the zip's central directory at the end of the file, then
-  the ``data.pkl`` member alone. Its globals are checked against the weights-only
-  allow list without unpickling; only then is it loaded, by ``torch.load(...,
-  weights_only=True, map_location="meta")``, from a small in-memory zip holding
-  that pickle and empty storage records: shapes and dtypes, no weights, and no
-  unpickler but torch's weights-only one ever sees the bytes.
+- PyTorch pickles (``.bin``, zip, TorchScript or legacy): read by the same
+  non-executing reader as a local file (``core/pickles/``, then
+  ``formats/pytorch.py``), so a repo shows what the downloaded file shows, with no
+  torch import. A zip costs its end (the central directory; one more request if
+  that outgrows the read-ahead), then one read from its first byte through
+  ``data.pkl``: storages are located from the directory, not one request each
+  (``pickles/listing.py``).
 """
 
 from __future__ import annotations
 
 import io
 import struct
-import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ckpt_gui.core.errors import CheckpointError, UnsafePickleError
+from ckpt_gui.core.errors import CheckpointError
 from ckpt_gui.core.formats import safetensors
 from ckpt_gui.core.hub.http import READ_AHEAD, HubClient
 from ckpt_gui.core.hub.ref import HubRef
-from ckpt_gui.core.model import PickleGlobal, TensorInfo
+from ckpt_gui.core.model import TensorInfo
 
-MAX_PICKLE_BYTES = 256 * 1024 * 1024
-MAX_RANGE_BYTES = MAX_PICKLE_BYTES + 1024 * 1024
+if TYPE_CHECKING:
+    from ckpt_gui.core.formats.pytorch import TorchFileContents
+
+# The pickle of a 70B model is a few MB: reads this large are refused (see _fetch_range).
+MAX_RANGE_BYTES = 257 * 1024 * 1024
 # The zip's end record and central directory: 64 kB covers about 600 tensors.
 ZIP_READ_AHEAD = 65_536
 
@@ -33,9 +36,13 @@ ZIP_READ_AHEAD = 65_536
 class RangedFile(io.RawIOBase):
     """A read-only, seekable view of a remote file; reads become HTTP range requests.
 
-    Reads are cached in one window, fetched with read-ahead; near the end of the
-    file the window extends backwards, so a zip reader's tail reads cost one request.
+    Fetched ranges are kept (the last ``WINDOWS``, at most ``MAX_RANGE_BYTES`` in all),
+    fetched with read-ahead; near the end of the file a range extends backwards, so a
+    zip reader's tail reads cost one request, and a pickle read at the start of the
+    file stays available after the directory at its end was read.
     """
+
+    WINDOWS = 8
 
     def __init__(
         self,
@@ -51,8 +58,9 @@ class RangedFile(io.RawIOBase):
         self._size = size
         self._read_ahead = read_ahead
         self._position = 0
-        self._window_start = 0
-        self._window = b""
+        self._windows: list[tuple[int, bytes]] = []
+        # The error a fetch raised (transport, refused size): not the file's fault.
+        self.fetch_error: CheckpointError | None = None
 
     def readable(self) -> bool:
         return True
@@ -71,7 +79,7 @@ class RangedFile(io.RawIOBase):
     def prefetch(self, start: int, length: int) -> None:
         """Fetch ``[start, start + length)`` in one request for the reads that follow."""
         end = min(self._size, start + length)
-        if not (self._window_start <= start and end <= self._window_start + len(self._window)):
+        if self._window_for(start, end) is None and end > start:
             self._fetch(start, end)
 
     def read(self, size: int | None = -1) -> bytes:
@@ -80,24 +88,45 @@ class RangedFile(io.RawIOBase):
         end = min(self._size, self._position + size)
         if end <= self._position:
             return b""
-        window_end = self._window_start + len(self._window)
-        if not (self._window_start <= self._position and end <= window_end):
+        window = self._window_for(self._position, end)
+        if window is None:
             fetch_end = min(self._size, max(end, self._position + self._read_ahead))
             fetch_start = self._position
             if fetch_end == self._size:
                 fetch_start = max(0, min(self._position, self._size - self._read_ahead))
-            self._fetch(fetch_start, fetch_end)
-        offset = self._position - self._window_start
-        data = self._window[offset : offset + (end - self._position)]
-        self._position += len(data)
-        return data
+            window = self._fetch(fetch_start, fetch_end)
+        window_start, data = window
+        offset = self._position - window_start
+        chunk = data[offset : offset + (end - self._position)]
+        self._position += len(chunk)
+        return chunk
 
     def readinto(self, buffer: Any) -> int:
         data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
 
-    def _fetch(self, start: int, end: int) -> None:
+    def _window_for(self, start: int, end: int) -> tuple[int, bytes] | None:
+        for window in reversed(self._windows):
+            if window[0] <= start and end <= window[0] + len(window[1]):
+                return window
+        return None
+
+    def _fetch(self, start: int, end: int) -> tuple[int, bytes]:
+        try:
+            data = self._fetch_range(start, end)
+        except CheckpointError as exc:
+            self.fetch_error = exc
+            raise
+        window = (start, data)
+        self._windows.append(window)
+        while len(self._windows) > self.WINDOWS or (
+            len(self._windows) > 1 and sum(len(w[1]) for w in self._windows) > MAX_RANGE_BYTES
+        ):
+            del self._windows[0]
+        return window
+
+    def _fetch_range(self, start: int, end: int) -> bytes:
         if end - start > MAX_RANGE_BYTES:
             # A hostile or broken file (e.g. a zip claiming a 4 GB directory) must not
             # make us download and hold that much.
@@ -112,7 +141,7 @@ class RangedFile(io.RawIOBase):
                 f"server sent {len(data):,} bytes for a {end - start:,}-byte range: "
                 "file shorter than the repo listing says",
             )
-        self._window_start, self._window = start, data
+        return data
 
 
 def read_safetensors_header(
@@ -147,85 +176,31 @@ def read_safetensors_header(
     return safetensors.tensors_from_header(header, 8 + length, size - 8 - length, name, filename)
 
 
-def read_torch_zip(
+def read_torch_pickle(
     client: HubClient,
     ref: HubRef,
     filename: str,
     commit: str,
     size: int,
     read_ahead: int = ZIP_READ_AHEAD,
-) -> tuple[list[TensorInfo], dict[str, Any], list[PickleGlobal]]:
-    """Tensors of a remote torch zip checkpoint, from its central directory and data.pkl."""
-    from ckpt_gui.core.pickles.opcodes import (
-        classify,
-        globals_in_pickle,
-        weights_only_allowed_names,
-    )
-    from ckpt_gui.core.pickles.torch_load import find_state_dict, tensor_info
+    weights_key: str | None = None,
+) -> TorchFileContents:
+    """What the same file opened locally shows (``formats/pytorch.py``), from a few ranges.
 
-    name = f"{ref.repo_id}/{filename}"
+    Read by our own pickle reader, never run and without torch; the storages are
+    located without a request each (``pickles/listing.py``).
+    """
+    from ckpt_gui.core.formats.pytorch import archive_contents, refuse_if_dangerous
+    from ckpt_gui.core.pickles.listing import read_torch_listing
+    from ckpt_gui.core.pickles.opcodes import scan_pickle_stream
+
+    path = Path(f"{ref.repo_id}/{filename}")
     remote = RangedFile(client, ref, filename, commit, size, read_ahead=max(22, read_ahead))
     try:
-        archive = zipfile.ZipFile(remote)
-        members = archive.infolist()
-        pickles = [m for m in members if m.filename.endswith("/data.pkl")]
-        if len(pickles) != 1:
-            raise CheckpointError(name, "zip has no single data.pkl: not a torch checkpoint")
-        entry = pickles[0]
-        if entry.file_size > MAX_PICKLE_BYTES:
-            raise CheckpointError(name, f"pickle is {entry.file_size:,} bytes: too large")
-        # Local header (30 bytes + name + extra: torch pads to 64-byte alignment, zip64
-        # adds 20) + data. A longer extra field costs one more request, not a failure.
-        remote.prefetch(entry.header_offset, 30 + len(entry.filename) + 128 + entry.compress_size)
-        data = archive.read(entry)
+        archive = read_torch_listing(path, remote, size)
     except CheckpointError:
+        if remote.fetch_error is None:
+            # As for a local file: one our reader cannot read may still be one torch would run.
+            refuse_if_dangerous(path, lambda: scan_pickle_stream(path, remote, size).globals)
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError) as exc:
-        raise CheckpointError(name, f"not a readable torch zip checkpoint ({exc})") from None
-    prefix = entry.filename[: -len("data.pkl")]
-    try:
-        allowed = weights_only_allowed_names()
-        pickle_globals = [
-            classify(g, allowed) for g in dict.fromkeys(globals_in_pickle(io.BytesIO(data)))
-        ]
-    except (ValueError, EOFError, UnicodeDecodeError) as exc:
-        raise CheckpointError(name, f"corrupted pickle data ({exc})") from None
-    refused = [g.name for g in pickle_globals if not g.allowed]
-    if refused:
-        raise UnsafePickleError(name, refused)
-    storage_keys = [
-        m.filename[len(prefix) + len("data/") :]
-        for m in members
-        if m.filename.startswith(prefix + "data/")
-    ]
-    loaded = _load_meta_pickle(data, storage_keys, name)
-    state_dict, location, metadata = find_state_dict(loaded, Path(name))
-    tensors = [tensor_info(key, value, filename) for key, value in state_dict.items()]
-    if location:
-        metadata["state_dict_key"] = location
-    return tensors, metadata, pickle_globals
-
-
-def _load_meta_pickle(data: bytes, storage_keys: list[str], name: str) -> Any:
-    """``torch.load(weights_only=True, map_location="meta")`` on a zip with only the pickle."""
-    import pickle
-
-    import torch
-
-    stub = io.BytesIO()
-    with zipfile.ZipFile(stub, "w", zipfile.ZIP_STORED) as archive:
-        archive.writestr("archive/data.pkl", data)
-        archive.writestr("archive/byteorder", "little")
-        archive.writestr("archive/version", "3\n")
-        for key in storage_keys:
-            # Empty records: with meta storages torch never reads them, it only looks them up.
-            archive.writestr(f"archive/data/{key}", b"")
-    stub.seek(0)
-    try:
-        return torch.load(stub, map_location="meta", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        last = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unpickling failed"
-        raise CheckpointError(name, f"refuses to load safely: {last[:200]}") from None
-    except (RuntimeError, ValueError, EOFError, OSError, KeyError, IndexError) as exc:
-        message = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise CheckpointError(name, f"corrupted PyTorch pickle ({message})") from None
+    return archive_contents(archive, filename, weights_key)

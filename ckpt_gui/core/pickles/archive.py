@@ -28,7 +28,7 @@ import struct
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ckpt_gui.core.dtypes import BITS_PER_ELEMENT
 from ckpt_gui.core.errors import CheckpointError
@@ -157,7 +157,35 @@ def load_torch_pickle(
 # -- zip ----------------------------------------------------------------------------------
 
 
-def _read_zip(path: Path, stream: Any, size: int, limits: PickleLimits) -> TorchArchive:
+class Locator(Protocol):
+    """Where a zip record's bytes start: ``member`` for records read, ``storage`` for spans."""
+
+    def member(self, record: zipfile.ZipInfo) -> int: ...
+
+    def storage(self, record: zipfile.ZipInfo) -> int: ...
+
+
+class LocalHeaders:
+    """Data starts read from each record's local header: exact, one read per record.
+
+    Right for a local file; a remote listing uses ``pickles/listing.py``'s locator,
+    which takes the storages' starts from the central directory instead.
+    """
+
+    def __init__(self, path: Path, stream: Any, size: int, archive: zipfile.ZipFile) -> None:
+        self.path, self.stream, self.size = path, stream, size
+
+    def member(self, record: zipfile.ZipInfo) -> int:
+        return _data_start(self.path, self.stream, record, self.size)
+
+    def storage(self, record: zipfile.ZipInfo) -> int:
+        return _data_start(self.path, self.stream, record, self.size)
+
+
+def _read_zip(
+    path: Path, stream: Any, size: int, limits: PickleLimits, locator: Any = LocalHeaders
+) -> TorchArchive:
+    """``locator(path, stream, size, archive)`` makes the ``Locator`` used for data starts."""
     try:
         archive = zipfile.ZipFile(stream)
         records = archive.infolist()
@@ -165,6 +193,7 @@ def _read_zip(path: Path, stream: Any, size: int, limits: PickleLimits) -> Torch
         raise CheckpointError(path, f"not a readable torch zip archive ({exc})") from None
     if not records:
         raise CheckpointError(path, "zip archive is empty")
+    where: Locator = locator(path, stream, size, archive)
     # torch 2.13 reads the last of duplicate records (tests/core/pickles/test_judged_as_torch.py).
     by_name: dict[str, zipfile.ZipInfo] = {r.filename: r for r in records}
     folder = records[0].filename.split("/", 1)[0] + "/"
@@ -172,11 +201,11 @@ def _read_zip(path: Path, stream: Any, size: int, limits: PickleLimits) -> Torch
     if pickle_record is None:
         raise CheckpointError(path, "zip archive has no data.pkl: not a torch checkpoint")
     byteorder = by_name.get(folder + "byteorder")
-    if byteorder is not None and _member_bytes(path, stream, byteorder, size, 16) == b"big":
+    if byteorder is not None and _member_bytes(path, stream, byteorder, size, 16, where) == b"big":
         raise CheckpointError(path, "big-endian checkpoint: not supported")
     globals_: list[str] = []
     storages = _Storages(path, "data/")
-    data = _member_bytes(path, stream, pickle_record, size, MAX_PICKLE_BYTES)
+    data = _member_bytes(path, stream, pickle_record, size, MAX_PICKLE_BYTES, where)
     result = load_torch_pickle(data, path, storages, limits)
     globals_ += result.globals
     kind = "zip"
@@ -187,14 +216,13 @@ def _read_zip(path: Path, stream: Any, size: int, limits: PickleLimits) -> Torch
         kind = "torchscript"
     if constants_record is not None:
         constant_storages = _Storages(path, "constants/")
-        raw = _member_bytes(path, stream, constants_record, size, MAX_PICKLE_BYTES)
+        raw = _member_bytes(path, stream, constants_record, size, MAX_PICKLE_BYTES, where)
         constants_result = load_torch_pickle(raw, path, constant_storages, limits)
         constants = constants_result.value
         globals_ += constants_result.globals
         refs.update(constant_storages.refs)
     spans = {
-        key: _zip_span(path, stream, by_name.get(folder + key), ref, size)
-        for key, ref in refs.items()
+        key: _zip_span(path, by_name.get(folder + key), ref, where) for key, ref in refs.items()
     }
     return TorchArchive(path, kind, result.value, spans, globals_, constants, list(by_name))
 
@@ -213,7 +241,9 @@ def _data_start(path: Path, stream: Any, record: zipfile.ZipInfo, size: int) -> 
     return start
 
 
-def _member_bytes(path: Path, stream: Any, record: zipfile.ZipInfo, size: int, limit: int) -> bytes:
+def _member_bytes(
+    path: Path, stream: Any, record: zipfile.ZipInfo, size: int, limit: int, where: Locator
+) -> bytes:
     if record.file_size > min(limit, size) and record.compress_type == zipfile.ZIP_STORED:
         raise CheckpointError(path, f"{record.filename} is {record.file_size:,} bytes: too large")
     if record.compress_type != zipfile.ZIP_STORED:
@@ -222,7 +252,7 @@ def _member_bytes(path: Path, stream: Any, record: zipfile.ZipInfo, size: int, l
                 path, f"{record.filename} is {record.file_size:,} bytes: too large"
             )
         raise CheckpointError(path, f"{record.filename} is compressed: torch archives never are")
-    start = _data_start(path, stream, record, size)
+    start = where.member(record)
     stream.seek(start)
     data: bytes = stream.read(record.file_size)
     if len(data) != record.file_size:
@@ -231,7 +261,10 @@ def _member_bytes(path: Path, stream: Any, record: zipfile.ZipInfo, size: int, l
 
 
 def _zip_span(
-    path: Path, stream: Any, record: zipfile.ZipInfo | None, ref: rebuild.StorageRef, size: int
+    path: Path,
+    record: zipfile.ZipInfo | None,
+    ref: rebuild.StorageRef,
+    where: Locator,
 ) -> StorageSpan:
     if record is None:
         raise CheckpointError(path, f"storage {ref.key} is missing from the archive")
@@ -244,7 +277,7 @@ def _zip_span(
             f"storage {ref.key} declares {needed:,} bytes but the archive holds "
             f"{record.file_size:,}",
         )
-    start = _data_start(path, stream, record, size)
+    start = where.storage(record)
     return StorageSpan(ref.key, ref.dtype, ref.numel, start, needed)
 
 
@@ -266,6 +299,12 @@ def _read_legacy(path: Path, data: Any, size: int, limits: PickleLimits) -> Torc
 def _read_legacy_view(
     path: Path, view: memoryview, size: int, limits: PickleLimits
 ) -> TorchArchive:
+    """``view`` is the file, or (listing a remote file) only its first ``len(view)`` bytes.
+
+    A storage's element count is read from the file where ``view`` holds it; past the
+    prefix it is taken from the pickle, and then the storages must end exactly at the
+    end of the file, as torch writes them, or the file is refused.
+    """
     if size < 2 or view[0] != 0x80:
         raise CheckpointError(path, "not a PyTorch file (no pickle or zip archive at its start)")
     globals_: list[str] = []
@@ -291,13 +330,17 @@ def _read_legacy_view(
         raise CheckpointError(path, "malformed storage key list")
     spans: dict[str, StorageSpan] = {}
     position = keys.end
+    assumed = False
     for key in keys.value:
         ref = storages.refs.get(key)
         if ref is None:
             raise CheckpointError(path, f"storage {key} is listed but never used")
         if position + 8 > size:
             raise CheckpointError(path, f"file ends before storage {key}")
-        (numel,) = struct.unpack_from("<q", view, position)
+        if position + 8 <= len(view):
+            (numel,) = struct.unpack_from("<q", view, position)
+        else:
+            numel, assumed = ref.numel, True
         needed = _storage_bytes(ref)
         record_bytes = (numel * BITS_PER_ELEMENT.get(ref.dtype, 8) + 7) // 8
         if numel < ref.numel or position + 8 + record_bytes > size:
@@ -308,6 +351,12 @@ def _read_legacy_view(
             )
         spans[key] = StorageSpan(key, ref.dtype, ref.numel, position + 8, needed)
         position += 8 + record_bytes
+    if assumed and position != size:
+        raise CheckpointError(
+            path,
+            f"legacy storages add up to {position:,} bytes, not the file's {size:,}: "
+            "they cannot be located from the pickle alone",
+        )
     missing = set(storages.refs) - set(spans)
     if missing:
         raise CheckpointError(path, f"storage {sorted(missing)[0]} has no data in the file")
@@ -315,13 +364,25 @@ def _read_legacy_view(
 
 
 def read_torch_stream(
-    path: Path, stream: Any, size: int, limits: PickleLimits = DEFAULT_LIMITS
+    path: Path,
+    stream: Any,
+    size: int,
+    limits: PickleLimits = DEFAULT_LIMITS,
+    locator: Any = LocalHeaders,
 ) -> TorchArchive:
     """A torch zip archive held in ``stream`` (e.g. one DCP chunk cut out of a rank file).
 
     ``path`` names the file in errors; storage offsets are positions in ``stream``.
+    ``locator`` says how storages are located (``LocalHeaders``: exactly, by their headers).
     """
     if not is_zip(stream.read(4)):
         raise CheckpointError(path, "chunk is not a torch zip archive")
     stream.seek(0)
-    return _read_zip(path, stream, size, limits)
+    return _read_zip(path, stream, size, limits, locator)
+
+
+def read_legacy_prefix(
+    path: Path, prefix: bytes, size: int, limits: PickleLimits = DEFAULT_LIMITS
+) -> TorchArchive:
+    """A legacy torch file of ``size`` bytes from its first ``len(prefix)`` bytes alone."""
+    return _read_legacy(path, prefix, size, limits)

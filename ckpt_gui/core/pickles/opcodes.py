@@ -159,15 +159,24 @@ def scan_pickle_file(path: Path) -> PickleScan:
     (the globals found so far are kept); a file that yields nothing raises
     CheckpointError.
     """
-    result = PickleScan()
     try:
         with path.open("rb") as stream:
-            head = stream.read(4)
+            return scan_pickle_stream(path, stream, path.stat().st_size)
+    except OSError as exc:
+        raise CheckpointError(path, f"corrupted pickle data ({exc})") from None
+
+
+def scan_pickle_stream(path: Path, stream: Any, size: int) -> PickleScan:
+    """``scan_pickle_file`` over an open, seekable binary stream (``path`` names it in errors)."""
+    result = PickleScan()
+    try:
+        head = stream.read(4)
+        stream.seek(0)
         # torch's choice: the first bytes, not zipfile.is_zipfile (which looks at the end).
         if head.startswith(b"PK\x03\x04"):
-            _scan_zip(path, result)
+            _scan_zip(path, stream, result)
         else:
-            _scan_legacy(path, result)
+            _scan_legacy(stream, size, path, result)
     except CheckpointError:
         raise
     except (ValueError, EOFError, zipfile.BadZipFile, OSError, UnicodeDecodeError) as exc:
@@ -179,8 +188,8 @@ def scan_pickle_file(path: Path) -> PickleScan:
     return result
 
 
-def _scan_zip(path: Path, result: PickleScan) -> None:
-    with zipfile.ZipFile(path) as archive:
+def _scan_zip(path: Path, stream: Any, result: PickleScan) -> None:
+    with zipfile.ZipFile(stream) as archive:
         # torch reads <folder>/data.pkl (the first record of that name); every pickle
         # record in the archive is walked, duplicates included, so that nothing a
         # different loader might read goes unchecked.
@@ -195,15 +204,13 @@ def _scan_zip(path: Path, result: PickleScan) -> None:
             _walk(io.BytesIO(archive.read(record)), result.globals)
 
 
-def _scan_legacy(path: Path, result: PickleScan) -> None:
-    with path.open("rb") as stream:
-        size = path.stat().st_size
-        for index in range(_LEGACY_PICKLE_COUNT):
-            if index > 0 and stream.tell() >= size:
-                break  # a plain pickle, not torch's legacy sequence: all of it was read
-            if stream.tell() > _MAX_PICKLE_BYTES:
-                raise CheckpointError(path, "pickle data is too large")
-            _walk(stream, result.globals)
+def _scan_legacy(stream: Any, size: int, path: Path, result: PickleScan) -> None:
+    for index in range(_LEGACY_PICKLE_COUNT):
+        if index > 0 and stream.tell() >= size:
+            break  # a plain pickle, not torch's legacy sequence: all of it was read
+        if stream.tell() > _MAX_PICKLE_BYTES:
+            raise CheckpointError(path, "pickle data is too large")
+        _walk(stream, result.globals)
 
 
 def scan_file(path: Path) -> list[str]:

@@ -193,11 +193,6 @@ def test_an_unsafe_remote_pickle_is_refused_and_never_run(
     assert not Path(marker).exists()
 
 
-def test_legacy_bin_offers_the_download(hub: FakeHub) -> None:
-    with pytest.raises(CheckpointError, match="ckpt-gui download org/legacy-bin"):
-        open_target("org/legacy-bin")
-
-
 def test_an_index_that_disagrees_with_its_shards_is_refused(hub: FakeHub) -> None:
     with pytest.raises(CheckpointError, match=r"index lists 'model\.not\.there'"):
         open_target("org/broken-index")
