@@ -15,6 +15,7 @@ The default set is the one training code conventionally loads (``state_dict``,
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -188,8 +189,14 @@ def _walk_module(
             _walk_module(value, f"{prefix}{name}.", tensors, classes, seen, depth + 1, False)
 
 
+# TorchScript renames a class it compiles more than once in a process
+# (``torch.nn.modules.linear.___torch_mangle_5.Linear``): the number says nothing about the file.
+_MANGLE = re.compile(r"___torch_mangle_\d+\.")
+
+
 def _class_name(name: str) -> str:
     # TorchScript prefixes classes with __torch__ (``__torch__.torch.nn.modules.linear.Linear``).
+    name = _MANGLE.sub("", name) if name.startswith("__torch__.") else name
     return name[len("__torch__.") :] if name.startswith("__torch__.torch.") else name
 
 

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -244,3 +245,16 @@ def test_lightning_checkpoint_with_omegaconf_hyper_parameters(tmp_path: Path) ->
     assert shown.pop("__class__") == "omegaconf.dictconfig.DictConfig"
     shown["model"].pop("__class__")
     assert shown == OmegaConf.to_container(config)
+
+
+def test_torchscript_class_names_are_shown_unmangled(tmp_path: Path) -> None:
+    """Tracing the same classes again in a process makes torch mangle their names."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    fx.torchscript_module(tmp_path / "a")
+    path, _ = fx.torchscript_module(tmp_path / "b")
+    with zipfile.ZipFile(path) as archive:
+        pickled = b"".join(archive.read(n) for n in archive.namelist() if n.endswith("data.pkl"))
+    assert b"___torch_mangle_" in pickled  # the file itself names the mangled classes
+    classes = open_checkpoint(path).metadata["module_classes"]
+    assert classes["0"] == classes["2"] == "torch.nn.modules.linear.Linear"
