@@ -12,6 +12,10 @@ The pins are the installed versions of pyproject.toml's requirements (every extr
 included) and, recursively, of their own requirements; nothing else installed in
 the environment is listed. pip freeze would list everything, including tools other
 projects put in the same venv; walking the metadata keeps the file to what we use.
+
+A package that is pinned in the committed file but not installed here keeps its pin:
+the test venv does not install the ``package`` extra (PyInstaller), and regenerating
+there must not drop what ``make package`` installs.
 """
 
 from __future__ import annotations
@@ -72,6 +76,26 @@ def closure(requirements: list[Requirement]) -> tuple[dict[str, str], list[str]]
     return dict(sorted(pinned.items())), sorted(absent)
 
 
+def keep_uninstalled(
+    pinned: dict[str, str], absent: list[str], previous: dict[str, str]
+) -> tuple[dict[str, str], list[str]]:
+    """Add the previous pins of packages not installed here (e.g. the package extra)."""
+    kept = dict(pinned)
+    for name, version in previous.items():
+        if name in kept:
+            continue
+        try:
+            metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            kept[name] = version
+    return dict(sorted(kept.items())), [name for name in absent if name not in kept]
+
+
+def generate(previous: dict[str, str]) -> str:
+    """constraints.txt for this environment, keeping ``previous`` pins of what is not installed."""
+    return render(*keep_uninstalled(*closure(project_requirements()), previous))
+
+
 def render(pinned: dict[str, str], absent: list[str]) -> str:
     lines = [HEADER]
     lines += [f"{name}=={version}" for name, version in pinned.items()]
@@ -112,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         for problem in problems:
             print(f"constraints.txt: {problem}", file=sys.stderr)
         return 1 if problems else 0
-    sys.stdout.write(render(*closure(project_requirements())))
+    sys.stdout.write(generate(read_pins() if CONSTRAINTS.exists() else {}))
     return 0
 
 

@@ -79,9 +79,20 @@ def test_the_environment_matches_the_constraints_and_a_drift_is_reported(
 
 def test_regenerating_gives_the_committed_file() -> None:
     """constraints.txt is what the generator writes for this environment."""
-    pinned, absent = freeze.closure(declared())
-    assert freeze.render(pinned, absent) == (ROOT / "constraints.txt").read_text()
+    committed = (ROOT / "constraints.txt").read_text()
+    assert freeze.generate(freeze.read_pins(ROOT / "constraints.txt")) == committed
+    pinned, _ = freeze.closure(declared())
     assert pinned["torch"].startswith("2.") and "transformers" in pinned
+
+
+def test_pins_of_packages_not_installed_here_are_kept() -> None:
+    """The package extra (PyInstaller) is pinned although the test venv does not install it."""
+    pinned, absent = freeze.keep_uninstalled(
+        {"numpy": "2.0.0"}, ["not-installed-anywhere"], {"not-installed-anywhere": "1.0", "numpy": "0.1"}
+    )
+    assert pinned == {"not-installed-anywhere": "1.0", "numpy": "2.0.0"} and absent == []
+    pins = freeze.read_pins(ROOT / "constraints.txt")
+    assert "pyinstaller" in pins and "pyinstaller-hooks-contrib" in pins
 
 
 def test_make_installs_the_pinned_torch_first_with_the_constraints(tmp_path: Path) -> None:
