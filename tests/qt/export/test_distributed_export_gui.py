@@ -7,6 +7,7 @@ from pathlib import Path
 from ckpt_gui.core.formats import open_checkpoint
 from ckpt_gui.qt.export.export_dialog import ExportDialog
 from ckpt_gui.qt.export.job_queue import ExportJob, JobQueue, JobState
+from tests.support.qt_export import wait_planned
 
 
 def test_dialog_merges_a_dcp_folder_with_a_config(qtbot, dcp_dir: Path, tmp_path: Path) -> None:
@@ -20,10 +21,7 @@ def test_dialog_merges_a_dcp_folder_with_a_config(qtbot, dcp_dir: Path, tmp_path
     dialog.config_edit.setText(str(dcp_dir.parent / "checkpoint-config"))
     dialog.shard_box.setCurrentText("50KB")
     dialog.replan()
-    qtbot.waitUntil(
-        lambda: not dialog.is_planning and (dialog.plan is not None or dialog.error is not None),
-        timeout=60_000,
-    )
+    wait_planned(qtbot, dialog)
     assert dialog.plan is not None, dialog.error
     assert [name for name, _ in dialog.plan.generated_files] == ["config.json"]
     assert len(dialog.plan.shards) > 1

@@ -14,14 +14,7 @@ from ckpt_gui.core.jobs import Progress
 from ckpt_gui.qt.export.export_dialog import ExportDialog, prefix_fields
 from ckpt_gui.qt.export.job_queue import ExportJob, JobQueue, JobState
 from ckpt_gui.qt.export.jobs_model import JobColumn, JobsModel, format_eta, format_rate
-
-
-def wait_planned(qtbot, dialog: ExportDialog) -> None:
-    """Until the dialog has settled: a plan or an error, and no other plan due or running."""
-    qtbot.waitUntil(
-        lambda: (dialog.plan is not None or dialog.error is not None) and not dialog.is_planning,
-        timeout=60_000,
-    )
+from tests.support.qt_export import wait_planned
 
 
 def partial_folders(parent: Path) -> list[Path]:

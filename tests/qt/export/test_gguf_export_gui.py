@@ -10,6 +10,7 @@ from safetensors.torch import load_file
 from ckpt_gui.qt.export.job_queue import JobState
 from ckpt_gui.qt.models.tree_model import Column
 from tests.support.gguf_fixtures import oracle_state_dict
+from tests.support.qt_export import plan_into, start_and_finish
 
 
 def loaded_tab(qtbot, window, target: Path):
@@ -79,18 +80,9 @@ def test_dialog_converts_and_equals_transformers(qtbot, window, features, gguf_d
     ]
     dialog.dtype_box.setCurrentIndex(dialog.dtype_box.findData("BF16"))
     out = tmp_path / "out"
-    dialog.output_edit.setText(str(out))
-    dialog.output_edit.textEdited.emit(str(out))
-    dialog.replan()
-    qtbot.waitUntil(
-        lambda: not dialog.is_planning and (dialog.plan is not None or dialog.error is not None),
-        timeout=60_000,
-    )
-    assert dialog.plan is not None, dialog.error
+    plan_into(qtbot, dialog, out)
     assert dialog.plan.kind == "gguf-safetensors"
-    dialog.start_button.click()
-    job = features.exports.queue.jobs[-1]
-    qtbot.waitUntil(lambda: job.state.finished, timeout=120_000)
+    job = start_and_finish(qtbot, features, dialog)
     assert job.state is JobState.DONE, job.error
     ours = load_file(out / "model.safetensors")
     oracle = oracle_state_dict(gguf_dir, "tiny-Q8_0.gguf", dtype=torch.bfloat16)

@@ -25,6 +25,7 @@ from ckpt_gui.qt.export.job_queue import JobState
 from ckpt_gui.qt.inspect.tag_picker import TagPicker
 from ckpt_gui.qt.pickles.contents_panel import WeightSetBar
 from tests.support.distributed_fixtures import zero_oracle
+from tests.support.qt_export import plan_into, start_and_finish
 
 NAME = "model.layers.1.self_attn.o_proj.weight"
 
@@ -99,17 +100,8 @@ def test_the_picker_reopens_the_folder_at_the_chosen_tag(
     dialog = features.exports.open_dialog("safetensors", tab=tab)
     assert dialog.tag_edit.text() == "global_step1" and not dialog.tag_edit.isHidden()
     out = tmp_path / "merged"
-    dialog.output_edit.setText(str(out))
-    dialog.output_edit.textEdited.emit(str(out))
-    dialog.replan()
-    qtbot.waitUntil(
-        lambda: not dialog.is_planning and (dialog.plan is not None or dialog.error is not None),
-        timeout=60_000,
-    )
-    assert dialog.plan is not None, dialog.error
-    dialog.start_button.click()
-    job = features.exports.queue.jobs[-1]
-    qtbot.waitUntil(lambda: job.state.finished, timeout=120_000)
+    plan_into(qtbot, dialog, out)
+    job = start_and_finish(qtbot, features, dialog)
     assert job.state is JobState.DONE, job.error
     _assert_shows(open_checkpoint(out), step1)
 

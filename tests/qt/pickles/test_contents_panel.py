@@ -13,6 +13,7 @@ from ckpt_gui.core.targets import open_target_job
 from ckpt_gui.qt.pickles.contents_panel import ContentsPanel, WeightSetBar
 from ckpt_gui.qt.pickles.risk_view import GlobalColumn, PickleGlobalsToggle
 from tests.support import pickle_fixtures as fx
+from tests.support.qt_export import plan_into, start_and_finish
 
 
 def training_checkpoint(folder: Path):  # type: ignore[no-untyped-def]
@@ -111,17 +112,8 @@ def test_export_from_the_tab_writes_the_weight_set_it_shows(
     dialog = features.exports.open_dialog("safetensors", tab=tab)
     assert dialog.weight_set_label.text() == "ema" and not dialog.weight_set_label.isHidden()
     out = tmp_path / "ema-out"
-    dialog.output_edit.setText(str(out))
-    dialog.output_edit.textEdited.emit(str(out))
-    dialog.replan()
-    qtbot.waitUntil(
-        lambda: not dialog.is_planning and (dialog.plan is not None or dialog.error is not None),
-        timeout=60_000,
-    )
-    assert dialog.plan is not None, dialog.error
-    dialog.start_button.click()
-    job = features.exports.queue.jobs[-1]
-    qtbot.waitUntil(lambda: job.state.finished, timeout=120_000)
+    plan_into(qtbot, dialog, out)
+    job = start_and_finish(qtbot, features, dialog)
     assert job.state is JobState.DONE, job.error
     written = load_file(out / "model.safetensors")
     assert set(written) == set(ema_sd)
