@@ -19,6 +19,7 @@ from ckpt_gui.core.quant.checks import gptq_bits, layout_problems
 from ckpt_gui.core.quant.roles import BOOKKEEPING, WEIGHT, Role, bits_for_module, role_of
 from ckpt_gui.core.quant.scheme import (
     QuantScheme,
+    describe_layout,
     group_for,
     scheme_from_config,
     scheme_from_tensors,
@@ -53,14 +54,7 @@ class QuantModule:
     bookkeeping_bytes: int
 
     def describe(self) -> str:
-        parts = [self.method]
-        if self.bits:
-            parts.append(f"{self.bits}-bit")
-        if self.group_size:
-            parts.append(f"group {self.group_size}")
-        if self.block_size:
-            parts.append("block " + "x".join(str(b) for b in self.block_size))
-        return " ".join(parts)
+        return describe_layout(self.method, self.bits, self.group_size, self.block_size)
 
     def short(self) -> str:
         """For a narrow column: ``gptq 4b g32``, ``fp8 8b 128x128``."""

@@ -24,6 +24,26 @@ KNOWN_METHODS = {
 }
 
 
+def describe_layout(
+    method: str,
+    bits: int | None,
+    group_size: int | None,
+    block_size: tuple[int, ...] | None,
+    variant: str | None = None,
+) -> str:
+    """``gptq 4-bit group 128``, ``fp8 8-bit block 128x128``: one line for a layout."""
+    parts = [method]
+    if variant:
+        parts.append(variant)
+    if bits:
+        parts.append(f"{bits}-bit")
+    if group_size:
+        parts.append(f"group {group_size}")
+    if block_size:
+        parts.append("block " + "x".join(str(b) for b in block_size))
+    return " ".join(parts)
+
+
 @dataclass(frozen=True)
 class GroupRule:
     """One compressed-tensors ``config_groups`` entry: which modules, at what width."""
@@ -64,16 +84,7 @@ class QuantScheme:
         return self.method in KNOWN_METHODS.values()
 
     def describe(self) -> str:
-        parts = [self.method]
-        if self.variant:
-            parts.append(self.variant)
-        if self.bits:
-            parts.append(f"{self.bits}-bit")
-        if self.group_size:
-            parts.append(f"group {self.group_size}")
-        if self.block_size:
-            parts.append("block " + "x".join(str(b) for b in self.block_size))
-        return " ".join(parts)
+        return describe_layout(self.method, self.bits, self.group_size, self.block_size, self.variant)
 
     def to_json(self) -> dict[str, Any]:
         return {
