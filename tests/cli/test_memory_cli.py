@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support.cli import REPO_ROOT, assert_one_line_error, run_cli
+from tests.support.cli import assert_one_line_error, run_cli, run_python
 from tests.support.fake_hub import FakeHub, folder_files
 from tests.support.quant_fixtures import LLAMA_PARAMETERS, write_layout
 
@@ -56,13 +54,7 @@ def test_safetensors_source_imports_no_torch(gptq_dir: Path) -> None:
         f"    assert main(['memory', {str(gptq_dir)!r}, '--json']) == 0\n"
         "print('torch' in sys.modules, 'transformers' in sys.modules)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-    )
+    result = run_python(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False"]
 
@@ -121,13 +113,7 @@ def test_inspect_of_a_quantized_checkpoint_counts_and_imports_no_torch(gptq_dir:
         "data = json.loads(out.getvalue())\n"
         "print(data['total_parameters'], data['quantization']['description'], 'torch' in sys.modules)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-    )
+    result = run_python(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [str(LLAMA_PARAMETERS), "gptq", "4-bit", "group", "32", "False"]
 
@@ -149,12 +135,6 @@ def test_gguf_source_counts_and_imports_no_torch(gguf_dir: Path) -> None:
         "      data['kv_cache_bytes_per_token'] is not None,\n"
         "      'torch' in sys.modules, 'transformers' in sys.modules)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-    )
+    result = run_python(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [str(parameters), str(4 * parameters), "True", "False", "False"]

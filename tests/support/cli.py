@@ -24,6 +24,19 @@ def run_cli(
     )
 
 
+def run_python(code: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python -c CODE`` in a fresh interpreter with the repository importable (probes of
+    what a command imports, run where no earlier test imported anything)."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        stdin=subprocess.DEVNULL,
+    )
+
+
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
     assert result.returncode == 2, result.stderr
     assert result.stdout == ""

@@ -8,8 +8,6 @@ converters give, and a plain merge must not import torch.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ from ckpt_gui.core.export.convert import plan_convert, plan_safetensors, run_pla
 from ckpt_gui.core.formats import open_checkpoint
 from ckpt_gui.core.formats.distributed.values import CheckpointPieces
 from ckpt_gui.core.jobs import run_to_completion
-from tests.support.cli import REPO_ROOT
+from tests.support.cli import run_python
 
 
 def _runs_and_bytes(folder: Path) -> tuple[dict[str, Any], dict[str, np.ndarray[Any, Any]]]:
@@ -80,9 +78,7 @@ def test_a_plain_merge_imports_no_torch(dcp_dir: Path, tmp_path: Path) -> None:
         f"run_to_completion(run_plan(plan_safetensors({str(dcp_dir)!r}, {str(tmp_path / 'out')!r})))\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO_ROOT, timeout=300
-    )
+    done = run_python(probe, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "out" / "model.safetensors").stat().st_size > 0
 
