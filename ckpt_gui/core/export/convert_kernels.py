@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ckpt_gui.core.dtypes import SAFETENSORS_TO_TORCH
 from ckpt_gui.core.errors import CheckpointError
-from ckpt_gui.core.export.plan import ExportPlan, PlannedTensor, TensorProvider
+from ckpt_gui.core.export.plan import ExportPlan, PlannedTensor, RecyclesTensors, TensorProvider
 from ckpt_gui.core.gc_pause import collector_paused
 from ckpt_gui.core.positional_io import read_into_at
 
@@ -109,7 +109,7 @@ class Converter:
         value = provider(tensor)
         # A provider that reuses its tensors' memory is told when the writes are queued
         # (with their futures: the memory is free once they are done).
-        recycle = getattr(provider, "recycle", None)
+        recycle = provider.recycle if isinstance(provider, RecyclesTensors) else None
         flat = value.detach().contiguous().reshape(-1)
         out_dtype = torch_dtype(tensor.dtype)
         if flat.dtype == out_dtype:

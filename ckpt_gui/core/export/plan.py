@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -68,6 +69,17 @@ class CopiesFileRuns(Protocol):
     """
 
     def file_runs(self, tensor: PlannedTensor) -> list[tuple[Path, int, int]] | None: ...
+
+
+@runtime_checkable
+class RecyclesTensors(Protocol):
+    """A provider that reuses the memory of the tensors it gave (GGUF's float32 buffers).
+
+    ``recycle(value, futures)`` hands a tensor back once its writes are queued; its
+    memory is free when the futures are done.
+    """
+
+    def recycle(self, value: Any, futures: list[Future[None]]) -> None: ...
 
 
 @dataclass(frozen=True)
